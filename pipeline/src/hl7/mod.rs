@@ -1,0 +1,191 @@
+//! HL7 v2 (ER7) messages: decoding, a guarded parse, header fields and paths.
+//!
+//! Parsing is delegated to `hl7-parser`, but guarded: that parser stops silently at the
+//! first segment it cannot read and still returns `Ok`, which would drop data. We check
+//! every segment id first and compare segment counts afterwards, and we never pass its
+//! errors on (they quote input).
+
+pub mod charset;
+pub mod escape;
+pub mod path;
+pub mod timestamp;
+
+use crate::reason::{Reason, Rejection};
+pub use escape::Delimiters;
+
+/// A parsed HL7 v2 message borrowing its decoded text.
+pub struct Hl7Message<'m> {
+    inner: hl7_parser::Message<'m>,
+    delimiters: Delimiters,
+}
+
+/// The MSH fields intake needs for routing, idempotency and acknowledgement, decoded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Header {
+    /// MSH-1.
+    pub field_sep: char,
+    /// MSH-2 as written.
+    pub encoding_chars: String,
+    /// MSH-3, raw.
+    pub sending_application: String,
+    /// MSH-4, raw.
+    pub sending_facility: String,
+    /// MSH-5, raw.
+    pub receiving_application: String,
+    /// MSH-6, raw.
+    pub receiving_facility: String,
+    /// MSH-9.1, e.g. `ADT`.
+    pub message_type: String,
+    /// MSH-9.2, e.g. `A01`.
+    pub trigger: String,
+    /// MSH-10, raw.
+    pub control_id: String,
+    /// MSH-11, raw.
+    pub processing_id: String,
+    /// MSH-12.1.
+    pub version: String,
+    /// MSH-15 (accept acknowledgement type): set means enhanced mode.
+    pub accept_ack_type: String,
+}
+
+impl Header {
+    /// `ADT^A01`, or just `ADT` without a trigger.
+    pub fn message_code(&self) -> String {
+        if self.trigger.is_empty() {
+            self.message_type.clone()
+        } else {
+            format!("{}^{}", self.message_type, self.trigger)
+        }
+    }
+}
+
+impl<'m> Hl7Message<'m> {
+    /// Parses CR-separated text (as produced by [`charset::decode`]).
+    pub fn parse(text: &'m str) -> Result<Self, Rejection> {
+        let mut expected = 0usize;
+        for (i, seg) in text.split('\r').enumerate() {
+            if seg.is_empty() {
+                continue;
+            }
+            expected += 1;
+            let b = seg.as_bytes();
+            let id_ok = b.len() >= 3
+                && b[0].is_ascii_uppercase()
+                && b[1..3]
+                    .iter()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+            let ok = id_ok && (b.len() == 3 || !b[3].is_ascii_alphanumeric());
+            if !ok {
+                return Err(Rejection::with_detail(
+                    Reason::MalformedSegment,
+                    format!("segment {}", i + 1),
+                ));
+            }
+        }
+        let inner = hl7_parser::Message::parse(text)
+            .map_err(|_| Rejection::new(Reason::MalformedMessage))?;
+        if inner.segments.len() != expected {
+            return Err(Rejection::with_detail(
+                Reason::MalformedMessage,
+                format!("segment {}", inner.segments.len() + 1),
+            ));
+        }
+        let s = &inner.separators;
+        let delimiters = Delimiters {
+            field: s.field,
+            component: s.component,
+            repetition: s.repetition,
+            escape: s.escape,
+            subcomponent: s.subcomponent,
+        };
+        Ok(Hl7Message { inner, delimiters })
+    }
+
+    /// The message's delimiters.
+    pub fn delimiters(&self) -> &Delimiters {
+        &self.delimiters
+    }
+
+    /// All segments in order.
+    pub fn segments(&self) -> &[hl7_parser::message::Segment<'m>] {
+        &self.inner.segments
+    }
+
+    /// The header fields; fails when MSH-9 or MSH-10 is empty.
+    pub fn header(&self) -> Result<Header, Rejection> {
+        let h = self.header_lenient();
+        if h.message_type.is_empty() {
+            return Err(Rejection::new(Reason::MissingMessageType));
+        }
+        if h.control_id.is_empty() {
+            return Err(Rejection::new(Reason::MissingControlId));
+        }
+        Ok(h)
+    }
+
+    /// The header fields as present, empty strings where absent.
+    pub fn header_lenient(&self) -> Header {
+        let msh = &self.inner.segments[0];
+        let raw = |n: usize| msh.field(n).map(|f| f.raw_value().trim()).unwrap_or("");
+        let comp = |n: usize, c: usize| {
+            msh.field(n)
+                .and_then(|f| f.repeats.first())
+                .and_then(|r| r.component(c))
+                .map(|c| self.unescape(c.raw_value()).trim().to_string())
+                .unwrap_or_default()
+        };
+        Header {
+            field_sep: self.delimiters.field,
+            encoding_chars: raw(2).to_string(),
+            sending_application: raw(3).to_string(),
+            sending_facility: raw(4).to_string(),
+            receiving_application: raw(5).to_string(),
+            receiving_facility: raw(6).to_string(),
+            message_type: comp(9, 1),
+            trigger: comp(9, 2),
+            control_id: raw(10).to_string(),
+            processing_id: raw(11).to_string(),
+            version: comp(12, 1),
+            accept_ack_type: raw(15).to_string(),
+        }
+    }
+
+    /// Decodes escape sequences with this message's delimiters.
+    pub fn unescape<'a>(&self, value: &'a str) -> std::borrow::Cow<'a, str> {
+        escape::unescape(value, &self.delimiters)
+    }
+}
+
+/// Reads the MSH header out of raw bytes for acknowledging something that was not
+/// fully processed (an oversized frame, a message that failed to parse).
+/// Returns `None` unless the bytes decode and parse at least as far as MSH.
+pub fn sniff_header(bytes: &[u8]) -> Option<Header> {
+    let decoded = charset::decode(bytes).ok()?;
+    header_of_first_segment(decoded.text.split('\r').next()?)
+}
+
+fn header_of_first_segment(first: &str) -> Option<Header> {
+    let msg = hl7_parser::Message::parse(first).ok()?;
+    let s = &msg.separators;
+    let d = Delimiters {
+        field: s.field,
+        component: s.component,
+        repetition: s.repetition,
+        escape: s.escape,
+        subcomponent: s.subcomponent,
+    };
+    let m = Hl7Message {
+        inner: msg,
+        delimiters: d,
+    };
+    Some(m.header_lenient())
+}
+
+/// Like [`sniff_header`], reading the bytes as Latin-1 (for charsets we cannot decode:
+/// the MSH fields we need are ASCII in every charset HL7 allows here).
+pub fn sniff_header_latin1(bytes: &[u8]) -> Option<Header> {
+    let text: String = bytes.iter().map(|&b| b as char).collect();
+    let start = text.find("MSH")?;
+    let first = text[start..].split(['\r', '\n']).next()?;
+    header_of_first_segment(first)
+}

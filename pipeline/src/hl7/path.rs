@@ -1,0 +1,344 @@
+//! Paths into an HL7 message, as written in mapping files.
+//!
+//! ```text
+//! expr     := locator ( "|" locator )*            first non-empty wins
+//! locator  := SEG [ "[" n | "*" "]" ] "." field [ "[" repsel "]" ] [ "." comp [ "." sub ] ]
+//! repsel   := n | "*" | comp "=" VALUE            PID.3[5=MR] picks the repetition whose 5th component is MR
+//! ```
+//! Numbers are 1-based, as in the HL7 standard (`MSH.9` is the message type). Values are
+//! returned with escape sequences decoded and surrounding spaces trimmed; empty is absent.
+
+use super::Hl7Message;
+use hl7_parser::message::{Field, Repeat};
+use std::fmt;
+
+/// A parsed path expression: one or more locators tried in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Path {
+    alternatives: Vec<Locator>,
+    source: String,
+}
+
+/// One location in a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Locator {
+    segment: String,
+    segment_sel: Select,
+    field: usize,
+    repeat: RepeatSelect,
+    component: Option<usize>,
+    subcomponent: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Select {
+    Nth(usize),
+    All,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RepeatSelect {
+    Nth(usize),
+    All,
+    Match { component: usize, value: String },
+}
+
+/// A syntax error in a path, with the byte offset in the expression where it was found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid path: {message} at character {}", .offset + 1)]
+pub struct PathError {
+    /// Byte offset in the expression.
+    pub offset: usize,
+    /// What was expected.
+    pub message: String,
+}
+
+impl fmt::Display for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+impl std::str::FromStr for Path {
+    type Err = PathError;
+    fn from_str(s: &str) -> Result<Self, PathError> {
+        Path::parse(s)
+    }
+}
+
+impl Path {
+    /// Parses an expression such as `PID.3[5=MR].1 | PID.3.1`.
+    pub fn parse(expr: &str) -> Result<Path, PathError> {
+        let mut alternatives = Vec::new();
+        let mut offset = 0;
+        for part in expr.split('|') {
+            let lead = part.len() - part.trim_start().len();
+            alternatives.push(parse_locator(part.trim(), offset + lead)?);
+            offset += part.len() + 1;
+        }
+        Ok(Path {
+            alternatives,
+            source: expr.trim().to_string(),
+        })
+    }
+
+    /// The expression as written.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// The segment ids this path reads.
+    pub fn segments(&self) -> impl Iterator<Item = &str> {
+        self.alternatives.iter().map(|l| l.segment.as_str())
+    }
+
+    /// The first non-empty value, decoded and trimmed.
+    pub fn first(&self, msg: &Hl7Message<'_>) -> Option<String> {
+        self.alternatives.iter().find_map(|l| {
+            let mut found = None;
+            l.visit(msg, &mut |v| {
+                if found.is_none() {
+                    found = Some(v);
+                }
+            });
+            found
+        })
+    }
+
+    /// Every non-empty value of the first locator that yields any.
+    pub fn all(&self, msg: &Hl7Message<'_>) -> Vec<String> {
+        for l in &self.alternatives {
+            let mut out = Vec::new();
+            l.visit(msg, &mut |v| out.push(v));
+            if !out.is_empty() {
+                return out;
+            }
+        }
+        Vec::new()
+    }
+}
+
+impl Locator {
+    fn visit(&self, msg: &Hl7Message<'_>, out: &mut dyn FnMut(String)) {
+        let mut n = 0;
+        for seg in msg.segments().iter().filter(|s| s.name == self.segment) {
+            n += 1;
+            if let Select::Nth(want) = self.segment_sel {
+                if n != want {
+                    continue;
+                }
+            }
+            if let Some(field) = seg.field(self.field) {
+                self.visit_field(msg, field, out);
+            }
+        }
+    }
+
+    fn visit_field(&self, msg: &Hl7Message<'_>, field: &Field<'_>, out: &mut dyn FnMut(String)) {
+        // MSH-1 and MSH-2 are delimiters, not data: never unescape them.
+        if self.segment == "MSH" && self.field <= 2 {
+            out(field.raw_value().to_string());
+            return;
+        }
+        for (i, rep) in field.repeats.iter().enumerate() {
+            let chosen = match &self.repeat {
+                RepeatSelect::Nth(k) => i + 1 == *k,
+                RepeatSelect::All => true,
+                RepeatSelect::Match { component, value } => {
+                    component_value(msg, rep, *component, None).as_deref() == Some(value.as_str())
+                }
+            };
+            if chosen {
+                let v = match self.component {
+                    None => non_empty(msg.unescape(rep.raw_value()).trim()),
+                    Some(c) => component_value(msg, rep, c, self.subcomponent),
+                };
+                if let Some(v) = v {
+                    out(v);
+                }
+            }
+        }
+    }
+}
+
+fn component_value(
+    msg: &Hl7Message<'_>,
+    rep: &Repeat<'_>,
+    component: usize,
+    sub: Option<usize>,
+) -> Option<String> {
+    let c = rep.component(component)?;
+    let raw = match sub {
+        None => c.raw_value(),
+        Some(s) => c.subcomponent(s)?.raw_value(),
+    };
+    non_empty(msg.unescape(raw).trim())
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    // `""` is HL7's explicit null: treat it as absent for mapping purposes.
+    (!s.is_empty() && s != "\"\"").then(|| s.to_string())
+}
+
+fn parse_locator(s: &str, base: usize) -> Result<Locator, PathError> {
+    let err = |at: usize, m: &str| PathError {
+        offset: base + at,
+        message: m.to_string(),
+    };
+    let b = s.as_bytes();
+    if b.len() < 3
+        || !b[0].is_ascii_uppercase()
+        || !b[1..3]
+            .iter()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    {
+        return Err(err(0, "expected a segment id such as PID"));
+    }
+    let segment = s[..3].to_string();
+    let mut i = 3;
+    let mut segment_sel = Select::Nth(1);
+    if b.get(i) == Some(&b'[') {
+        let end = s[i..].find(']').ok_or_else(|| err(i, "missing ]"))? + i;
+        let inner = &s[i + 1..end];
+        segment_sel = if inner == "*" {
+            Select::All
+        } else {
+            Select::Nth(number(inner).ok_or_else(|| err(i + 1, "expected a number or *"))?)
+        };
+        i = end + 1;
+    }
+    if b.get(i) != Some(&b'.') {
+        return Err(err(i, "expected . and a field number"));
+    }
+    i += 1;
+    let (field, next) = take_number(s, i).ok_or_else(|| err(i, "expected a field number"))?;
+    i = next;
+    let mut repeat = RepeatSelect::Nth(1);
+    if b.get(i) == Some(&b'[') {
+        let end = s[i..].find(']').ok_or_else(|| err(i, "missing ]"))? + i;
+        let inner = &s[i + 1..end];
+        repeat = if inner == "*" {
+            RepeatSelect::All
+        } else if let Some((c, v)) = inner.split_once('=') {
+            let component =
+                number(c.trim()).ok_or_else(|| err(i + 1, "expected a component number"))?;
+            if v.trim().is_empty() {
+                return Err(err(i + 1 + c.len() + 1, "expected a value after ="));
+            }
+            RepeatSelect::Match {
+                component,
+                value: v.trim().to_string(),
+            }
+        } else {
+            RepeatSelect::Nth(
+                number(inner).ok_or_else(|| err(i + 1, "expected a number, * or comp=value"))?,
+            )
+        };
+        i = end + 1;
+    }
+    let mut component = None;
+    let mut subcomponent = None;
+    if b.get(i) == Some(&b'.') {
+        let (c, next) =
+            take_number(s, i + 1).ok_or_else(|| err(i + 1, "expected a component number"))?;
+        component = Some(c);
+        i = next;
+        if b.get(i) == Some(&b'.') {
+            let (sc, next) = take_number(s, i + 1)
+                .ok_or_else(|| err(i + 1, "expected a subcomponent number"))?;
+            subcomponent = Some(sc);
+            i = next;
+        }
+    }
+    if i != s.len() {
+        return Err(err(i, "unexpected character"));
+    }
+    Ok(Locator {
+        segment,
+        segment_sel,
+        field,
+        repeat,
+        component,
+        subcomponent,
+    })
+}
+
+fn number(s: &str) -> Option<usize> {
+    s.parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0 && !s.starts_with('+'))
+}
+
+fn take_number(s: &str, from: usize) -> Option<(usize, usize)> {
+    let digits = s[from..].bytes().take_while(u8::is_ascii_digit).count();
+    let n = number(&s[from..from + digits])?;
+    Some((n, from + digits))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MSG: &str = "MSH|^~\\&|APP|FAC|RAPP|RFAC|20240101120000||ADT^A01|C1|P|2.5\r\
+        PID|1||111^^^H^PI~222^^^H^MR||DOE\\S\\X^JOHN\r\
+        PV1|1|I|W1^101^A||||||||||||||||V9\r\
+        OBX|1|NM|A\r\
+        OBX|2|NM|B";
+
+    fn eval(expr: &str) -> Option<String> {
+        let m = Hl7Message::parse(MSG).unwrap();
+        Path::parse(expr).unwrap().first(&m)
+    }
+
+    #[test]
+    fn fields_components_and_repetitions() {
+        assert_eq!(eval("MSH.9.2").as_deref(), Some("A01"));
+        assert_eq!(eval("MSH.10").as_deref(), Some("C1"));
+        assert_eq!(eval("PV1.3.2").as_deref(), Some("101"));
+        assert_eq!(eval("PV1.19").as_deref(), Some("V9"));
+        assert_eq!(eval("PID.3.1").as_deref(), Some("111"));
+        assert_eq!(eval("PID.3[2].1").as_deref(), Some("222"));
+        assert_eq!(eval("PID.3[5=MR].1").as_deref(), Some("222"));
+        assert_eq!(eval("PID.5.1").as_deref(), Some("DOE^X"), "escapes decoded");
+        assert_eq!(eval("OBX[2].3").as_deref(), Some("B"));
+    }
+
+    #[test]
+    fn fallbacks_and_absence() {
+        assert_eq!(
+            eval("PV1.44 | EVN.2 | MSH.7").as_deref(),
+            Some("20240101120000")
+        );
+        assert_eq!(eval("PID.3[5=XX].1"), None);
+        assert_eq!(eval("ZZZ.1"), None);
+        assert_eq!(eval("PV1.3.9"), None);
+    }
+
+    #[test]
+    fn all_values() {
+        let m = Hl7Message::parse(MSG).unwrap();
+        assert_eq!(
+            Path::parse("PID.3[*].1").unwrap().all(&m),
+            vec!["111", "222"]
+        );
+        assert_eq!(Path::parse("OBX[*].3").unwrap().all(&m), vec!["A", "B"]);
+    }
+
+    #[test]
+    fn syntax_errors_point_at_the_offending_character() {
+        let e = Path::parse("PID.x").unwrap_err();
+        assert_eq!(
+            (e.offset, e.message.as_str()),
+            (4, "expected a field number")
+        );
+        let e = Path::parse("PV1.19 | pid.3").unwrap_err();
+        assert_eq!(e.offset, 9);
+        assert_eq!(
+            Path::parse("PID.3[5=].1").unwrap_err().message,
+            "expected a value after ="
+        );
+        assert_eq!(Path::parse("PID.3.1x").unwrap_err().offset, 7);
+        assert_eq!(Path::parse("PID.0").unwrap_err().offset, 4);
+        assert!(Path::parse("PID.3[2").is_err());
+    }
+}

@@ -1,0 +1,233 @@
+//! Tenants and their mapping files (data, not code).
+//!
+//! ```text
+//! mappings/<tenant>/tenant.yaml   settings: time zone, ACK policy, routing (MSH-4 / MSH-6 claims)
+//! mappings/<tenant>/*.yaml        rule files: `rules:` matched on MSH-9, emitting events
+//! ```
+//! Loading validates everything (paths, names, types) and reports every problem as
+//! `file:line:col: message`. A tenant's mapping version is a hash of all its files.
+
+mod files;
+mod rules;
+
+pub use rules::{MappedEvent, RuleSet};
+
+use crate::hl7::Header;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What a dead-lettered message is acknowledged with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadLetterAck {
+    /// AA / CA: the engine has custody; the sender's queue moves on (default).
+    #[default]
+    Accept,
+    /// AE / CE.
+    Error,
+}
+
+/// One tenant: its settings and compiled rules.
+#[derive(Debug)]
+pub struct Tenant {
+    /// The tenant id (its folder name).
+    pub name: String,
+    /// Time zone for HL7 timestamps without an offset.
+    pub timezone: chrono_tz::Tz,
+    /// ACK policy for dead letters.
+    pub ack_on_dead_letter: DeadLetterAck,
+    /// MSH-4 values this tenant claims.
+    pub sending_facilities: Vec<String>,
+    /// MSH-6 values this tenant claims.
+    pub receiving_facilities: Vec<String>,
+    /// The compiled rules.
+    pub rules: RuleSet,
+    /// Short hash of all the tenant's mapping files: the mapping version.
+    pub version: String,
+}
+
+/// All tenants loaded from a mappings folder.
+#[derive(Debug, Default)]
+pub struct Tenants {
+    by_name: BTreeMap<String, Arc<Tenant>>,
+}
+
+/// A problem in a mapping file, located as precisely as possible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line (0 when unknown).
+    pub line: u32,
+    /// 1-based column (0 when unknown).
+    pub column: u32,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )
+    }
+}
+
+impl Tenants {
+    /// Loads and validates every tenant under `dir`; returns all problems found.
+    pub fn load(dir: &Path) -> Result<Tenants, Vec<LoadError>> {
+        let mut errors = Vec::new();
+        let mut by_name = BTreeMap::new();
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) => return Err(vec![LoadError::io(dir, &e)]),
+        };
+        let mut dirs: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        dirs.sort();
+        for tdir in dirs {
+            match load_tenant(&tdir) {
+                Ok(t) => {
+                    by_name.insert(t.name.clone(), Arc::new(t));
+                }
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(Tenants { by_name })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The tenant with this id.
+    pub fn get(&self, name: &str) -> Option<&Arc<Tenant>> {
+        self.by_name.get(name)
+    }
+
+    /// All tenants, by id.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Tenant>> {
+        self.by_name.values()
+    }
+
+    /// The tenant claiming the message's sending facility (MSH-4), else its receiving
+    /// facility (MSH-6). Matches the whole field or its first component.
+    pub fn route(&self, h: &Header) -> Option<&Arc<Tenant>> {
+        let claims = |list: &[String], value: &str| {
+            let first = value.split('^').next().unwrap_or("");
+            list.iter()
+                .any(|c| c == value || (!first.is_empty() && c == first))
+        };
+        self.by_name
+            .values()
+            .find(|t| claims(&t.sending_facilities, &h.sending_facility))
+            .or_else(|| {
+                self.by_name
+                    .values()
+                    .find(|t| claims(&t.receiving_facilities, &h.receiving_facility))
+            })
+    }
+}
+
+impl LoadError {
+    fn io(path: &Path, e: &std::io::Error) -> Self {
+        LoadError {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: e.to_string(),
+        }
+    }
+}
+
+fn load_tenant(dir: &Path) -> Result<Tenant, Vec<LoadError>> {
+    let name = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let settings_path = dir.join("tenant.yaml");
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        || name.is_empty()
+    {
+        return Err(vec![LoadError {
+            file: dir.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: "tenant folder names use a-z, 0-9, - and _ only".into(),
+        }]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| vec![LoadError::io(dir, &e)])?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    if !files.contains(&settings_path) {
+        return Err(vec![LoadError {
+            file: settings_path,
+            line: 0,
+            column: 0,
+            message: "missing tenant.yaml".into(),
+        }]);
+    }
+    let mut hash = Sha256::new();
+    let mut errors = Vec::new();
+    let mut settings = None;
+    let mut rules = RuleSet::default();
+    for file in &files {
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(LoadError::io(file, &e));
+                continue;
+            }
+        };
+        let fname = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        hash.update(fname.as_bytes());
+        hash.update([0]);
+        hash.update(text.as_bytes());
+        hash.update([0]);
+        if *file == settings_path {
+            settings = files::settings(file, &text)
+                .map_err(|e| errors.extend(e))
+                .ok();
+        } else if let Err(e) = files::rules(file, &text, &mut rules) {
+            errors.extend(e);
+        }
+    }
+    let Some(settings) = settings else {
+        return Err(errors);
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let digest = hash.finalize();
+    Ok(Tenant {
+        name,
+        timezone: settings.timezone,
+        ack_on_dead_letter: settings.ack_on_dead_letter,
+        sending_facilities: settings.sending_facilities,
+        receiving_facilities: settings.receiving_facilities,
+        rules,
+        version: digest[..6].iter().map(|b| format!("{b:02x}")).collect(),
+    })
+}

@@ -1,0 +1,238 @@
+//! The pipeline: raw bytes in, events or a dead letter out.
+//!
+//! [`process`] is a pure function of the raw message and the tenant mappings: the same
+//! input gives the same events with the same ids. It stores nothing; the batching writer
+//! does that, and the adapter acknowledges once the writer's batch has committed.
+
+use crate::event::{self, NewEvent};
+use crate::hl7::{charset, Header, Hl7Message};
+use crate::mapping::{DeadLetterAck, Tenant, Tenants};
+use crate::reason::{Reason, Rejection};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::json;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// A message as it came off the wire.
+#[derive(Debug, Clone)]
+pub struct RawMessage {
+    /// Inbound message id (UUIDv7, assigned on receipt); events carry it as correlation id.
+    pub id: Uuid,
+    /// The tenant the listener or URL is bound to, if any.
+    pub tenant: Option<String>,
+    /// Where it came from, e.g. `mllp:127.0.0.1:2575` or `http`.
+    pub channel: String,
+    /// The bytes, verbatim.
+    pub bytes: Vec<u8>,
+    /// When it was received.
+    pub received_at: DateTime<Utc>,
+}
+
+impl RawMessage {
+    /// A freshly received message.
+    pub fn new(tenant: Option<String>, channel: impl Into<String>, bytes: Vec<u8>) -> Self {
+        RawMessage {
+            id: Uuid::now_v7(),
+            tenant,
+            channel: channel.into(),
+            bytes,
+            received_at: Utc::now(),
+        }
+    }
+}
+
+/// The acknowledgement class a message earns once stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckCode {
+    /// AA / CA.
+    Accept,
+    /// AE / CE.
+    Error,
+    /// AR / CR.
+    Reject,
+}
+
+impl AckCode {
+    /// One-letter form stored with the inbound message (`A`, `E`, `R`).
+    pub fn as_letter(self) -> &'static str {
+        match self {
+            AckCode::Accept => "A",
+            AckCode::Error => "E",
+            AckCode::Reject => "R",
+        }
+    }
+
+    /// Inverse of [`AckCode::as_letter`].
+    pub fn from_letter(s: &str) -> Option<Self> {
+        match s {
+            "A" => Some(AckCode::Accept),
+            "E" => Some(AckCode::Error),
+            "R" => Some(AckCode::Reject),
+            _ => None,
+        }
+    }
+}
+
+/// The idempotency key of an HL7 message: (tenant, MSH-4, MSH-10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    /// Tenant id.
+    pub tenant: String,
+    /// MSH-4 as sent.
+    pub sending_facility: String,
+    /// MSH-10 as sent.
+    pub control_id: String,
+}
+
+/// What should happen to a message.
+#[derive(Debug, Clone)]
+pub enum Disposition {
+    /// Append these events (acknowledged AA/CA once committed).
+    Events(Vec<NewEvent>),
+    /// Keep the message as a dead letter, acknowledged with `ack`.
+    DeadLetter {
+        /// Why.
+        rejection: Rejection,
+        /// Which acknowledgement it earns once stored.
+        ack: AckCode,
+    },
+}
+
+/// A processed message, ready for the writer.
+#[derive(Debug, Clone)]
+pub struct Processed {
+    /// The input, unchanged.
+    pub raw: RawMessage,
+    /// The MSH fields, when the bytes got that far (used for the ACK).
+    pub header: Option<Header>,
+    /// The resolved tenant, if any.
+    pub tenant: Option<String>,
+    /// Present when tenant, MSH-4 and MSH-10 are known.
+    pub key: Option<IdempotencyKey>,
+    /// Events or dead letter.
+    pub disposition: Disposition,
+}
+
+impl Processed {
+    /// `ADT^A01` when known.
+    pub fn message_code(&self) -> Option<String> {
+        self.header.as_ref().map(Header::message_code)
+    }
+}
+
+/// Runs decode, parse, route and map on one message.
+pub fn process(raw: RawMessage, tenants: &Tenants) -> Processed {
+    let bound = raw.tenant.as_deref().and_then(|t| tenants.get(t)).cloned();
+    let mut out = Processed {
+        raw,
+        header: None,
+        tenant: None,
+        key: None,
+        disposition: dead(Reason::NotHl7, None),
+    };
+    let decoded = match charset::decode(&out.raw.bytes) {
+        Ok(d) => d,
+        Err(e) => {
+            let reason = match e {
+                charset::DecodeError::NotHl7 => Reason::NotHl7,
+                charset::DecodeError::Empty => Reason::EmptyMessage,
+                charset::DecodeError::BatchEnvelope => Reason::BatchEnvelope,
+                charset::DecodeError::UnsupportedCharset => Reason::UnsupportedCharset,
+            };
+            if reason == Reason::UnsupportedCharset {
+                out.header = crate::hl7::sniff_header_latin1(&out.raw.bytes);
+            }
+            out.tenant = bound.as_ref().map(|t| t.name.clone());
+            out.disposition = dead_letter(Rejection::new(reason), bound.as_deref());
+            return out;
+        }
+    };
+    let msg = match Hl7Message::parse(&decoded.text) {
+        Ok(m) => m,
+        Err(rejection) => {
+            out.header = crate::hl7::sniff_header(&out.raw.bytes);
+            out.tenant = bound.as_ref().map(|t| t.name.clone());
+            out.disposition = dead_letter(rejection, bound.as_deref());
+            return out;
+        }
+    };
+    out.header = Some(msg.header_lenient());
+    let header = match msg.header() {
+        Ok(h) => h,
+        Err(rejection) => {
+            out.tenant = bound.as_ref().map(|t| t.name.clone());
+            out.disposition = dead_letter(rejection, bound.as_deref());
+            return out;
+        }
+    };
+    let tenant = match &out.raw.tenant {
+        Some(_) => bound,
+        None => tenants.route(&header).cloned(),
+    };
+    let Some(tenant) = tenant else {
+        out.disposition = dead_letter(Rejection::new(Reason::UnknownTenant), None);
+        return out;
+    };
+    out.tenant = Some(tenant.name.clone());
+    out.key = Some(IdempotencyKey {
+        tenant: tenant.name.clone(),
+        sending_facility: header.sending_facility.clone(),
+        control_id: header.control_id.clone(),
+    });
+    out.disposition = match tenant.rules.apply(&msg, &header, tenant.timezone) {
+        Ok(mapped) => Disposition::Events(to_events(&out.raw, &header, &tenant, mapped)),
+        Err(rejection) => dead_letter(rejection, Some(&tenant)),
+    };
+    out
+}
+
+fn dead(reason: Reason, ack: Option<AckCode>) -> Disposition {
+    Disposition::DeadLetter {
+        rejection: Rejection::new(reason),
+        ack: ack.unwrap_or(AckCode::Reject),
+    }
+}
+
+/// The dead-letter disposition with the ACK the rules give it: AR for bytes that are not
+/// an HL7 message (the sender cannot correlate anything), else the tenant's policy.
+fn dead_letter(rejection: Rejection, tenant: Option<&Tenant>) -> Disposition {
+    let ack = match rejection.reason {
+        Reason::NotHl7 | Reason::EmptyMessage | Reason::BatchEnvelope => AckCode::Reject,
+        _ => match tenant.map(|t| t.ack_on_dead_letter).unwrap_or_default() {
+            DeadLetterAck::Accept => AckCode::Accept,
+            DeadLetterAck::Error => AckCode::Error,
+        },
+    };
+    Disposition::DeadLetter { rejection, ack }
+}
+
+fn to_events(
+    raw: &RawMessage,
+    header: &Header,
+    tenant: &Arc<Tenant>,
+    mapped: Vec<crate::mapping::MappedEvent>,
+) -> Vec<NewEvent> {
+    let source_key = format!("{}\u{0}{}", header.sending_facility, header.control_id);
+    mapped
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| NewEvent {
+            event_id: event::event_id(m.time.unwrap_or(raw.received_at), &tenant.name, &source_key, i),
+            stream_id: event::stream_id(&tenant.name, &m.stream_type, &m.stream_key),
+            metadata: json!({
+                "correlation_id": raw.id,
+                "control_id": header.control_id,
+                "sender": {"application": header.sending_application, "facility": header.sending_facility},
+                "channel": raw.channel,
+                "message_type": header.message_code(),
+                "mapping": {"tenant": tenant.name, "file": m.file, "version": tenant.version},
+                "received_at": raw.received_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            }),
+            stream_type: m.stream_type,
+            stream_key: m.stream_key,
+            event_type: m.event_type,
+            tenant_id: tenant.name.clone(),
+            data: m.data,
+        })
+        .collect()
+}

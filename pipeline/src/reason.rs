@@ -1,0 +1,157 @@
+//! Stable reason codes: why a message was dead-lettered or rejected.
+//!
+//! Codes are part of the public contract (README, ACK ERR segments, dead-letter rows,
+//! metrics). They never carry message content: the optional detail names a field and
+//! its path, never its value.
+
+use serde::Serialize;
+
+/// The pipeline stage at which a message stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Bytes to text: framing, charset.
+    Decode,
+    /// Text to segments and header fields.
+    Parse,
+    /// Finding the tenant that owns the message.
+    Route,
+    /// Applying the tenant's mapping rules.
+    Map,
+}
+
+impl Stage {
+    /// The stage's stable name, as stored in `dead_letters.stage`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Decode => "decode",
+            Stage::Parse => "parse",
+            Stage::Route => "route",
+            Stage::Map => "map",
+        }
+    }
+}
+
+/// Why a message could not become events. Each variant has one stable code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Reason {
+    /// The bytes do not start with an MSH segment.
+    NotHl7,
+    /// Nothing but whitespace.
+    EmptyMessage,
+    /// An FHS/BHS batch envelope arrived where single messages are expected.
+    BatchEnvelope,
+    /// MSH-18 names a charset intake cannot decode.
+    UnsupportedCharset,
+    /// A segment id is not three upper-case letters or digits.
+    MalformedSegment,
+    /// The HL7 grammar could not be parsed (delimiters, structure).
+    MalformedMessage,
+    /// MSH-9 (message type and trigger) is empty.
+    MissingMessageType,
+    /// MSH-10 (message control id) is empty.
+    MissingControlId,
+    /// No tenant is bound to the listener or claims MSH-4/MSH-6.
+    UnknownTenant,
+    /// The tenant has no rule for this message type and trigger.
+    UnmappedMessageType,
+    /// A field the mapping marks required is empty.
+    MappingRequiredField,
+    /// A field's value does not fit its declared type (e.g. not an HL7 timestamp).
+    MappingInvalidValue,
+}
+
+impl Reason {
+    /// The stable code string.
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::NotHl7 => "NOT_HL7",
+            Reason::EmptyMessage => "EMPTY_MESSAGE",
+            Reason::BatchEnvelope => "BATCH_ENVELOPE",
+            Reason::UnsupportedCharset => "UNSUPPORTED_CHARSET",
+            Reason::MalformedSegment => "MALFORMED_SEGMENT",
+            Reason::MalformedMessage => "MALFORMED_MESSAGE",
+            Reason::MissingMessageType => "MISSING_MESSAGE_TYPE",
+            Reason::MissingControlId => "MISSING_CONTROL_ID",
+            Reason::UnknownTenant => "UNKNOWN_TENANT",
+            Reason::UnmappedMessageType => "UNMAPPED_MESSAGE_TYPE",
+            Reason::MappingRequiredField => "MAPPING_REQUIRED_FIELD",
+            Reason::MappingInvalidValue => "MAPPING_INVALID_VALUE",
+        }
+    }
+
+    /// The stage this reason belongs to.
+    pub fn stage(self) -> Stage {
+        match self {
+            Reason::NotHl7 | Reason::EmptyMessage | Reason::BatchEnvelope => Stage::Decode,
+            Reason::UnsupportedCharset => Stage::Decode,
+            Reason::MalformedSegment
+            | Reason::MalformedMessage
+            | Reason::MissingMessageType
+            | Reason::MissingControlId => Stage::Parse,
+            Reason::UnknownTenant => Stage::Route,
+            Reason::UnmappedMessageType
+            | Reason::MappingRequiredField
+            | Reason::MappingInvalidValue => Stage::Map,
+        }
+    }
+
+    /// The HL7 table 0357 error code for ACK ERR segments.
+    pub fn hl7_error_code(self) -> &'static str {
+        match self {
+            Reason::NotHl7 | Reason::EmptyMessage | Reason::BatchEnvelope => "100",
+            Reason::MalformedSegment | Reason::MalformedMessage => "100",
+            Reason::UnsupportedCharset => "203",
+            Reason::MissingMessageType | Reason::MissingControlId => "101",
+            Reason::UnknownTenant => "204",
+            Reason::UnmappedMessageType => "201",
+            Reason::MappingRequiredField => "101",
+            Reason::MappingInvalidValue => "102",
+        }
+    }
+
+    /// A short fixed English description (safe for ACKs and logs).
+    pub fn text(self) -> &'static str {
+        match self {
+            Reason::NotHl7 => "Not an HL7 v2 message",
+            Reason::EmptyMessage => "Empty message",
+            Reason::BatchEnvelope => "Batch envelope not accepted here",
+            Reason::UnsupportedCharset => "Unsupported character set",
+            Reason::MalformedSegment => "Malformed segment",
+            Reason::MalformedMessage => "Malformed message",
+            Reason::MissingMessageType => "Required field missing: MSH-9",
+            Reason::MissingControlId => "Required field missing: MSH-10",
+            Reason::UnknownTenant => "Unknown tenant",
+            Reason::UnmappedMessageType => "Unsupported message type or trigger",
+            Reason::MappingRequiredField => "Required field missing",
+            Reason::MappingInvalidValue => "Data type error",
+        }
+    }
+}
+
+/// A reason with an optional PHI-free detail (a field name and path, a segment index).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejection {
+    /// The stable reason.
+    pub reason: Reason,
+    /// e.g. `field visit_number (PV1.19.1)` or `segment 4`; never a value from the message.
+    pub detail: Option<String>,
+}
+
+impl Rejection {
+    /// A rejection without detail.
+    pub fn new(reason: Reason) -> Self {
+        Rejection {
+            reason,
+            detail: None,
+        }
+    }
+
+    /// A rejection with a PHI-free detail.
+    pub fn with_detail(reason: Reason, detail: impl Into<String>) -> Self {
+        Rejection {
+            reason,
+            detail: Some(detail.into()),
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! The batching writer: one per database, group commit.
+//!
+//! Every adapter submits processed messages here. The writer takes whatever has queued
+//! up (bounded by `max_batch`, optionally waiting up to `max_wait` for more), commits it
+//! in one transaction, and only then answers each submitter — so an acknowledgement
+//! never leaves before its commit, and many connections share one fsync.
+
+use crate::pipeline::Processed;
+use crate::store::{EventStore, StoreError, WriteOutcome};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// Batching limits.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterConfig {
+    /// Most messages in one transaction.
+    pub max_batch: usize,
+    /// How long to wait for more messages once one is queued (0: commit what is there;
+    /// messages that arrive during a commit form the next batch anyway).
+    pub max_wait: Duration,
+    /// Submissions queued before submitters wait (back-pressure).
+    pub queue: usize,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig {
+            max_batch: 512,
+            max_wait: Duration::ZERO,
+            queue: 8192,
+        }
+    }
+}
+
+/// Counters for `/metrics` and benchmarks.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Transactions committed.
+    pub batches: AtomicU64,
+    /// Messages committed.
+    pub messages: AtomicU64,
+    /// Transactions that failed.
+    pub failed_batches: AtomicU64,
+}
+
+struct Job {
+    item: Processed,
+    reply: Reply,
+}
+
+/// Handle for submitting messages; clone freely. The writer stops once every handle
+/// is dropped and the queue is drained.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Job>,
+    stats: Arc<WriterStats>,
+}
+
+impl Writer {
+    /// Starts the writer task on `store`.
+    pub fn spawn(store: Arc<dyn EventStore>, config: WriterConfig) -> (Writer, JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(config.queue.max(1));
+        let stats = Arc::new(WriterStats::default());
+        let task = tokio::spawn(run(store, config, rx, stats.clone()));
+        (Writer { tx, stats }, task)
+    }
+
+    /// Submits a message and waits until its batch has committed.
+    pub async fn submit(&self, item: Processed) -> Result<WriteOutcome, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Job { item, reply })
+            .await
+            .map_err(|_| StoreError::Unavailable("writer stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("writer stopped".into()))?
+    }
+
+    /// The writer's counters.
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+}
+
+async fn run(
+    store: Arc<dyn EventStore>,
+    config: WriterConfig,
+    mut rx: mpsc::Receiver<Job>,
+    stats: Arc<WriterStats>,
+) {
+    let max = config.max_batch.max(1);
+    let mut items: Vec<Processed> = Vec::with_capacity(max);
+    let mut replies = Vec::with_capacity(max);
+    while let Some(first) = rx.recv().await {
+        take(first, &mut items, &mut replies);
+        let deadline = Instant::now() + config.max_wait;
+        while items.len() < max {
+            match rx.try_recv() {
+                Ok(j) => take(j, &mut items, &mut replies),
+                Err(_) if config.max_wait.is_zero() => break,
+                Err(_) => match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(j)) => take(j, &mut items, &mut replies),
+                    _ => break,
+                },
+            }
+        }
+        let result = store.commit_batch(&items).await;
+        let n = items.len();
+        items.clear();
+        match result {
+            Ok(outcomes) => {
+                stats.batches.fetch_add(1, Ordering::Relaxed);
+                stats.messages.fetch_add(n as u64, Ordering::Relaxed);
+                tracing::debug!(batch = n, "batch committed");
+                for (reply, outcome) in replies.drain(..).zip(outcomes) {
+                    let _ = reply.send(outcome);
+                }
+            }
+            Err(e) => {
+                stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(batch = n, code = e.code(), error = %e, "batch commit failed");
+                for reply in replies.drain(..) {
+                    let _ = reply.send(Err(StoreError::Unavailable("batch commit failed".into())));
+                }
+            }
+        }
+    }
+}
+
+type Reply = oneshot::Sender<Result<WriteOutcome, StoreError>>;
+
+fn take(j: Job, items: &mut Vec<Processed>, replies: &mut Vec<Reply>) {
+    items.push(j.item);
+    replies.push(j.reply);
+}

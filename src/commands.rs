@@ -1,0 +1,196 @@
+//! The subcommands other than `serve`.
+
+use crate::config::Config;
+use crate::Command;
+use anyhow::{bail, Context, Result};
+use intake_adapters::mllp::client::{split_messages, MllpClient};
+use intake_pipeline::mapping::Tenants;
+use intake_pipeline::store::{EventQuery, EventStore, SqliteStore};
+use intake_pipeline::{process, Disposition, RawMessage};
+use serde_json::json;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Runs one subcommand.
+pub async fn run(config_file: Option<&Path>, command: Command) -> Result<ExitCode> {
+    let config = Config::load(config_file)?;
+    init_logging();
+    match command {
+        Command::Serve => crate::serve::serve(config).await,
+        Command::Migrate => {
+            let store = open_store(&config).await?;
+            store.migrate().await?;
+            println!("migrations applied to {}", config.database_url);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { mappings } => Ok(check(&mappings.unwrap_or(config.mappings_dir))),
+        Command::Map { tenant, files } => map(&config, &tenant, &files),
+        Command::Send { to, timeout, files } => {
+            send(&to, Duration::from_secs(timeout), &files).await
+        }
+        Command::Events {
+            tenant,
+            stream,
+            after,
+            follow,
+        } => events(&config, tenant, stream, after, follow).await,
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("INTAKE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// Opens the configured store (SQLite for now).
+pub async fn open_store(config: &Config) -> Result<Arc<dyn EventStore>> {
+    if !config.database_url.starts_with("sqlite:") {
+        bail!("unsupported database URL scheme (supported: sqlite://)");
+    }
+    let store = SqliteStore::open(&config.database_url)
+        .await
+        .with_context(|| format!("opening {}", config.database_url))?;
+    Ok(Arc::new(store))
+}
+
+/// Loads mappings, printing every error as `file:line:col: message`.
+pub fn load_tenants(dir: &Path) -> Option<Tenants> {
+    match Tenants::load(dir) {
+        Ok(t) => Some(t),
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            eprintln!("{} error(s) in {}", errors.len(), dir.display());
+            None
+        }
+    }
+}
+
+fn check(dir: &Path) -> ExitCode {
+    let Some(tenants) = load_tenants(dir) else {
+        return ExitCode::FAILURE;
+    };
+    for t in tenants.iter() {
+        let codes: Vec<&str> = t.rules.message_codes().collect();
+        println!(
+            "ok: tenant {} (mapping version {}): {}",
+            t.name,
+            t.version,
+            codes.join(", ")
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn map(config: &Config, tenant: &str, files: &[PathBuf]) -> Result<ExitCode> {
+    let Some(tenants) = load_tenants(&config.mappings_dir) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    if tenants.get(tenant).is_none() {
+        bail!("no tenant {tenant:?} in {}", config.mappings_dir.display());
+    }
+    let mut failed = false;
+    let mut out = std::io::stdout().lock();
+    for file in files {
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        for (i, message) in split_messages(&bytes).into_iter().enumerate() {
+            let p = process(
+                RawMessage::new(Some(tenant.into()), "map", message),
+                &tenants,
+            );
+            let line = match &p.disposition {
+                Disposition::Events(events) => {
+                    json!({"file": file, "message": i + 1, "events": events})
+                }
+                Disposition::DeadLetter { rejection, .. } => {
+                    failed = true;
+                    json!({"file": file, "message": i + 1, "dead_letter": {
+                        "stage": rejection.reason.stage(), "code": rejection.reason.code(), "detail": rejection.detail,
+                    }})
+                }
+            };
+            writeln!(out, "{}", serde_json::to_string_pretty(&line)?)?;
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn send(to: &str, timeout: Duration, files: &[PathBuf]) -> Result<ExitCode> {
+    let mut client = MllpClient::connect(to, timeout)
+        .await
+        .with_context(|| format!("connecting to {to}"))?;
+    let (mut sent, mut accepted) = (0, 0);
+    for file in files {
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        for message in split_messages(&bytes) {
+            let ack = client
+                .send(&message)
+                .await
+                .with_context(|| format!("sending {}", file.display()))?;
+            sent += 1;
+            let code = ack
+                .split('\r')
+                .find(|s| s.starts_with("MSA"))
+                .and_then(|s| s.get(4..6))
+                .unwrap_or("");
+            if code == "AA" || code == "CA" {
+                accepted += 1;
+            }
+            println!("{}: {}", file.display(), code);
+            for segment in ack.split('\r').filter(|s| !s.is_empty()) {
+                println!("  {segment}");
+            }
+        }
+    }
+    eprintln!("sent {sent} message(s), {accepted} accepted");
+    Ok(if sent == accepted {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn events(
+    config: &Config,
+    tenant: Option<String>,
+    stream: Option<uuid::Uuid>,
+    mut after: i64,
+    follow: bool,
+) -> Result<ExitCode> {
+    let store = open_store(config).await?;
+    store.migrate().await?;
+    let mut out = std::io::stdout();
+    loop {
+        let q = EventQuery {
+            tenant: tenant.clone(),
+            stream_id: stream,
+            after,
+            limit: 1000,
+        };
+        let batch = store.read_events(&q).await?;
+        for e in &batch {
+            writeln!(out, "{}", serde_json::to_string(e)?)?;
+            after = e.global_position;
+        }
+        out.flush()?;
+        if batch.len() < 1000 {
+            if !follow {
+                return Ok(ExitCode::SUCCESS);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}

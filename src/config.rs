@@ -1,0 +1,192 @@
+//! Configuration: defaults, an optional TOML file, then environment overrides.
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The whole configuration (`intake.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `sqlite://path` (the embedded default).
+    pub database_url: String,
+    /// Folder holding `<tenant>/` mapping folders.
+    pub mappings_dir: PathBuf,
+    /// Token that sees every tenant over HTTP.
+    pub admin_token: Option<String>,
+    /// Tokens that see one tenant each: tenant id -> token.
+    pub tenant_tokens: BTreeMap<String, String>,
+    /// The HTTP server.
+    pub http: HttpConfig,
+    /// MLLP listeners.
+    pub mllp: Vec<MllpListenerConfig>,
+    /// The batching writer.
+    pub writer: WriterSettings,
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address to bind.
+    pub addr: SocketAddr,
+}
+
+/// `[[mllp]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MllpListenerConfig {
+    /// Address to bind.
+    pub addr: SocketAddr,
+    /// Tenant bound to this listener; absent: route by MSH-4/MSH-6.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// Largest frame accepted (bytes).
+    #[serde(default = "default_max_frame")]
+    pub max_frame_bytes: usize,
+    /// Seconds a connection may be idle between messages.
+    #[serde(default = "default_idle")]
+    pub idle_timeout_secs: u64,
+    /// Seconds one frame may take from start to end.
+    #[serde(default = "default_frame_timeout")]
+    pub frame_timeout_secs: u64,
+}
+
+/// `[writer]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WriterSettings {
+    /// Most messages per transaction.
+    pub max_batch: usize,
+    /// Microseconds to wait for more messages before committing (0: no wait).
+    pub max_wait_us: u64,
+}
+
+fn default_max_frame() -> usize {
+    1 << 20
+}
+fn default_idle() -> u64 {
+    3600
+}
+fn default_frame_timeout() -> u64 {
+    30
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database_url: "sqlite://data/intake.db".into(),
+            mappings_dir: "mappings".into(),
+            admin_token: None,
+            tenant_tokens: BTreeMap::new(),
+            http: HttpConfig::default(),
+            mllp: vec![MllpListenerConfig::default()],
+            writer: WriterSettings::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            addr: "127.0.0.1:8080".parse().expect("valid default address"),
+        }
+    }
+}
+
+impl Default for MllpListenerConfig {
+    fn default() -> Self {
+        MllpListenerConfig {
+            addr: "127.0.0.1:2575".parse().expect("valid default address"),
+            tenant: Some("demo".into()),
+            max_frame_bytes: default_max_frame(),
+            idle_timeout_secs: default_idle(),
+            frame_timeout_secs: default_frame_timeout(),
+        }
+    }
+}
+
+impl Default for WriterSettings {
+    fn default() -> Self {
+        WriterSettings {
+            max_batch: 512,
+            max_wait_us: 0,
+        }
+    }
+}
+
+impl MllpListenerConfig {
+    /// The adapter's view of this listener.
+    pub fn to_adapter(&self) -> intake_adapters::mllp::listener::MllpConfig {
+        intake_adapters::mllp::listener::MllpConfig {
+            addr: self.addr,
+            tenant: self.tenant.clone(),
+            max_frame_bytes: self.max_frame_bytes,
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            frame_timeout: Duration::from_secs(self.frame_timeout_secs),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then the file (if given), then environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Config> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("in config file {}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        if let Some(v) = env("INTAKE_DATABASE_URL") {
+            config.database_url = v;
+        }
+        if let Some(v) = env("INTAKE_MAPPINGS_DIR") {
+            config.mappings_dir = v.into();
+        }
+        if let Some(v) = env("INTAKE_ADMIN_TOKEN") {
+            config.admin_token = Some(v);
+        }
+        if let Some(v) = env("INTAKE_HTTP_ADDR") {
+            config.http.addr = v.parse().context("INTAKE_HTTP_ADDR must be host:port")?;
+        }
+        if let Some(v) = env("INTAKE_MLLP_ADDR") {
+            let addr = v.parse().context("INTAKE_MLLP_ADDR must be host:port")?;
+            match config.mllp.first_mut() {
+                Some(l) => l.addr = addr,
+                None => config.mllp.push(MllpListenerConfig {
+                    addr,
+                    ..Default::default()
+                }),
+            }
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_settings_and_unknown_keys() {
+        let c: Config = toml::from_str(
+            "database_url = \"sqlite://x.db\"\n[[mllp]]\naddr = \"0.0.0.0:2576\"\nmax_frame_bytes = 10\n[tenant_tokens]\ndemo = \"t\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.mllp.len(), 1);
+        assert_eq!(
+            c.mllp[0].tenant, None,
+            "a configured listener routes unless bound"
+        );
+        assert_eq!(c.mllp[0].max_frame_bytes, 10);
+        assert_eq!(c.tenant_tokens["demo"], "t");
+        assert!(toml::from_str::<Config>("databse_url = 1").is_err());
+    }
+}
