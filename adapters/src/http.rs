@@ -190,9 +190,21 @@ async fn hl7v2(
     State(s): State<HttpState>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers, &tenant)?;
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            "the body exceeds the size limit (1 MiB)",
+        ),
+        _ => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_BODY",
+            "the body could not be read",
+        ),
+    })?;
     let result = s
         .ingest
         .ingest(RawMessage::new(Some(tenant), "http", body.to_vec()))

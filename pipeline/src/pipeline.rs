@@ -130,7 +130,7 @@ pub fn process(raw: RawMessage, tenants: &Tenants) -> Processed {
         key: None,
         disposition: dead(Reason::NotHl7, None),
     };
-    let decoded = match charset::decode(&out.raw.bytes) {
+    let mut decoded = match charset::decode(&out.raw.bytes) {
         Ok(d) => d,
         Err(e) => {
             let reason = match e {
@@ -147,6 +147,7 @@ pub fn process(raw: RawMessage, tenants: &Tenants) -> Processed {
             return out;
         }
     };
+    crate::hl7::prepare(&mut decoded.text);
     let msg = match Hl7Message::parse(&decoded.text) {
         Ok(m) => m,
         Err(rejection) => {

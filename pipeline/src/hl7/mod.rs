@@ -160,7 +160,8 @@ impl<'m> Hl7Message<'m> {
 /// fully processed (an oversized frame, a message that failed to parse).
 /// Returns `None` unless the bytes decode and parse at least as far as MSH.
 pub fn sniff_header(bytes: &[u8]) -> Option<Header> {
-    let decoded = charset::decode(bytes).ok()?;
+    let mut decoded = charset::decode(bytes).ok()?;
+    prepare(&mut decoded.text);
     header_of_first_segment(decoded.text.split('\r').next()?)
 }
 
@@ -186,6 +187,118 @@ fn header_of_first_segment(first: &str) -> Option<Header> {
 pub fn sniff_header_latin1(bytes: &[u8]) -> Option<Header> {
     let text: String = bytes.iter().map(|&b| b as char).collect();
     let start = text.find("MSH")?;
-    let first = text[start..].split(['\r', '\n']).next()?;
-    header_of_first_segment(first)
+    let mut first = text[start..].split(['\r', '\n']).next()?.to_string();
+    normalize_encoding_chars(&mut first);
+    header_of_first_segment(&first)
+}
+
+/// Prepares decoded text for the parser, in place: see [`normalize_encoding_chars`];
+/// and a segment that is only its id (`NTE`) gets a field separator, since hl7-parser
+/// would otherwise stop there silently.
+pub fn prepare(text: &mut String) {
+    normalize_encoding_chars(text);
+    let Some(fs) = text.strip_prefix("MSH").and_then(|r| r.chars().next()) else {
+        return;
+    };
+    if text.split('\r').any(|seg| seg.len() == 3) {
+        let fixed: Vec<String> = text
+            .split('\r')
+            .map(|seg| {
+                if seg.len() == 3 {
+                    format!("{seg}{fs}")
+                } else {
+                    seg.to_string()
+                }
+            })
+            .collect();
+        *text = fixed.join("\r");
+    }
+}
+
+/// Rewrites MSH-2 to exactly four distinct encoding characters, in place.
+///
+/// hl7-parser expects exactly four; real feeds send five (v2.7's truncation character,
+/// `^~\&#`), doubled escapes (`^~\\&`) or fewer. Each would shift every MSH field by
+/// one. Extra or repeated characters are dropped and missing ones filled from the
+/// defaults. The raw bytes are stored unchanged; only the parsed view is normalized.
+pub fn normalize_encoding_chars(text: &mut String) {
+    let Some(fs) = text.strip_prefix("MSH").and_then(|r| r.chars().next()) else {
+        return;
+    };
+    let start = 3 + fs.len_utf8();
+    let rest = &text[start..];
+    let end = start + rest.find([fs, '\r']).unwrap_or(rest.len());
+    let enc = &text[start..end];
+    let mut chars: Vec<char> = Vec::with_capacity(4);
+    for c in enc.chars() {
+        if chars.len() < 4 && c != fs && !chars.contains(&c) {
+            chars.push(c);
+        }
+    }
+    if chars.len() == 4 && enc.len() == 4 {
+        return;
+    }
+    for d in ['^', '~', '\\', '&'] {
+        if chars.len() < 4 && d != fs && !chars.contains(&d) {
+            chars.push(d);
+        }
+    }
+    let fixed: String = chars.into_iter().collect();
+    text.replace_range(start..end, &fixed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(s: &str) -> String {
+        let mut s = s.to_string();
+        normalize_encoding_chars(&mut s);
+        s
+    }
+
+    #[test]
+    fn encoding_characters_are_normalized_to_four() {
+        assert_eq!(norm("MSH|^~\\&|A"), "MSH|^~\\&|A");
+        assert_eq!(norm("MSH|^~\\&#|A|B"), "MSH|^~\\&|A|B");
+        assert_eq!(norm("MSH|^~\\\\&|A"), "MSH|^~\\&|A");
+        assert_eq!(norm("MSH|^~\\|A"), "MSH|^~\\&|A");
+        assert_eq!(norm("MSH$%~\\&$A"), "MSH$%~\\&$A");
+        assert_eq!(norm("MSH|"), "MSH|^~\\&");
+        assert_eq!(norm("PID|x"), "PID|x");
+    }
+
+    #[test]
+    fn five_encoding_characters_keep_msh_fields_in_place() {
+        let mut t = "MSH|^~\\&#|APP|FAC|R|RF|20240101||ADT^A01|C9|P|2.7".to_string();
+        normalize_encoding_chars(&mut t);
+        let h = Hl7Message::parse(&t).unwrap().header().unwrap();
+        assert_eq!(
+            (h.message_code().as_str(), h.control_id.as_str()),
+            ("ADT^A01", "C9")
+        );
+    }
+
+    #[test]
+    fn bad_segment_ids_are_reported_not_silently_dropped() {
+        for (text, seg) in [
+            ("MSH|^~\\&|A\rPI|x", 2),
+            ("MSH|^~\\&|A\rPID|1\rpid|x", 3),
+            ("MSH|^~\\&|A\r000|x", 2),
+        ] {
+            let e = Hl7Message::parse(text).err().unwrap();
+            assert_eq!(
+                e,
+                Rejection::with_detail(Reason::MalformedSegment, format!("segment {seg}"))
+            );
+        }
+        let mut t = "MSH|^~\\&|A\rPID|1\rNTE\rZ01|x".to_string();
+        prepare(&mut t);
+        let m = Hl7Message::parse(&t).unwrap();
+        assert_eq!(
+            m.segments().len(),
+            4,
+            "a bare segment id does not hide what follows"
+        );
+    }
 }

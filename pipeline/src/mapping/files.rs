@@ -94,14 +94,17 @@ fn yaml_error(file: &FsPath, e: &serde_saphyr::Error) -> LoadError {
         .location()
         .map(|l| (l.line() as u32, l.column() as u32))
         .unwrap_or((0, 0));
-    // The first line of the error is the message; the rest is a rendered snippet.
-    let message = e
-        .to_string()
-        .lines()
-        .next()
-        .unwrap_or("invalid YAML")
-        .trim()
-        .to_string();
+    // The first line of the error is the message; the rest is a rendered snippet. Drop
+    // the library's own "error: line N column M: " prefix: we print the location.
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or("invalid YAML").trim();
+    let mut message = first.strip_prefix("error: ").unwrap_or(first);
+    if let Some((head, rest)) = message.split_once(": ") {
+        if head.starts_with("line ") && head.contains(" column ") {
+            message = rest;
+        }
+    }
+    let message = message.to_string();
     LoadError {
         file: file.to_path_buf(),
         line,
@@ -155,8 +158,21 @@ pub(super) fn rules(file: &FsPath, text: &str, set: &mut RuleSet) -> Result<(), 
     let path = |s: &Spanned<String>, errors: &mut Vec<LoadError>| match Path::parse(&s.value) {
         Ok(p) => Some(p),
         Err(e) => {
-            // Quoted scalars start one column after the quote.
-            errors.push(at(file, &s.referenced, e.offset, e.to_string()));
+            // In a quoted scalar the text starts one column after the quote.
+            let quoted = text
+                .lines()
+                .nth((s.referenced.line() as usize).saturating_sub(1))
+                .and_then(|l| {
+                    l.chars()
+                        .nth((s.referenced.column() as usize).saturating_sub(1))
+                })
+                .is_some_and(|c| c == '"' || c == '\'');
+            errors.push(at(
+                file,
+                &s.referenced,
+                e.offset + usize::from(quoted),
+                e.to_string(),
+            ));
             None
         }
     };

@@ -128,7 +128,8 @@ pub trait EventStore: Send + Sync + 'static {
     async fn migrate(&self) -> Result<(), StoreError>;
 
     /// Commits a batch of processed messages in one transaction. The outer error means
-    /// nothing was committed; inner errors affect only that message (its savepoint).
+    /// nothing was committed; an inner error affects only that message (a failed batch
+    /// is retried message by message, so one bad message cannot fail the others).
     async fn commit_batch(
         &self,
         batch: &[Processed],

@@ -58,22 +58,23 @@ impl SqliteStore {
         Ok(v)
     }
 
+    /// Inserts one event at its stream's next version.
     async fn insert_event(
         tx: &mut Transaction<'_, Sqlite>,
         e: &NewEvent,
-        version: i64,
         now: &str,
         created_by: &str,
     ) -> Result<i64, StoreError> {
         let pos: i64 = sqlx::query_scalar(
             "INSERT INTO events (event_id, stream_id, stream_type, event_type, event_version, tenant_id, \
-             data, metadata, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING global_position",
+             data, metadata, created_at, created_by) \
+             SELECT ?1, ?2, ?3, ?4, COALESCE(MAX(event_version), 0) + 1, ?5, ?6, ?7, ?8, ?9 \
+             FROM events WHERE stream_id = ?2 RETURNING global_position",
         )
         .bind(e.event_id)
         .bind(e.stream_id)
         .bind(&e.stream_type)
         .bind(&e.event_type)
-        .bind(version)
         .bind(&e.tenant_id)
         .bind(e.data.to_string())
         .bind(e.metadata.to_string())
@@ -84,7 +85,9 @@ impl SqliteStore {
         Ok(pos)
     }
 
-    /// Appends to streams in order, each event at its stream's next version.
+    /// Appends to streams in order, each event at its stream's next version. The
+    /// version is computed inside the INSERT (one statement per event); only an explicit
+    /// expectation costs a separate read.
     async fn append_in(
         tx: &mut Transaction<'_, Sqlite>,
         events: &[NewEvent],
@@ -92,24 +95,24 @@ impl SqliteStore {
         now: &str,
         created_by: &str,
     ) -> Result<Vec<i64>, StoreError> {
-        let mut positions = Vec::with_capacity(events.len());
-        for (i, e) in events.iter().enumerate() {
-            let current = Self::stream_version(tx, e.stream_id).await?;
-            if i == 0 {
-                let ok = match expected {
-                    ExpectedVersion::Any => true,
-                    ExpectedVersion::NoStream => current == 0,
-                    ExpectedVersion::Exact(v) => current == v,
-                };
-                if !ok {
-                    return Err(StoreError::Conflict {
-                        stream_id: e.stream_id,
-                        expected,
-                        actual: current,
-                    });
-                }
+        if let (Some(first), false) = (events.first(), expected == ExpectedVersion::Any) {
+            let current = Self::stream_version(tx, first.stream_id).await?;
+            let ok = match expected {
+                ExpectedVersion::Any => true,
+                ExpectedVersion::NoStream => current == 0,
+                ExpectedVersion::Exact(v) => current == v,
+            };
+            if !ok {
+                return Err(StoreError::Conflict {
+                    stream_id: first.stream_id,
+                    expected,
+                    actual: current,
+                });
             }
-            positions.push(Self::insert_event(tx, e, current + 1, now, created_by).await?);
+        }
+        let mut positions = Vec::with_capacity(events.len());
+        for e in events {
+            positions.push(Self::insert_event(tx, e, now, created_by).await?);
         }
         Ok(positions)
     }
@@ -209,6 +212,20 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Commits every message of `batch` in one transaction, or none of them.
+    async fn commit_all(&self, batch: &[Processed]) -> Result<Vec<WriteOutcome>, StoreError> {
+        let now = now();
+        let mut tx = self.pool.begin().await?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for p in batch {
+            outcomes.push(Self::commit_one(&mut tx, p, &now).await?);
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+}
+
 fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)
 }
@@ -226,25 +243,28 @@ impl EventStore for SqliteStore {
         &self,
         batch: &[Processed],
     ) -> Result<Vec<Result<WriteOutcome, StoreError>>, StoreError> {
-        let now = now();
-        let mut tx = self.pool.begin().await?;
-        let mut results = Vec::with_capacity(batch.len());
-        for p in batch {
-            // One savepoint per message: a failure undoes that message only.
-            let mut sp = sqlx::Acquire::begin(&mut *tx).await?;
-            match Self::commit_one(&mut sp, p, &now).await {
-                Ok(o) => {
-                    sp.commit().await?;
-                    results.push(Ok(o));
+        match self.commit_all(batch).await {
+            Ok(outcomes) => Ok(outcomes.into_iter().map(Ok).collect()),
+            Err(e) if batch.len() == 1 => Ok(vec![Err(e)]),
+            Err(e) => {
+                // Something in the batch failed and the whole transaction rolled back.
+                // Commit each message on its own so that only the culprit fails.
+                tracing::warn!(
+                    batch = batch.len(),
+                    code = e.code(),
+                    "batch failed; committing messages one by one"
+                );
+                let mut results = Vec::with_capacity(batch.len());
+                for p in batch {
+                    results.push(
+                        self.commit_all(std::slice::from_ref(p))
+                            .await
+                            .map(|mut o| o.remove(0)),
+                    );
                 }
-                Err(e) => {
-                    sp.rollback().await?;
-                    results.push(Err(e));
-                }
+                Ok(results)
             }
         }
-        tx.commit().await?;
-        Ok(results)
     }
 
     async fn append(
@@ -324,5 +344,82 @@ impl EventStore for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{event_id, stream_id};
+
+    fn ev(i: usize) -> NewEvent {
+        NewEvent {
+            event_id: event_id(Utc::now(), "t", "k", i),
+            stream_id: stream_id("t", "Admission", "V1"),
+            stream_type: "Admission".into(),
+            stream_key: "V1".into(),
+            event_type: "AdmissionCreated".into(),
+            tenant_id: "t".into(),
+            data: serde_json::json!({"i": i}),
+            metadata: serde_json::json!({}),
+        }
+    }
+
+    #[tokio::test]
+    async fn appends_check_the_expected_version_and_events_are_immutable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&format!("sqlite://{}/s.db", dir.path().display()))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        assert_eq!(
+            store
+                .append(ExpectedVersion::NoStream, &[ev(0)], "test")
+                .await
+                .unwrap(),
+            [1]
+        );
+        match store
+            .append(ExpectedVersion::NoStream, &[ev(1)], "test")
+            .await
+        {
+            Err(StoreError::Conflict {
+                actual: 1,
+                expected: ExpectedVersion::NoStream,
+                ..
+            }) => {}
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        match store
+            .append(ExpectedVersion::Exact(5), &[ev(1)], "test")
+            .await
+        {
+            Err(e @ StoreError::Conflict { actual: 1, .. }) => {
+                assert_eq!(e.code(), "STREAM_CONFLICT")
+            }
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        assert_eq!(
+            store
+                .append(ExpectedVersion::Exact(1), &[ev(1), ev(2)], "test")
+                .await
+                .unwrap(),
+            [2, 3]
+        );
+        let q = EventQuery {
+            tenant: Some("t".into()),
+            stream_id: None,
+            after: 0,
+            limit: 10,
+        };
+        let read = store.read_events(&q).await.unwrap();
+        assert_eq!(
+            read.iter().map(|e| e.event_version).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        for sql in ["UPDATE events SET data = '{}'", "DELETE FROM events"] {
+            let err = sqlx::query(sql).execute(&store.pool).await.unwrap_err();
+            assert!(err.to_string().contains("append-only"), "{err}");
+        }
     }
 }

@@ -1,0 +1,200 @@
+//! The command line as a user runs it: check, map, events, migrate, clean shutdown.
+
+mod common;
+
+use common::{msa, Adt, Server};
+use std::process::Command;
+
+fn intake(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_intake"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("INTAKE_DATABASE_URL")
+        .env_remove("INTAKE_MAPPINGS_DIR")
+        .env_remove("INTAKE_CONFIG")
+        .env("INTAKE_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_accepts_the_shipped_mappings() {
+    let (code, out, err) = intake(&common::repo(), &["check"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("ok: tenant demo") && out.contains("ADT^A01, ADT^A02, ADT^A03"),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_reports_each_error_as_file_line_col() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("mappings/acme");
+    std::fs::create_dir_all(&t).unwrap();
+    std::fs::write(t.join("tenant.yaml"), "timezone: Mars/Olympus\n").unwrap();
+    std::fs::write(
+        t.join("adt.yaml"),
+        "rules:\n  - message: ADT^A01\n    events:\n      - event: admissionCreated\n        stream: { type: Admission, key: PV1.x }\n        fields:\n          patient_mrn: { path: \"PID.3[5=].1\", required: true }\n          Visit: { path: PV1.19 }\n  - message: ADTA01\n    events: []\n",
+    )
+    .unwrap();
+    let (code, _, err) = intake(dir.path(), &["check", "--mappings", "mappings"]);
+    assert_eq!(code, 1);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "mappings/acme/adt.yaml:4:16: event type \"admissionCreated\" must be PascalCase",
+            "mappings/acme/adt.yaml:5:45: invalid path: expected a field number at character 5",
+            "mappings/acme/adt.yaml:8:18: field name \"Visit\" must be snake_case",
+            "mappings/acme/adt.yaml:7:41: invalid path: expected a value after = at character 9",
+            "mappings/acme/adt.yaml:9:14: message must look like ADT^A01, found \"ADTA01\"",
+            "mappings/acme/tenant.yaml:1:11: unknown time zone \"Mars/Olympus\" (use an IANA name such as Europe/Berlin)",
+            "6 error(s) in mappings",
+        ],
+        "{err}"
+    );
+    // A YAML syntax error or unknown key is located too.
+    std::fs::write(
+        t.join("tenant.yaml"),
+        "timezone: UTC\nack_on_dead_leter: error\n",
+    )
+    .unwrap();
+    std::fs::write(t.join("adt.yaml"), "rules: []\n").unwrap();
+    let (code, _, err) = intake(dir.path(), &["check", "--mappings", "mappings"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("mappings/acme/tenant.yaml:2:1: unknown field `ack_on_dead_leter`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn map_is_a_dry_run_that_prints_events_or_the_reason() {
+    let repo = common::repo();
+    let (code, out, err) = intake(
+        &repo,
+        &["map", "--tenant", "demo", "samples/demo/a01-admit.hl7"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["events"][0]["event_type"], "AdmissionCreated");
+    assert_eq!(v["events"][0]["data"]["visit_number"], "V20261122-0001");
+    assert!(
+        !repo.join("data").exists() || std::fs::read_dir(repo.join("data")).is_ok(),
+        "map never opens a store"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("bad.hl7");
+    std::fs::write(
+        &f,
+        Adt {
+            trigger: "A99",
+            ..Default::default()
+        }
+        .build(),
+    )
+    .unwrap();
+    let (code, out, _) = intake(&repo, &["map", "--tenant", "demo", f.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["dead_letter"]["code"], "UNMAPPED_MESSAGE_TYPE");
+    assert_eq!(v["dead_letter"]["stage"], "map");
+}
+
+#[tokio::test]
+async fn events_command_reads_the_store_and_sigterm_stops_cleanly() {
+    let server = Server::start();
+    let mut c = server.client().await;
+    for (i, trig) in ["A01", "A02"].iter().enumerate() {
+        let ctrl = format!("EV{i}");
+        assert_eq!(
+            msa(&c
+                .send(
+                    &Adt {
+                        trigger: trig,
+                        control_id: &ctrl,
+                        ..Default::default()
+                    }
+                    .build()
+                )
+                .await
+                .unwrap())
+            .0,
+            "AA"
+        );
+    }
+    drop(c);
+    let config = server.dir.join("intake.toml");
+    let (code, out, err) = intake(
+        &server.dir,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "events",
+            "--tenant",
+            "demo",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["event_type"], "LocationChanged");
+    let (_, out, _) = intake(
+        &server.dir,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "events",
+            "--after",
+            "1",
+        ],
+    );
+    assert_eq!(out.lines().count(), 1);
+
+    let mut server = server;
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(server.pid().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let start = std::time::Instant::now();
+    let exit = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed().as_secs() < 15,
+            "server did not stop on SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(exit.success(), "clean exit on SIGTERM: {exit:?}");
+}
+
+#[test]
+fn migrate_creates_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_intake"))
+        .arg("migrate")
+        .current_dir(dir.path())
+        .env("INTAKE_DATABASE_URL", "sqlite://sub/dir/x.db")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("sub/dir/x.db").exists());
+}

@@ -1,0 +1,281 @@
+//! Test harness: runs the real `intake serve` binary on ephemeral ports with its own
+//! SQLite file and mappings, and talks to it over real sockets.
+#![allow(dead_code, missing_docs)]
+
+use intake_adapters::mllp::client::MllpClient;
+use intake_pipeline::store::{DeadLetter, EventQuery, EventStore, SqliteStore};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub const ADMIN: &str = "admin-secret";
+pub const DEMO_TOKEN: &str = "demo-secret";
+pub const STRICT_TOKEN: &str = "strict-secret";
+
+/// A running server and the folder holding its database and mappings.
+pub struct Server {
+    pub child: Child,
+    pub dir: PathBuf,
+    /// [bound to demo, routed by MSH-4/MSH-6]
+    pub mllp: Vec<SocketAddr>,
+    pub http: SocketAddr,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+/// Extra lines for the `[[mllp]]` tables, e.g. `max_frame_bytes = 65536`.
+#[derive(Default, Clone)]
+pub struct Options {
+    pub mllp_extra: String,
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Prepares a folder with mappings (the repo's `demo` plus a `strict` tenant that
+/// answers AE for dead letters and claims MSH-4 STRICT_HOSP) and a config file.
+pub fn prepare(dir: &Path, opts: &Options) {
+    let maps = dir.join("mappings");
+    for t in ["demo", "strict"] {
+        std::fs::create_dir_all(maps.join(t)).unwrap();
+        std::fs::copy(
+            repo().join("mappings/demo/adt.yaml"),
+            maps.join(t).join("adt.yaml"),
+        )
+        .unwrap();
+    }
+    std::fs::copy(
+        repo().join("mappings/demo/tenant.yaml"),
+        maps.join("demo/tenant.yaml"),
+    )
+    .unwrap();
+    std::fs::write(
+        maps.join("strict/tenant.yaml"),
+        "timezone: Europe/Berlin\nack_on_dead_letter: error\nrouting:\n  sending_facilities: [STRICT_HOSP]\n",
+    )
+    .unwrap();
+    let config = format!(
+        "database_url = \"sqlite://{db}\"\nmappings_dir = \"{maps}\"\nadmin_token = \"{ADMIN}\"\n\
+         [tenant_tokens]\ndemo = \"{DEMO_TOKEN}\"\nstrict = \"{STRICT_TOKEN}\"\n\
+         [http]\naddr = \"127.0.0.1:0\"\n\
+         [[mllp]]\naddr = \"127.0.0.1:0\"\ntenant = \"demo\"\n{extra}\n\
+         [[mllp]]\naddr = \"127.0.0.1:0\"\n{extra}\n",
+        db = dir.join("intake.db").display(),
+        maps = maps.display(),
+        extra = opts.mllp_extra,
+    );
+    std::fs::write(dir.join("intake.toml"), config).unwrap();
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Self::start_with(Options::default())
+    }
+
+    pub fn start_with(opts: Options) -> Server {
+        let tmp = tempfile::tempdir().unwrap();
+        prepare(tmp.path(), &opts);
+        let mut s = Self::start_in(tmp.path());
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts a server on an already prepared folder (used to restart after a crash).
+    pub fn start_in(dir: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_intake"))
+            .arg("--config")
+            .arg(dir.join("intake.toml"))
+            .arg("serve")
+            .current_dir(dir)
+            .env_remove("INTAKE_DATABASE_URL")
+            .env_remove("INTAKE_MAPPINGS_DIR")
+            .env_remove("INTAKE_MLLP_ADDR")
+            .env_remove("INTAKE_HTTP_ADDR")
+            .env_remove("INTAKE_ADMIN_TOKEN")
+            .env("INTAKE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start intake serve");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut mllp = Vec::new();
+        let http = loop {
+            let line = lines
+                .next()
+                .expect("server exited before listening")
+                .unwrap();
+            let addr = |l: &str| {
+                l.split_whitespace()
+                    .nth(3)
+                    .unwrap()
+                    .parse::<SocketAddr>()
+                    .unwrap()
+            };
+            if line.starts_with("intake listening: mllp") {
+                mllp.push(addr(&line));
+            } else if line.starts_with("intake listening: http") {
+                break addr(&line);
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            child,
+            dir: dir.to_path_buf(),
+            mllp,
+            http,
+            _tmp: None,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub async fn client(&self) -> MllpClient {
+        MllpClient::connect(self.mllp[0], Duration::from_secs(20))
+            .await
+            .unwrap()
+    }
+
+    pub async fn routed_client(&self) -> MllpClient {
+        MllpClient::connect(self.mllp[1], Duration::from_secs(20))
+            .await
+            .unwrap()
+    }
+
+    pub async fn store(&self) -> SqliteStore {
+        SqliteStore::open(&format!(
+            "sqlite://{}",
+            self.dir.join("intake.db").display()
+        ))
+        .await
+        .unwrap()
+    }
+
+    pub async fn events(&self, tenant: &str) -> Vec<intake_pipeline::event::EventEnvelope> {
+        let q = EventQuery {
+            tenant: Some(tenant.into()),
+            stream_id: None,
+            after: 0,
+            limit: 100_000,
+        };
+        self.store().await.read_events(&q).await.unwrap()
+    }
+
+    pub async fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.store().await.dead_letters(None).await.unwrap()
+    }
+
+    /// Resident memory of the server process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    }
+
+    /// A plain HTTP/1.1 request; returns (status, body).
+    pub fn http(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &[u8],
+    ) -> (u16, String) {
+        let mut s = std::net::TcpStream::connect(self.http).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: intake\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(body).unwrap();
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp).unwrap();
+        let resp = String::from_utf8_lossy(&resp).into_owned();
+        let status = resp.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let body = resp
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// An ADT message for one visit. `extra_msh` is appended after MSH-12 (e.g. "|||AL|NE").
+pub struct Adt<'a> {
+    pub trigger: &'a str,
+    pub control_id: &'a str,
+    pub visit: &'a str,
+    pub facility: &'a str,
+    pub msh_tail: &'a str,
+    pub location: &'a str,
+}
+
+impl Default for Adt<'_> {
+    fn default() -> Self {
+        Adt {
+            trigger: "A01",
+            control_id: "C1",
+            visit: "V1",
+            facility: "DEMO_HOSP",
+            msh_tail: "",
+            location: "WARD1^101^A",
+        }
+    }
+}
+
+impl Adt<'_> {
+    pub fn build(&self) -> Vec<u8> {
+        format!(
+            "MSH|^~\\&|ADT1|{fac}|INTAKE|INTAKE|20261122083000||ADT^{trig}^ADT_{trig}|{ctrl}|P|2.5.1{tail}\r\
+             EVN|{trig}|20261122083000|||OP1|20261122082500\r\
+             PID|1||MRN-{visit}^^^{fac}^MR||Doe^Alex||19800214|F\r\
+             PV1|1|I|{loc}||||D1234^House^Greg|||MED||||1|||D1234|IP|{visit}\r",
+            fac = self.facility,
+            trig = self.trigger,
+            ctrl = self.control_id,
+            tail = self.msh_tail,
+            visit = self.visit,
+            loc = self.location,
+        )
+        .into_bytes()
+    }
+}
+
+/// MSA-1 and MSA-2 of an ACK.
+pub fn msa(ack: &str) -> (String, String) {
+    let seg = ack
+        .split('\r')
+        .find(|s| s.starts_with("MSA|"))
+        .expect("MSA segment");
+    let f: Vec<&str> = seg.split('|').collect();
+    (f[1].to_string(), f.get(2).unwrap_or(&"").to_string())
+}
+
+/// The ERR segment, if any.
+pub fn err_segment(ack: &str) -> Option<String> {
+    ack.split('\r')
+        .find(|s| s.starts_with("ERR|"))
+        .map(str::to_string)
+}
