@@ -1,10 +1,10 @@
 //! The embedded SQLite store: WAL journal, `synchronous=FULL`.
 
-use super::{
-    DeadLetter, EventQuery, EventStore, ExpectedVersion, StoreError, Stored, WriteOutcome,
-};
+mod batch;
+
+use super::{DeadLetter, EventQuery, EventStore, ExpectedVersion, StoreError, WriteOutcome};
 use crate::event::{EventEnvelope, NewEvent};
-use crate::pipeline::{AckCode, Disposition, Processed};
+use crate::pipeline::Processed;
 use chrono::{SecondsFormat, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
@@ -116,114 +116,6 @@ impl SqliteStore {
         }
         Ok(positions)
     }
-
-    async fn commit_one(
-        tx: &mut Transaction<'_, Sqlite>,
-        p: &Processed,
-        now: &str,
-    ) -> Result<WriteOutcome, StoreError> {
-        let (stored, ack, reason, count) = match &p.disposition {
-            Disposition::Events(ev) => ("stored", AckCode::Accept, None, ev.len() as i64),
-            Disposition::DeadLetter { rejection, ack } => {
-                ("dead_lettered", *ack, Some(rejection.reason.code()), 0)
-            }
-        };
-        let key = p.key.as_ref();
-        let inserted = sqlx::query(
-            "INSERT INTO inbound_messages (id, tenant_id, sending_facility, control_id, channel, message_type, raw, \
-             received_at, outcome, ack_code, reason_code, event_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(p.raw.id)
-        .bind(p.tenant.as_deref())
-        .bind(key.map(|k| k.sending_facility.as_str()))
-        .bind(key.map(|k| k.control_id.as_str()))
-        .bind(&p.raw.channel)
-        .bind(p.message_code())
-        .bind(&p.raw.bytes)
-        .bind(p.raw.received_at.to_rfc3339_opts(SecondsFormat::Micros, true))
-        .bind(stored)
-        .bind(ack.as_letter())
-        .bind(reason)
-        .bind(count)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            let Some(k) = key else {
-                return Err(StoreError::Unavailable(
-                    "inbound message id collision".into(),
-                ));
-            };
-            let row = sqlx::query(
-                "SELECT ack_code, reason_code FROM inbound_messages \
-                 WHERE tenant_id = ? AND sending_facility = ? AND control_id = ?",
-            )
-            .bind(&k.tenant)
-            .bind(&k.sending_facility)
-            .bind(&k.control_id)
-            .fetch_one(&mut **tx)
-            .await?;
-            let ack: String = row.try_get(0)?;
-            return Ok(WriteOutcome {
-                stored: Stored::Duplicate,
-                ack: AckCode::from_letter(&ack).unwrap_or(AckCode::Accept),
-                reason_code: row.try_get(1)?,
-                positions: Vec::new(),
-            });
-        }
-        match &p.disposition {
-            Disposition::Events(events) => {
-                let created_by = format!(
-                    "intake/{}",
-                    p.raw.channel.split(':').next().unwrap_or("unknown")
-                );
-                let positions =
-                    Self::append_in(tx, events, ExpectedVersion::Any, now, &created_by).await?;
-                Ok(WriteOutcome {
-                    stored: Stored::Events,
-                    ack,
-                    reason_code: None,
-                    positions,
-                })
-            }
-            Disposition::DeadLetter { rejection, .. } => {
-                sqlx::query(
-                    "INSERT INTO dead_letters (id, inbound_id, tenant_id, stage, reason_code, detail, created_at) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(p.raw.id)
-                .bind(p.raw.id)
-                .bind(p.tenant.as_deref())
-                .bind(rejection.reason.stage().as_str())
-                .bind(rejection.reason.code())
-                .bind(rejection.detail.as_deref())
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
-                Ok(WriteOutcome {
-                    stored: Stored::DeadLettered,
-                    ack,
-                    reason_code: Some(rejection.reason.code().to_string()),
-                    positions: Vec::new(),
-                })
-            }
-        }
-    }
-}
-
-impl SqliteStore {
-    /// Commits every message of `batch` in one transaction, or none of them.
-    async fn commit_all(&self, batch: &[Processed]) -> Result<Vec<WriteOutcome>, StoreError> {
-        let now = now();
-        let mut tx = self.pool.begin().await?;
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for p in batch {
-            outcomes.push(Self::commit_one(&mut tx, p, &now).await?);
-        }
-        tx.commit().await?;
-        Ok(outcomes)
-    }
 }
 
 fn now() -> String {
@@ -243,7 +135,7 @@ impl EventStore for SqliteStore {
         &self,
         batch: &[Processed],
     ) -> Result<Vec<Result<WriteOutcome, StoreError>>, StoreError> {
-        match self.commit_all(batch).await {
+        match batch::commit_all(&self.pool, batch).await {
             Ok(outcomes) => Ok(outcomes.into_iter().map(Ok).collect()),
             Err(e) if batch.len() == 1 => Ok(vec![Err(e)]),
             Err(e) => {
@@ -257,7 +149,7 @@ impl EventStore for SqliteStore {
                 let mut results = Vec::with_capacity(batch.len());
                 for p in batch {
                     results.push(
-                        self.commit_all(std::slice::from_ref(p))
+                        batch::commit_all(&self.pool, std::slice::from_ref(p))
                             .await
                             .map(|mut o| o.remove(0)),
                     );
