@@ -87,21 +87,30 @@ async fn insert_inbound(
     Ok(inserted)
 }
 
-/// Appends the events of new messages, each at its stream's next version; returns the
-/// global position of each event id.
+/// Appends the events of new messages (see [`append_events`]).
 async fn insert_events(
     tx: &mut Transaction<'_, Sqlite>,
     fresh: &[&Processed],
     now: &str,
 ) -> Result<HashMap<Uuid, i64>, StoreError> {
-    let rows: Vec<(&NewEvent, &Processed)> = fresh
+    let rows: Vec<(&NewEvent, String)> = fresh
         .iter()
         .filter_map(|p| match &p.disposition {
-            Disposition::Events(ev) => Some(ev.iter().map(move |e| (e, *p))),
+            Disposition::Events(ev) => Some(ev.iter().map(move |e| (e, created_by(p)))),
             Disposition::DeadLetter { .. } => None,
         })
         .flatten()
         .collect();
+    append_events(tx, &rows, now).await
+}
+
+/// Appends events in order, each at its stream's next version (one version query and
+/// one multi-row insert per chunk); returns the global position of each event id.
+pub(super) async fn append_events(
+    tx: &mut Transaction<'_, Sqlite>,
+    rows: &[(&NewEvent, String)],
+    now: &str,
+) -> Result<HashMap<Uuid, i64>, StoreError> {
     let mut positions = HashMap::with_capacity(rows.len());
     if rows.is_empty() {
         return Ok(positions);
@@ -129,7 +138,7 @@ async fn insert_events(
             "INSERT INTO events (event_id, stream_id, stream_type, event_type, event_version, \
              tenant_id, data, metadata, created_at, created_by) ",
         );
-        q.push_values(chunk, |mut row, (e, p)| {
+        q.push_values(chunk, |mut row, (e, created_by)| {
             let v = version.entry(e.stream_id).or_insert(0);
             *v += 1;
             row.push_bind(e.event_id)
@@ -141,7 +150,7 @@ async fn insert_events(
                 .push_bind(e.data.to_string())
                 .push_bind(e.metadata.to_string())
                 .push_bind(now)
-                .push_bind(created_by(p));
+                .push_bind(created_by.as_str());
         });
         q.push(" RETURNING event_id, global_position");
         for r in q.build().fetch_all(&mut **tx).await? {

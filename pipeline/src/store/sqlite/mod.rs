@@ -58,36 +58,7 @@ impl SqliteStore {
         Ok(v)
     }
 
-    /// Inserts one event at its stream's next version.
-    async fn insert_event(
-        tx: &mut Transaction<'_, Sqlite>,
-        e: &NewEvent,
-        now: &str,
-        created_by: &str,
-    ) -> Result<i64, StoreError> {
-        let pos: i64 = sqlx::query_scalar(
-            "INSERT INTO events (event_id, stream_id, stream_type, event_type, event_version, tenant_id, \
-             data, metadata, created_at, created_by) \
-             SELECT ?1, ?2, ?3, ?4, COALESCE(MAX(event_version), 0) + 1, ?5, ?6, ?7, ?8, ?9 \
-             FROM events WHERE stream_id = ?2 RETURNING global_position",
-        )
-        .bind(e.event_id)
-        .bind(e.stream_id)
-        .bind(&e.stream_type)
-        .bind(&e.event_type)
-        .bind(&e.tenant_id)
-        .bind(e.data.to_string())
-        .bind(e.metadata.to_string())
-        .bind(now)
-        .bind(created_by)
-        .fetch_one(&mut **tx)
-        .await?;
-        Ok(pos)
-    }
-
-    /// Appends to streams in order, each event at its stream's next version. The
-    /// version is computed inside the INSERT (one statement per event); only an explicit
-    /// expectation costs a separate read.
+    /// Appends events after checking the first one's stream against `expected`.
     async fn append_in(
         tx: &mut Transaction<'_, Sqlite>,
         events: &[NewEvent],
@@ -110,11 +81,13 @@ impl SqliteStore {
                 });
             }
         }
-        let mut positions = Vec::with_capacity(events.len());
-        for e in events {
-            positions.push(Self::insert_event(tx, e, now, created_by).await?);
-        }
-        Ok(positions)
+        let rows: Vec<(&NewEvent, String)> =
+            events.iter().map(|e| (e, created_by.to_string())).collect();
+        let positions = batch::append_events(tx, &rows, now).await?;
+        Ok(events
+            .iter()
+            .filter_map(|e| positions.get(&e.event_id).copied())
+            .collect())
     }
 }
 
