@@ -85,6 +85,19 @@ impl RuleSet {
             .collect()
     }
 
+    /// Every output field the rules can fill, as (message code, event type, field name):
+    /// the basis of `intake test`'s field-coverage report.
+    pub fn fields(&self) -> Vec<(&str, &str, &str)> {
+        self.rules
+            .iter()
+            .flat_map(|(code, rule)| {
+                rule.events.iter().flat_map(move |t| {
+                    t.fields.iter().map(move |f| (code.as_str(), t.event_type.as_str(), f.name.as_str()))
+                })
+            })
+            .collect()
+    }
+
     /// The `TYPE^TRIGGER` keys this set maps.
     pub fn message_codes(&self) -> impl Iterator<Item = &str> {
         self.rules.keys().map(String::as_str)
