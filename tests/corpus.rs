@@ -47,23 +47,7 @@ fn every_corpus_message_maps_or_has_a_precise_reason() {
     let Some(dir) = corpus() else { return };
     let tenants =
         Tenants::load(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mappings")).unwrap();
-    let known: Vec<&str> = [
-        Reason::NotHl7,
-        Reason::EmptyMessage,
-        Reason::BatchEnvelope,
-        Reason::UnsupportedCharset,
-        Reason::MalformedSegment,
-        Reason::MalformedMessage,
-        Reason::MissingMessageType,
-        Reason::MissingControlId,
-        Reason::UnknownTenant,
-        Reason::UnmappedMessageType,
-        Reason::MappingRequiredField,
-        Reason::MappingInvalidValue,
-    ]
-    .iter()
-    .map(|r| r.code())
-    .collect();
+    let known: Vec<&str> = Reason::ALL.iter().map(|r| r.code()).collect();
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     let mut parse_counts: BTreeMap<String, usize> = BTreeMap::new();
     let (mut file_count, mut message_count) = (0, 0);

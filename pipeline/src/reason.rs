@@ -59,6 +59,27 @@ pub enum Reason {
     MappingRequiredField,
     /// A field's value does not fit its declared type (e.g. not an HL7 timestamp).
     MappingInvalidValue,
+    /// A code-table lookup missed and the field says `on_miss: dead_letter`.
+    MappingTableMiss,
+}
+
+impl Reason {
+    /// Every reason, in documentation order.
+    pub const ALL: [Reason; 13] = [
+        Reason::NotHl7,
+        Reason::EmptyMessage,
+        Reason::BatchEnvelope,
+        Reason::UnsupportedCharset,
+        Reason::MalformedSegment,
+        Reason::MalformedMessage,
+        Reason::MissingMessageType,
+        Reason::MissingControlId,
+        Reason::UnknownTenant,
+        Reason::UnmappedMessageType,
+        Reason::MappingRequiredField,
+        Reason::MappingInvalidValue,
+        Reason::MappingTableMiss,
+    ];
 }
 
 impl Reason {
@@ -77,6 +98,7 @@ impl Reason {
             Reason::UnmappedMessageType => "UNMAPPED_MESSAGE_TYPE",
             Reason::MappingRequiredField => "MAPPING_REQUIRED_FIELD",
             Reason::MappingInvalidValue => "MAPPING_INVALID_VALUE",
+            Reason::MappingTableMiss => "MAPPING_TABLE_MISS",
         }
     }
 
@@ -92,7 +114,8 @@ impl Reason {
             Reason::UnknownTenant => Stage::Route,
             Reason::UnmappedMessageType
             | Reason::MappingRequiredField
-            | Reason::MappingInvalidValue => Stage::Map,
+            | Reason::MappingInvalidValue
+            | Reason::MappingTableMiss => Stage::Map,
         }
     }
 
@@ -107,6 +130,7 @@ impl Reason {
             Reason::UnmappedMessageType => "201",
             Reason::MappingRequiredField => "101",
             Reason::MappingInvalidValue => "102",
+            Reason::MappingTableMiss => "103",
         }
     }
 
@@ -125,6 +149,7 @@ impl Reason {
             Reason::UnmappedMessageType => "Unsupported message type or trigger",
             Reason::MappingRequiredField => "Required field missing",
             Reason::MappingInvalidValue => "Data type error",
+            Reason::MappingTableMiss => "Table value not found",
         }
     }
 }

@@ -160,23 +160,7 @@ pub fn ack_for(r: &Ingested) -> String {
 }
 
 fn reason_of(code: &str) -> Option<Reason> {
-    use Reason::*;
-    [
-        NotHl7,
-        EmptyMessage,
-        BatchEnvelope,
-        UnsupportedCharset,
-        MalformedSegment,
-        MalformedMessage,
-        MissingMessageType,
-        MissingControlId,
-        UnknownTenant,
-        UnmappedMessageType,
-        MappingRequiredField,
-        MappingInvalidValue,
-    ]
-    .into_iter()
-    .find(|r| r.code() == code)
+    Reason::ALL.into_iter().find(|r| r.code() == code)
 }
 
 fn inbound(h: &Header) -> InboundHeader {

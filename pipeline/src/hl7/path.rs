@@ -12,6 +12,40 @@ use super::Hl7Message;
 use hl7_parser::message::{Field, Repeat};
 use std::fmt;
 
+/// Where paths are evaluated while a rule iterates over a repeating segment
+/// (`for_each`): the current segment, its children, and its parents.
+#[derive(Debug, Clone)]
+pub struct Scope<'s> {
+    /// The iterated segment id, e.g. `OBX`.
+    pub segment: &'s str,
+    /// Index of the current occurrence in the message's segment list.
+    pub index: usize,
+    /// Segment ids that belong to the current occurrence when they directly follow it
+    /// (e.g. `NTE` notes after an `OBX`).
+    pub children: &'s [String],
+}
+
+impl Scope<'_> {
+    /// The segment indices a locator for `name` may read, in message order.
+    fn candidates(&self, msg: &Hl7Message<'_>, name: &str) -> Vec<usize> {
+        let segs = msg.segments();
+        if name == self.segment {
+            return vec![self.index];
+        }
+        if self.children.iter().any(|c| c == name) {
+            return (self.index + 1..segs.len())
+                .take_while(|&i| self.children.iter().any(|c| c == segs[i].name))
+                .filter(|&i| segs[i].name == name)
+                .collect();
+        }
+        // A parent: the nearest occurrence before the current one, else any.
+        match (0..self.index).rev().find(|&i| segs[i].name == name) {
+            Some(i) => vec![i],
+            None => (0..segs.len()).filter(|&i| segs[i].name == name).collect(),
+        }
+    }
+}
+
 /// A parsed path expression: one or more locators tried in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Path {
@@ -94,9 +128,19 @@ impl Path {
 
     /// The first non-empty value, decoded and trimmed.
     pub fn first(&self, msg: &Hl7Message<'_>) -> Option<String> {
+        self.first_in(msg, None)
+    }
+
+    /// Every non-empty value of the first locator that yields any.
+    pub fn all(&self, msg: &Hl7Message<'_>) -> Vec<String> {
+        self.all_in(msg, None)
+    }
+
+    /// [`Path::first`] within an iteration scope.
+    pub fn first_in(&self, msg: &Hl7Message<'_>, scope: Option<&Scope<'_>>) -> Option<String> {
         self.alternatives.iter().find_map(|l| {
             let mut found = None;
-            l.visit(msg, &mut |v| {
+            l.visit(msg, scope, &mut |v| {
                 if found.is_none() {
                     found = Some(v);
                 }
@@ -105,33 +149,83 @@ impl Path {
         })
     }
 
-    /// Every non-empty value of the first locator that yields any.
-    pub fn all(&self, msg: &Hl7Message<'_>) -> Vec<String> {
+    /// [`Path::all`] within an iteration scope.
+    pub fn all_in(&self, msg: &Hl7Message<'_>, scope: Option<&Scope<'_>>) -> Vec<String> {
         for l in &self.alternatives {
             let mut out = Vec::new();
-            l.visit(msg, &mut |v| out.push(v));
+            l.visit(msg, scope, &mut |v| out.push(v));
             if !out.is_empty() {
                 return out;
             }
         }
         Vec::new()
     }
+
+    /// The components of the first field repetition found (decoded), for typed values
+    /// such as coded elements: `["718-7", "Hemoglobin", "LN"]`.
+    pub fn components_in(
+        &self,
+        msg: &Hl7Message<'_>,
+        scope: Option<&Scope<'_>>,
+    ) -> Option<Vec<String>> {
+        self.alternatives
+            .iter()
+            .find_map(|l| l.components(msg, scope))
+    }
 }
 
 impl Locator {
-    fn visit(&self, msg: &Hl7Message<'_>, out: &mut dyn FnMut(String)) {
-        let mut n = 0;
-        for seg in msg.segments().iter().filter(|s| s.name == self.segment) {
-            n += 1;
-            if let Select::Nth(want) = self.segment_sel {
-                if n != want {
-                    continue;
-                }
-            }
+    /// The segments this locator reads, after the segment selector.
+    fn segments<'a, 'm>(
+        &self,
+        msg: &'a Hl7Message<'m>,
+        scope: Option<&Scope<'_>>,
+    ) -> Vec<&'a hl7_parser::message::Segment<'m>> {
+        let segs = msg.segments();
+        let found: Vec<&hl7_parser::message::Segment<'m>> = match scope {
+            Some(s) => s
+                .candidates(msg, &self.segment)
+                .into_iter()
+                .map(|i| &segs[i])
+                .collect(),
+            None => segs.iter().filter(|s| s.name == self.segment).collect(),
+        };
+        match self.segment_sel {
+            Select::All => found,
+            Select::Nth(n) => found.into_iter().nth(n - 1).into_iter().collect(),
+        }
+    }
+
+    fn visit(&self, msg: &Hl7Message<'_>, scope: Option<&Scope<'_>>, out: &mut dyn FnMut(String)) {
+        for seg in self.segments(msg, scope) {
             if let Some(field) = seg.field(self.field) {
                 self.visit_field(msg, field, out);
             }
         }
+    }
+
+    fn components(&self, msg: &Hl7Message<'_>, scope: Option<&Scope<'_>>) -> Option<Vec<String>> {
+        for seg in self.segments(msg, scope) {
+            let Some(field) = seg.field(self.field) else {
+                continue;
+            };
+            let rep = match &self.repeat {
+                RepeatSelect::Nth(k) => field.repeats.get(k - 1),
+                RepeatSelect::All => field.repeats.first(),
+                RepeatSelect::Match { component, value } => field.repeats.iter().find(|r| {
+                    component_value(msg, r, *component, None).as_deref() == Some(value.as_str())
+                }),
+            };
+            if let Some(rep) = rep.filter(|r| !r.raw_value().trim().is_empty()) {
+                return Some(
+                    rep.components
+                        .iter()
+                        .map(|c| msg.unescape(c.raw_value()).trim().to_string())
+                        .collect(),
+                );
+            }
+        }
+        None
     }
 
     fn visit_field(&self, msg: &Hl7Message<'_>, field: &Field<'_>, out: &mut dyn FnMut(String)) {
@@ -322,6 +416,56 @@ mod tests {
             vec!["111", "222"]
         );
         assert_eq!(Path::parse("OBX[*].3").unwrap().all(&m), vec!["A", "B"]);
+    }
+
+    #[test]
+    fn iteration_scope_resolves_current_children_and_parents() {
+        let text = "MSH|^~\\&|A|B|C|D|20240101||ORU^R01|1|P|2.5\rPID|1||M1\r\
+            OBR|1|P1||CBC\rOBX|1|NM|HGB||13\rNTE|1||n1\rNTE|2||n2\rOBX|2|NM|WBC||7\r\
+            OBR|2|P2||BMP\rOBX|1|NM|NA||140\rNTE|1||n3";
+        let m = Hl7Message::parse(text).unwrap();
+        let children = vec!["NTE".to_string()];
+        let obx: Vec<usize> = m
+            .segments()
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.name == "OBX")
+            .map(|(i, _)| i)
+            .collect();
+        let at = |k: usize| Scope {
+            segment: "OBX",
+            index: obx[k],
+            children: &children,
+        };
+        let p = |e: &str| Path::parse(e).unwrap();
+        assert_eq!(
+            p("OBX.3").first_in(&m, Some(&at(1))).as_deref(),
+            Some("WBC")
+        );
+        assert_eq!(
+            p("OBR.4").first_in(&m, Some(&at(1))).as_deref(),
+            Some("CBC"),
+            "parent: nearest OBR before"
+        );
+        assert_eq!(
+            p("OBR.4").first_in(&m, Some(&at(2))).as_deref(),
+            Some("BMP")
+        );
+        assert_eq!(
+            p("NTE[*].3").all_in(&m, Some(&at(0))),
+            vec!["n1", "n2"],
+            "children: notes after this OBX"
+        );
+        assert!(
+            p("NTE[*].3").all_in(&m, Some(&at(1))).is_empty(),
+            "no notes: never a neighbour's"
+        );
+        assert_eq!(p("NTE.3").first_in(&m, Some(&at(2))).as_deref(), Some("n3"));
+        assert_eq!(p("PID.3").first_in(&m, Some(&at(2))).as_deref(), Some("M1"));
+        assert_eq!(
+            p("OBX.3").components_in(&m, Some(&at(0))),
+            Some(vec!["HGB".to_string()])
+        );
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! The YAML schema of mapping files, and its validation into compiled rules.
 
-use super::rules::{FieldRule, FieldType, Rule, RuleSet, Template};
+use super::rules::{
+    Condition, FieldRule, FieldType, ForEach, OnMiss, Rule, RuleSet, Source, StreamRule, Template,
+    Transform,
+};
 use super::{DeadLetterAck, LoadError};
 use crate::hl7::path::Path;
 use serde::Deserialize;
-use serde_saphyr::Spanned;
+use serde_saphyr::{Location, Spanned};
 use std::collections::BTreeMap;
 use std::path::Path as FsPath;
 
@@ -36,30 +39,67 @@ pub(super) struct Settings {
     pub receiving_facilities: Vec<String>,
 }
 
-/// A rules file.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RulesFile {
     rules: Vec<RuleSpec>,
 }
 
+/// One value or a list (`message: ADT^A06` or `message: [ADT^A06, ADT^A07]`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RuleSpec {
-    /// `ADT^A01`
-    message: Spanned<String>,
+    message: Spanned<OneOrMany>,
+    #[serde(default)]
+    when: Vec<ConditionSpec>,
     events: Vec<EventSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConditionSpec {
+    path: Spanned<String>,
+    #[serde(default)]
+    equals: Option<String>,
+    #[serde(default, rename = "in")]
+    any_of: Option<Vec<String>>,
+    #[serde(default)]
+    not_in: Option<Vec<String>>,
+    #[serde(default)]
+    present: Option<bool>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EventSpec {
     event: Spanned<String>,
+    #[serde(default)]
+    when: Vec<ConditionSpec>,
+    #[serde(default)]
+    for_each: Option<ForEachSpec>,
     stream: StreamSpec,
+    /// Used when `stream`'s key is empty.
+    #[serde(default)]
+    or_stream: Option<StreamSpec>,
     /// The event's own time, for its id; default `EVN.2 | MSH.7`.
     #[serde(default)]
     time: Option<Spanned<String>>,
     fields: BTreeMap<String, Spanned<FieldSpec>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForEachSpec {
+    segment: Spanned<String>,
+    #[serde(default)]
+    children: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -73,14 +113,35 @@ struct StreamSpec {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FieldSpec {
-    path: Spanned<String>,
+    #[serde(default)]
+    path: Option<Spanned<String>>,
+    #[serde(default)]
+    value: Option<String>,
+    #[serde(default)]
+    concat: Option<Vec<Spanned<String>>>,
+    #[serde(default = "space")]
+    separator: String,
+    #[serde(default)]
+    default: Option<String>,
     #[serde(default)]
     required: bool,
     #[serde(default, rename = "type")]
     field_type: FieldType,
+    #[serde(default)]
+    all: bool,
+    #[serde(default)]
+    transform: Vec<Transform>,
+    #[serde(default)]
+    table: Option<Spanned<String>>,
+    #[serde(default)]
+    on_miss: OnMiss,
 }
 
-fn at(file: &FsPath, loc: &serde_saphyr::Location, offset: usize, message: String) -> LoadError {
+fn space() -> String {
+    " ".into()
+}
+
+fn at(file: &FsPath, loc: &Location, offset: usize, message: String) -> LoadError {
     LoadError {
         file: file.to_path_buf(),
         line: loc.line() as u32,
@@ -89,7 +150,8 @@ fn at(file: &FsPath, loc: &serde_saphyr::Location, offset: usize, message: Strin
     }
 }
 
-fn yaml_error(file: &FsPath, e: &serde_saphyr::Error) -> LoadError {
+/// A YAML syntax or schema error, located.
+pub(super) fn yaml_error(file: &FsPath, e: &serde_saphyr::Error) -> LoadError {
     let (line, column) = e
         .location()
         .map(|l| (l.line() as u32, l.column() as u32))
@@ -104,12 +166,11 @@ fn yaml_error(file: &FsPath, e: &serde_saphyr::Error) -> LoadError {
             message = rest;
         }
     }
-    let message = message.to_string();
     LoadError {
         file: file.to_path_buf(),
         line,
         column,
-        message,
+        message: message.to_string(),
     }
 }
 
@@ -146,131 +207,259 @@ fn is_snake(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
+fn is_segment_id(s: &str) -> bool {
+    s.len() == 3
+        && s.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+/// Validates one rules file against the tenant's tables.
+struct Checker<'a> {
+    file: &'a FsPath,
+    text: &'a str,
+    set: &'a RuleSet,
+    errors: Vec<LoadError>,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, loc: &Location, message: String) {
+        self.errors.push(at(self.file, loc, 0, message));
+    }
+
+    fn path(&mut self, s: &Spanned<String>) -> Option<Path> {
+        match Path::parse(&s.value) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                // In a quoted scalar the text starts one column after the quote.
+                let quoted = self
+                    .text
+                    .lines()
+                    .nth((s.referenced.line() as usize).saturating_sub(1))
+                    .and_then(|l| {
+                        l.chars()
+                            .nth((s.referenced.column() as usize).saturating_sub(1))
+                    })
+                    .is_some_and(|c| c == '"' || c == '\'');
+                self.errors.push(at(
+                    self.file,
+                    &s.referenced,
+                    e.offset + usize::from(quoted),
+                    e.to_string(),
+                ));
+                None
+            }
+        }
+    }
+
+    fn conditions(&mut self, specs: Vec<ConditionSpec>) -> Vec<Condition> {
+        let mut out = Vec::new();
+        for c in specs {
+            let Some(p) = self.path(&c.path) else {
+                continue;
+            };
+            let ops = [
+                c.equals.is_some(),
+                c.any_of.is_some(),
+                c.not_in.is_some(),
+                c.present.is_some(),
+            ];
+            if ops.iter().filter(|x| **x).count() != 1 {
+                self.error(
+                    &c.path.referenced,
+                    "a condition needs exactly one of equals, in, not_in, present".into(),
+                );
+                continue;
+            }
+            out.push(match (c.equals, c.any_of, c.not_in, c.present) {
+                (Some(v), ..) => Condition::Equals(p, v),
+                (_, Some(vs), ..) => Condition::In(p, vs),
+                (_, _, Some(vs), _) => Condition::NotIn(p, vs),
+                (.., Some(b)) => Condition::Present(p, b),
+                _ => unreachable!("exactly one operator checked above"),
+            });
+        }
+        out
+    }
+
+    fn stream(&mut self, s: StreamSpec) -> Option<StreamRule> {
+        if !is_pascal(&s.stream_type.value) {
+            self.error(
+                &s.stream_type.referenced,
+                format!("stream type {:?} must be PascalCase", s.stream_type.value),
+            );
+        }
+        Some(StreamRule {
+            stream_type: s.stream_type.value,
+            key: self.path(&s.key)?,
+        })
+    }
+
+    fn field(&mut self, name: String, f: Spanned<FieldSpec>) -> Option<FieldRule> {
+        let loc = f.referenced;
+        let f = f.value;
+        if !is_snake(&name) {
+            self.error(&loc, format!("field name {name:?} must be snake_case"));
+        }
+        let source = match (f.path, f.value, f.concat) {
+            (Some(p), None, None) => Source::Path(self.path(&p)?),
+            (None, Some(v), None) => Source::Value(v),
+            (None, None, Some(ps)) => Source::Concat(
+                ps.iter().filter_map(|p| self.path(p)).collect(),
+                f.separator,
+            ),
+            _ => {
+                self.error(
+                    &loc,
+                    format!("field {name:?} needs exactly one of path, value, concat"),
+                );
+                return None;
+            }
+        };
+        let structured = matches!(f.field_type, FieldType::Coded | FieldType::ObservationValue);
+        if structured && !matches!(source, Source::Path(_)) {
+            self.error(
+                &loc,
+                format!("field {name:?}: type {:?} needs a path", f.field_type),
+            );
+        }
+        if structured
+            && (f.table.is_some() || f.all || !f.transform.is_empty() || f.default.is_some())
+        {
+            self.error(&loc, format!("field {name:?}: coded and observation values take no table, all, transform or default"));
+        }
+        let table = match f.table {
+            Some(t) if !self.set.tables.contains(&t.value) => {
+                self.error(
+                    &t.referenced,
+                    format!("no table {:?} in this tenant's tables/ folder", t.value),
+                );
+                None
+            }
+            Some(t) => Some((t.value, f.on_miss)),
+            None => None,
+        };
+        Some(FieldRule {
+            name,
+            source,
+            default: f.default,
+            required: f.required,
+            field_type: f.field_type,
+            all: f.all,
+            transforms: f.transform,
+            table,
+        })
+    }
+
+    fn template(&mut self, e: EventSpec) -> Option<Template> {
+        if !is_pascal(&e.event.value) {
+            self.error(
+                &e.event.referenced,
+                format!("event type {:?} must be PascalCase", e.event.value),
+            );
+        }
+        let when = self.conditions(e.when);
+        let for_each = match e.for_each {
+            Some(f)
+                if !is_segment_id(&f.segment.value)
+                    || !f.children.iter().all(|c| is_segment_id(c)) =>
+            {
+                self.error(
+                    &f.segment.referenced,
+                    "for_each names segment ids such as OBX".into(),
+                );
+                None
+            }
+            Some(f) => Some(ForEach {
+                segment: f.segment.value,
+                children: f.children,
+            }),
+            None => None,
+        };
+        let mut streams: Vec<StreamRule> = [Some(e.stream), e.or_stream]
+            .into_iter()
+            .flatten()
+            .filter_map(|s| self.stream(s))
+            .collect();
+        let time_spec = e.time.unwrap_or_else(|| {
+            Spanned::new("EVN.2 | MSH.7".into(), e.event.referenced, e.event.defined)
+        });
+        let time = self.path(&time_spec);
+        let mut fields = Vec::new();
+        for (name, f) in e.fields {
+            fields.extend(self.field(name, f));
+        }
+        if streams.is_empty() {
+            return None;
+        }
+        streams.shrink_to_fit();
+        Some(Template {
+            event_type: e.event.value,
+            when,
+            for_each,
+            streams,
+            time: time?,
+            fields,
+        })
+    }
+}
+
 /// Parses and validates a rules file, adding its rules to `set`.
 pub(super) fn rules(file: &FsPath, text: &str, set: &mut RuleSet) -> Result<(), Vec<LoadError>> {
     let spec: RulesFile = serde_saphyr::from_str(text).map_err(|e| vec![yaml_error(file, &e)])?;
-    let mut errors = Vec::new();
     let fname = file
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or_default()
         .to_string();
-    let path = |s: &Spanned<String>, errors: &mut Vec<LoadError>| match Path::parse(&s.value) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            // In a quoted scalar the text starts one column after the quote.
-            let quoted = text
-                .lines()
-                .nth((s.referenced.line() as usize).saturating_sub(1))
-                .and_then(|l| {
-                    l.chars()
-                        .nth((s.referenced.column() as usize).saturating_sub(1))
-                })
-                .is_some_and(|c| c == '"' || c == '\'');
-            errors.push(at(
-                file,
-                &s.referenced,
-                e.offset + usize::from(quoted),
-                e.to_string(),
-            ));
-            None
-        }
+    let mut new_rules: Vec<(Vec<String>, Rule)> = Vec::new();
+    let mut c = Checker {
+        file,
+        text,
+        set,
+        errors: Vec::new(),
     };
     for r in spec.rules {
-        let Some((mtype, trigger)) = r.message.value.split_once('^').filter(|(m, t)| {
-            [m, t].iter().all(|x| {
-                !x.is_empty()
-                    && x.bytes()
-                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-            })
-        }) else {
-            errors.push(at(
-                file,
-                &r.message.referenced,
-                0,
-                format!(
-                    "message must look like ADT^A01, found {:?}",
-                    r.message.value
-                ),
-            ));
-            continue;
+        let codes = match &r.message.value {
+            OneOrMany::One(m) => vec![m.clone()],
+            OneOrMany::Many(ms) => ms.clone(),
         };
-        let key = format!("{mtype}^{trigger}");
-        if set.rules.contains_key(&key) {
-            errors.push(at(
-                file,
-                &r.message.referenced,
-                0,
-                format!("a rule for {key} is already defined"),
-            ));
-            continue;
-        }
-        let mut templates = Vec::new();
-        for e in r.events {
-            if !is_pascal(&e.event.value) {
-                errors.push(at(
-                    file,
-                    &e.event.referenced,
-                    0,
-                    format!("event type {:?} must be PascalCase", e.event.value),
-                ));
-            }
-            if !is_pascal(&e.stream.stream_type.value) {
-                errors.push(at(
-                    file,
-                    &e.stream.stream_type.referenced,
-                    0,
-                    format!(
-                        "stream type {:?} must be PascalCase",
-                        e.stream.stream_type.value
-                    ),
-                ));
-            }
-            let stream_key = path(&e.stream.key, &mut errors);
-            let time_spec = e.time.unwrap_or_else(|| {
-                Spanned::new("EVN.2 | MSH.7".into(), e.event.referenced, e.event.defined)
+        let mut valid = Vec::new();
+        for m in codes {
+            let ok = m.split_once('^').is_some_and(|(t, g)| {
+                [t, g].iter().all(|x| {
+                    !x.is_empty()
+                        && x.bytes()
+                            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+                })
             });
-            let time = path(&time_spec, &mut errors);
-            let mut fields = Vec::new();
-            for (name, f) in e.fields {
-                if !is_snake(&name) {
-                    errors.push(at(
-                        file,
-                        &f.referenced,
-                        0,
-                        format!("field name {name:?} must be snake_case"),
-                    ));
-                }
-                if let Some(p) = path(&f.value.path, &mut errors) {
-                    fields.push(FieldRule {
-                        name,
-                        path: p,
-                        required: f.value.required,
-                        field_type: f.value.field_type,
-                    });
-                }
-            }
-            if let (Some(stream_key), Some(time)) = (stream_key, time) {
-                templates.push(Template {
-                    event_type: e.event.value,
-                    stream_type: e.stream.stream_type.value,
-                    stream_key,
-                    time,
-                    fields,
-                });
+            if ok {
+                valid.push(m);
+            } else {
+                c.error(
+                    &r.message.referenced,
+                    format!("message must look like ADT^A01, found {m:?}"),
+                );
             }
         }
-        set.rules.insert(
-            key,
+        let when = c.conditions(r.when);
+        let events: Vec<Template> = r.events.into_iter().filter_map(|e| c.template(e)).collect();
+        new_rules.push((
+            valid,
             Rule {
                 file: fname.clone(),
-                events: templates,
+                when,
+                events,
             },
-        );
+        ));
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors)
+    let errors = c.errors;
+    if !errors.is_empty() {
+        return Err(errors);
     }
+    for (codes, rule) in new_rules {
+        for code in codes {
+            set.rules.entry(code).or_default().push(rule.clone());
+        }
+    }
+    Ok(())
 }

@@ -3,14 +3,17 @@
 //! ```text
 //! mappings/<tenant>/tenant.yaml   settings: time zone, ACK policy, routing (MSH-4 / MSH-6 claims)
 //! mappings/<tenant>/*.yaml        rule files: `rules:` matched on MSH-9, emitting events
+//! mappings/<tenant>/tables/*.csv  code tables (or .yaml), used by fields with `table:`
 //! ```
 //! Loading validates everything (paths, names, types) and reports every problem as
 //! `file:line:col: message`. A tenant's mapping version is a hash of all its files.
 
 mod files;
 mod rules;
+mod tables;
 
-pub use rules::{MappedEvent, RuleSet};
+pub use rules::{FieldType, MappedEvent, OnMiss, RuleSet, Transform};
+pub use tables::Tables;
 
 use crate::hl7::Header;
 use serde::Serialize;
@@ -189,7 +192,17 @@ fn load_tenant(dir: &Path) -> Result<Tenant, Vec<LoadError>> {
     let mut hash = Sha256::new();
     let mut errors = Vec::new();
     let mut settings = None;
-    let mut rules = RuleSet::default();
+    let (tables, table_files) = Tables::load(dir, &mut errors);
+    for (name, text) in &table_files {
+        hash.update(name.as_bytes());
+        hash.update([0]);
+        hash.update(text.as_bytes());
+        hash.update([0]);
+    }
+    let mut rules = RuleSet {
+        tables,
+        ..RuleSet::default()
+    };
     for file in &files {
         let text = match std::fs::read_to_string(file) {
             Ok(t) => t,
