@@ -61,11 +61,13 @@ pub enum Reason {
     MappingInvalidValue,
     /// A code-table lookup missed and the field says `on_miss: dead_letter`.
     MappingTableMiss,
+    /// A rule matched but produced no event (e.g. an ORU without any OBX).
+    MappingNoEvents,
 }
 
 impl Reason {
     /// Every reason, in documentation order.
-    pub const ALL: [Reason; 13] = [
+    pub const ALL: [Reason; 14] = [
         Reason::NotHl7,
         Reason::EmptyMessage,
         Reason::BatchEnvelope,
@@ -79,6 +81,7 @@ impl Reason {
         Reason::MappingRequiredField,
         Reason::MappingInvalidValue,
         Reason::MappingTableMiss,
+        Reason::MappingNoEvents,
     ];
 }
 
@@ -99,6 +102,7 @@ impl Reason {
             Reason::MappingRequiredField => "MAPPING_REQUIRED_FIELD",
             Reason::MappingInvalidValue => "MAPPING_INVALID_VALUE",
             Reason::MappingTableMiss => "MAPPING_TABLE_MISS",
+            Reason::MappingNoEvents => "MAPPING_NO_EVENTS",
         }
     }
 
@@ -115,7 +119,8 @@ impl Reason {
             Reason::UnmappedMessageType
             | Reason::MappingRequiredField
             | Reason::MappingInvalidValue
-            | Reason::MappingTableMiss => Stage::Map,
+            | Reason::MappingTableMiss
+            | Reason::MappingNoEvents => Stage::Map,
         }
     }
 
@@ -131,6 +136,7 @@ impl Reason {
             Reason::MappingRequiredField => "101",
             Reason::MappingInvalidValue => "102",
             Reason::MappingTableMiss => "103",
+            Reason::MappingNoEvents => "101",
         }
     }
 
@@ -150,6 +156,7 @@ impl Reason {
             Reason::MappingRequiredField => "Required field missing",
             Reason::MappingInvalidValue => "Data type error",
             Reason::MappingTableMiss => "Table value not found",
+            Reason::MappingNoEvents => "No data to map",
         }
     }
 }

@@ -46,6 +46,8 @@ pub enum OnMiss {
     /// Keep the raw value.
     #[default]
     Pass,
+    /// Leave the field empty (then `default`, else null).
+    Empty,
     /// Dead-letter the message with MAPPING_TABLE_MISS.
     DeadLetter,
 }
@@ -177,6 +179,12 @@ impl RuleSet {
                     out.push(t.apply(msg, scope.as_ref(), tz, &self.tables, &rule.file)?);
                 }
             }
+        }
+        if out.is_empty() {
+            return Err(Rejection::with_detail(
+                Reason::MappingNoEvents,
+                safe_code(&key),
+            ));
         }
         Ok(out)
     }
@@ -313,6 +321,7 @@ impl FieldRule {
                             format!("table {table}, {}", self.describe()),
                         ))
                     }
+                    None if *on_miss == OnMiss::Empty => v.clear(),
                     None => {}
                 }
             }
