@@ -198,3 +198,53 @@ fn migrate_creates_the_database() {
     );
     assert!(dir.path().join("sub/dir/x.db").exists());
 }
+
+#[test]
+fn check_reports_language_errors_with_their_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("mappings/acme");
+    std::fs::create_dir_all(t.join("tables")).unwrap();
+    std::fs::write(t.join("tenant.yaml"), "timezone: UTC\n").unwrap();
+    std::fs::write(t.join("tables/units.csv"), "from,to\nmg,mg\nbroken line\n").unwrap();
+    std::fs::write(
+        t.join("oru.yaml"),
+        "rules:\n\
+         \x20 - message: ORU^R01\n\
+         \x20   when: [ { path: MSH.9, equals: x, in: [y] } ]\n\
+         \x20   events:\n\
+         \x20     - event: LabResult\n\
+         \x20       for_each: { segment: obx }\n\
+         \x20       stream: { type: Patient, key: PID.3.1 }\n\
+         \x20       fields:\n\
+         \x20         a: { path: OBX.5, value: x }\n\
+         \x20         b: { path: OBX.6, table: nope }\n\
+         \x20         c: { path: OBX.3, type: coded, all: true }\n",
+    )
+    .unwrap();
+    let (code, _, err) = intake(dir.path(), &["check", "--mappings", "mappings"]);
+    assert_eq!(code, 1);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "mappings/acme/tables/units.csv:3:1: expected from,to",
+            "mappings/acme/oru.yaml:3:21: a condition needs exactly one of equals, in, not_in, present",
+            "mappings/acme/oru.yaml:6:30: for_each names segment ids such as OBX",
+            "mappings/acme/oru.yaml:9:14: field \"a\" needs exactly one of path, value, concat",
+            "mappings/acme/oru.yaml:10:36: no table \"nope\" in this tenant's tables/ folder",
+            "mappings/acme/oru.yaml:11:14: field \"c\": coded and observation values take no table, all, transform or default",
+            "6 error(s) in mappings",
+        ],
+        "{err}"
+    );
+    // YAML syntax errors are located too.
+    std::fs::write(t.join("tables/units.csv"), "from,to\nmg,mg\n").unwrap();
+    std::fs::write(t.join("oru.yaml"), "rules:\n  - message: [ORU^R01\n").unwrap();
+    let (code, _, err) = intake(dir.path(), &["check", "--mappings", "mappings"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err.lines().next(),
+        Some("mappings/acme/oru.yaml:2:14: unclosed bracket '['"),
+        "{err}"
+    );
+}

@@ -161,6 +161,23 @@ impl Path {
         Vec::new()
     }
 
+    /// Every repetition of the field (whatever the path's repetition selector), from the
+    /// first locator that yields any: the lines of a multi-line text value.
+    pub fn repetitions_in(&self, msg: &Hl7Message<'_>, scope: Option<&Scope<'_>>) -> Vec<String> {
+        for l in &self.alternatives {
+            let all = Locator {
+                repeat: RepeatSelect::All,
+                ..l.clone()
+            };
+            let mut out = Vec::new();
+            all.visit(msg, scope, &mut |v| out.push(v));
+            if !out.is_empty() {
+                return out;
+            }
+        }
+        Vec::new()
+    }
+
     /// The components of the first field repetition found (decoded), for typed values
     /// such as coded elements: `["718-7", "Hemoglobin", "LN"]`.
     pub fn components_in(

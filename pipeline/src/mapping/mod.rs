@@ -11,6 +11,8 @@
 mod files;
 mod rules;
 mod tables;
+#[cfg(test)]
+mod tests;
 
 pub use rules::{FieldType, MappedEvent, OnMiss, RuleSet, Transform};
 pub use tables::Tables;

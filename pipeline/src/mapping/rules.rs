@@ -156,7 +156,9 @@ impl RuleSet {
             .iter()
             .find(|r| holds(&r.when, msg, None))
             .ok_or_else(unmapped)?;
-        let mut out = Vec::new();
+        // Events follow the message: those of non-iterating templates first, then one
+        // per iterated segment in segment order (templates in file order within one).
+        let mut out: Vec<(usize, MappedEvent)> = Vec::new();
         for t in &rule.events {
             let scopes: Vec<Option<Scope<'_>>> = match &t.for_each {
                 None => vec![None],
@@ -176,7 +178,11 @@ impl RuleSet {
             };
             for scope in &scopes {
                 if holds(&t.when, msg, scope.as_ref()) {
-                    out.push(t.apply(msg, scope.as_ref(), tz, &self.tables, &rule.file)?);
+                    let position = scope.as_ref().map_or(0, |s| s.index);
+                    out.push((
+                        position,
+                        t.apply(msg, scope.as_ref(), tz, &self.tables, &rule.file)?,
+                    ));
                 }
             }
         }
@@ -186,7 +192,8 @@ impl RuleSet {
                 safe_code(&key),
             ));
         }
-        Ok(out)
+        out.sort_by_key(|(position, _)| *position);
+        Ok(out.into_iter().map(|(_, e)| e).collect())
     }
 
     /// Every output field the rules can fill, as (message code, event type, field name):
@@ -451,7 +458,7 @@ fn observation_value(
         }
         _ => {
             // Text: every repetition, one line each (TX/FT results often repeat).
-            let lines = path.all_in(msg, scope);
+            let lines = path.repetitions_in(msg, scope);
             json!(lines.join("\n"))
         }
     })

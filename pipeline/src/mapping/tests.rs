@@ -1,0 +1,204 @@
+//! The mapping language end to end: a tenant folder on disk, a message, the events.
+
+use super::Tenants;
+use crate::pipeline::{process, Disposition, RawMessage};
+use crate::reason::Reason;
+use serde_json::{json, Value};
+
+fn tenant(rules: &str, tables: &[(&str, &str)]) -> (tempfile::TempDir, Tenants) {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("t1");
+    std::fs::create_dir_all(t.join("tables")).unwrap();
+    std::fs::write(t.join("tenant.yaml"), "timezone: Europe/Berlin\n").unwrap();
+    std::fs::write(t.join("rules.yaml"), rules).unwrap();
+    for (name, text) in tables {
+        std::fs::write(t.join("tables").join(name), text).unwrap();
+    }
+    let tenants = Tenants::load(dir.path()).unwrap_or_else(|e| panic!("{e:?}"));
+    (dir, tenants)
+}
+
+fn run(
+    tenants: &Tenants,
+    msg: &str,
+) -> Result<Vec<(String, String, Value)>, (Reason, Option<String>)> {
+    let p = process(
+        RawMessage::new(Some("t1".into()), "test", msg.as_bytes().to_vec()),
+        tenants,
+    );
+    match p.disposition {
+        Disposition::Events(ev) => Ok(ev
+            .into_iter()
+            .map(|e| (e.event_type, e.stream_type, e.data))
+            .collect()),
+        Disposition::DeadLetter { rejection, .. } => Err((rejection.reason, rejection.detail)),
+    }
+}
+
+const ORU: &str = "MSH|^~\\&|LAB|H|X|Y|20240301101500||ORU^R01|L1|P|2.5.1\r\
+    PID|1||M1^^^H^MR\rOBR|1|P1|F1|CBC\r\
+    OBX|1|NM|HGB^Hemoglobin^L||13.5|g/dl|12-16|N|||F|||20240301100000\rNTE|1||fasting\r\
+    OBX|2|SN|CRP^CRP^L||<^0.5|mg/L|||||C\r\
+    OBR|2|P2|F2|BMP\rOBX|1|CWE|CX^Culture^L||SAL^Salmonella^SCT||||||F\r\
+    OBX|2|TX|RPT^Report^L||line one~line two||||||F";
+
+#[test]
+fn for_each_conditions_types_tables_and_fallback_streams() {
+    let rules = r#"
+rules:
+  - message: ORU^R01
+    events:
+      - event: ResultIn
+        for_each: { segment: OBX, children: [NTE] }
+        when: [ { path: OBX.11, not_in: [C] } ]
+        stream: { type: Admission, key: PV1.19 }
+        or_stream: { type: Patient, key: PID.3.1 }
+        fields: &f
+          panel: { path: OBR.4 }
+          code: { path: OBX.3.1, table: loinc, on_miss: pass }
+          loinc: { path: OBX.3.1, table: loinc, on_miss: empty }
+          value: { path: OBX.5, type: observation_value }
+          unit: { path: OBX.6, transform: [lower], table: ucum }
+          flags: { path: "OBX.8[*]", all: true }
+          notes: { path: "NTE[*].3", all: true }
+          kind: { value: lab }
+          label: { concat: [OBR.4, OBX.3.2], separator: " / " }
+          status: { path: OBX.11, default: unknown }
+      - event: ResultFixed
+        for_each: { segment: OBX, children: [NTE] }
+        when: [ { path: OBX.11, equals: C } ]
+        stream: { type: Patient, key: PID.3.1 }
+        fields: *f
+"#;
+    let (_d, t) = tenant(
+        rules,
+        &[
+            ("loinc.csv", "local,loinc\nHGB,718-7\n"),
+            ("ucum.yaml", "g/dl: g/dL\n"),
+        ],
+    );
+    let ev = run(&t, ORU).unwrap();
+    let types: Vec<(&str, &str)> = ev
+        .iter()
+        .map(|(e, s, _)| (e.as_str(), s.as_str()))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("ResultIn", "Patient"),
+            ("ResultFixed", "Patient"),
+            ("ResultIn", "Patient"),
+            ("ResultIn", "Patient")
+        ]
+    );
+    assert_eq!(
+        ev[0].2,
+        json!({"panel": "CBC", "code": "718-7", "loinc": "718-7", "value": 13.5, "unit": "g/dL", "flags": ["N"],
+               "notes": ["fasting"], "kind": "lab", "label": "CBC / Hemoglobin", "status": "F"})
+    );
+    assert_eq!(
+        ev[1].2["value"],
+        json!({"comparator": "<", "value": 0.5, "separator": null, "value2": null})
+    );
+    assert_eq!(ev[1].2["notes"], Value::Null, "no notes of a neighbour");
+    assert_eq!(ev[2].2["panel"], "BMP", "each OBX sees its own OBR");
+    assert_eq!(
+        ev[2].2["value"],
+        json!({"code": "SAL", "display": "Salmonella", "system": "SCT"})
+    );
+    assert_eq!(
+        (ev[2].2["code"].as_str(), ev[2].2["loinc"].clone()),
+        (Some("CX"), Value::Null),
+        "pass vs empty on a miss"
+    );
+    assert_eq!(ev[3].2["value"], "line one\nline two");
+    assert_eq!(ev[3].2["status"], "F");
+}
+
+#[test]
+fn precise_dead_letters_for_each_mapping_failure() {
+    let rules = r#"
+rules:
+  - message: ADT^A01
+    when: [ { path: PV1.2, in: [I, E] } ]
+    events:
+      - event: Admitted
+        stream: { type: Admission, key: PV1.19 }
+        fields:
+          n: { path: PV1.4, type: number }
+          at: { path: PV1.44, type: timestamp }
+          ward: { path: PV1.3.1, table: wards, on_miss: dead_letter }
+          mrn: { path: PID.3.1, required: true }
+"#;
+    let (_d, t) = tenant(rules, &[("wards.csv", "code,name\nW1,Ward one\n")]);
+    // PV1 from (field number, value) pairs.
+    let pv1 = |fields: &[(usize, &str)]| {
+        let mut f = vec![""; 45];
+        for (n, v) in fields {
+            f[*n] = v;
+        }
+        f[1..].join("|")
+    };
+    let msg = |pv1: &str, pid: &str| {
+        format!("MSH|^~\\&|A|H|X|Y|20240301||ADT^A01|C1|P|2.5\rPID|1||{pid}\rPV1|{pv1}")
+    };
+    let good = [
+        (1, "1"),
+        (2, "I"),
+        (3, "W1"),
+        (4, "7"),
+        (19, "V1"),
+        (44, "20240301120000"),
+    ];
+    let with = |changes: &[(usize, &str)]| {
+        let mut f: Vec<(usize, &str)> = good.to_vec();
+        f.extend_from_slice(changes);
+        pv1(&f)
+    };
+    let ok = run(&t, &msg(&with(&[]), "M1")).unwrap();
+    assert_eq!(
+        ok[0].2,
+        json!({"n": 7, "at": "2024-03-01T12:00:00+01:00", "ward": "Ward one", "mrn": "M1"})
+    );
+    let err = |pv1: &str, pid: &str| run(&t, &msg(pv1, pid)).unwrap_err();
+    assert_eq!(
+        err(&with(&[(2, "O")]), "M1"),
+        (Reason::UnmappedMessageType, Some("ADT^A01".into())),
+        "condition fails"
+    );
+    assert_eq!(
+        err(&with(&[(4, "x")]), "M1"),
+        (
+            Reason::MappingInvalidValue,
+            Some("field n (PV1.4) is not a number".into())
+        )
+    );
+    assert_eq!(
+        err(&with(&[(44, "2024-03-01")]), "M1"),
+        (
+            Reason::MappingInvalidValue,
+            Some("field at (PV1.44) is not an HL7 timestamp".into())
+        )
+    );
+    assert_eq!(
+        err(&with(&[(3, "W9")]), "M1"),
+        (
+            Reason::MappingTableMiss,
+            Some("table wards, field ward (PV1.3.1)".into())
+        )
+    );
+    assert_eq!(
+        err(&with(&[]), ""),
+        (
+            Reason::MappingRequiredField,
+            Some("field mrn (PID.3.1)".into())
+        )
+    );
+    assert_eq!(
+        err(&with(&[(19, "")]), "M1"),
+        (
+            Reason::MappingRequiredField,
+            Some("stream key of Admitted (PV1.19)".into())
+        )
+    );
+}
