@@ -1,0 +1,41 @@
+//! Parse + map cost per message, with the shipped `demo` mappings:
+//! `cargo bench -p intake-pipeline --bench map`.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use intake_pipeline::mapping::Tenants;
+use intake_pipeline::{process, RawMessage};
+use std::hint::black_box;
+use std::path::Path;
+
+fn oru(results: usize) -> Vec<u8> {
+    let mut m = String::from(
+        "MSH|^~\\&|LAB|DEMO_HOSP|INTAKE|INTAKE|20261122091500||ORU^R01^ORU_R01|BENCH-ORU|P|2.5.1\r\
+         PID|1||MRN100234^^^DEMO_HOSP^MR||Doe^Alex||19800214|F\r\
+         PV1|1|I|WEST4^412^B||||D1234^House^Greg|||MED||||1|||D1234|IP|V20261122-0001\r\
+         ORC|RE|P1|F1\rOBR|1|P1|F1|CBC^Complete blood count^L|||20261122080000\r",
+    );
+    for i in 0..results {
+        m.push_str(&format!(
+            "OBX|{}|NM|HGB^Hemoglobin^L||13.{i}|g/dl|12.0-16.0|N|||F|||20261122083000||TECH1\r",
+            i + 1
+        ));
+    }
+    m.into_bytes()
+}
+
+fn bench(c: &mut Criterion) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mappings");
+    let tenants = Tenants::load(&dir).expect("demo mappings load");
+    let adt = std::fs::read(dir.join("../samples/demo/a01-admit.hl7")).expect("sample");
+    let oru10 = oru(10);
+    let mut g = c.benchmark_group("parse+map");
+    g.throughput(Throughput::Elements(1));
+    for (name, bytes) in [("ADT^A01", adt), ("ORU^R01 10 OBX", oru10)] {
+        let raw = RawMessage::new(Some("demo".into()), "bench", bytes);
+        g.bench_function(name, |b| b.iter(|| process(black_box(raw.clone()), &tenants)));
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
