@@ -28,6 +28,14 @@ pub async fn run(config_file: Option<&Path>, command: Command) -> Result<ExitCod
         }
         Command::Check { mappings } => Ok(check(&mappings.unwrap_or(config.mappings_dir))),
         Command::Map { tenant, files } => map(&config, &tenant, &files),
+        Command::Test {
+            dir,
+            mappings,
+            update,
+        } => match load_tenants(&mappings.unwrap_or(config.mappings_dir)) {
+            Some(tenants) => crate::golden::run(&dir, &tenants, update),
+            None => Ok(ExitCode::FAILURE),
+        },
         Command::Send { to, timeout, files } => {
             send(&to, Duration::from_secs(timeout), &files).await
         }

@@ -2,6 +2,7 @@
 
 mod commands;
 mod config;
+mod golden;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -38,6 +39,18 @@ enum Command {
         /// Files holding one or more HL7 v2 messages.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Golden-file tests: run samples/<tenant>/<case>.hl7 and compare with <case>.events.json.
+    Test {
+        /// Folder of `<tenant>/` sample folders.
+        #[arg(default_value = "samples")]
+        dir: PathBuf,
+        /// Mappings folder (default: the configured one).
+        #[arg(long)]
+        mappings: Option<PathBuf>,
+        /// Write the `.events.json` files from the actual output instead of comparing.
+        #[arg(long)]
+        update: bool,
     },
     /// MLLP client: send the messages in FILEs in order, print each ACK.
     Send {

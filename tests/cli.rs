@@ -1,4 +1,4 @@
-//! The command line as a user runs it: check, map, events, migrate, clean shutdown.
+//! The command line as a user runs it: check, map, test, events, migrate, clean shutdown.
 
 mod common;
 
@@ -246,5 +246,165 @@ fn check_reports_language_errors_with_their_location() {
         err.lines().next(),
         Some("mappings/acme/oru.yaml:2:14: unclosed bracket '['"),
         "{err}"
+    );
+}
+
+/// A folder with the repo's `demo` mappings and the given files under `samples/`.
+fn golden_dir(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let maps = dir.path().join("mappings/demo");
+    std::fs::create_dir_all(&maps).unwrap();
+    for f in ["adt.yaml", "tenant.yaml"] {
+        std::fs::copy(common::repo().join("mappings/demo").join(f), maps.join(f)).unwrap();
+    }
+    for (name, bytes) in files {
+        let path = dir.path().join("samples").join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn test_passes_on_the_shipped_samples() {
+    let (code, out, err) = intake(&common::repo(), &["test"]);
+    assert_eq!(code, 0, "{out}{err}");
+    for case in ["a01-admit", "a02-transfer", "a03-discharge"] {
+        assert!(out.contains(&format!("ok   demo/{case}\n")), "{out}");
+    }
+    assert!(
+        out.contains("coverage: 20 of 20 mapped fields filled by samples (tenant demo)\n")
+            && !out.contains("uncovered"),
+        "{out}"
+    );
+    assert!(out.ends_with("3 passed, 0 failed\n"), "{out}");
+}
+
+#[test]
+fn test_shows_each_differing_field_as_path_expected_actual() {
+    let repo = common::repo();
+    let hl7 = std::fs::read(repo.join("samples/demo/a02-transfer.hl7")).unwrap();
+    let golden = std::fs::read_to_string(repo.join("samples/demo/a02-transfer.events.json"))
+        .unwrap()
+        .replace("\"to_bed\": \"A\"", "\"to_bed\": \"B\"")
+        .replace("\"reason\": \"TRN\",", "");
+    let dir = golden_dir(&[
+        ("demo/a02-transfer.hl7", &hl7),
+        ("demo/a02-transfer.events.json", golden.as_bytes()),
+    ]);
+    let (code, out, _) = intake(dir.path(), &["test"]);
+    assert_eq!(code, 1, "{out}");
+    let lines: Vec<&str> = out.lines().take(3).collect();
+    assert_eq!(
+        lines,
+        [
+            "FAIL demo/a02-transfer",
+            "    message 1, event 1 (LocationChanged): data.reason: - (absent)  + \"TRN\"",
+            "    message 1, event 1 (LocationChanged): data.to_bed: - \"B\"  + \"A\"",
+        ],
+        "{out}"
+    );
+    assert!(out.ends_with("0 passed, 1 failed\n"), "{out}");
+}
+
+#[test]
+fn test_without_golden_file_hints_at_update_which_then_passes() {
+    let repo = common::repo();
+    let hl7 = std::fs::read(repo.join("samples/demo/a01-admit.hl7")).unwrap();
+    let dir = golden_dir(&[("demo/a01-admit.hl7", &hl7)]);
+    let (code, out, _) = intake(dir.path(), &["test"]);
+    assert_eq!(code, 1);
+    assert!(
+        out.starts_with("FAIL demo/a01-admit\n    no golden file samples/demo/a01-admit.events.json: run `intake test --update`"),
+        "{out}"
+    );
+
+    let (code, out, err) = intake(dir.path(), &["test", "--update"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.starts_with("wrote samples/demo/a01-admit.events.json: 1 event (AdmissionCreated)\n"),
+        "{out}"
+    );
+    let written = std::fs::read_to_string(dir.path().join("samples/demo/a01-admit.events.json"));
+    let shipped = std::fs::read_to_string(repo.join("samples/demo/a01-admit.events.json"));
+    assert_eq!(
+        written.unwrap(),
+        shipped.unwrap(),
+        "same input, same golden file"
+    );
+
+    let (code, out, _) = intake(dir.path(), &["test"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("ok   demo/a01-admit\n"), "{out}");
+    let (_, out, _) = intake(dir.path(), &["test", "--update"]);
+    assert!(
+        out.starts_with("unchanged samples/demo/a01-admit.events.json\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn test_reports_mapped_fields_no_sample_filled() {
+    // The synthetic A01 leaves PV1-4 (admission type) empty; A02 and A03 have no sample.
+    let dir = golden_dir(&[("demo/admit.hl7", &Adt::default().build())]);
+    std::fs::rename(dir.path().join("mappings"), dir.path().join("maps")).unwrap();
+    let (code, out, err) = intake(dir.path(), &["test", "--update", "--mappings", "maps"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines.contains(&"uncovered: demo ADT^A01 AdmissionCreated.admission_type")
+            && lines.contains(&"uncovered: demo ADT^A02 LocationChanged.to_bed")
+            && !lines.contains(&"uncovered: demo ADT^A01 AdmissionCreated.bed"),
+        "{out}"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("uncovered: "))
+            .count(),
+        13
+    );
+    assert!(
+        lines.contains(&"coverage: 7 of 20 mapped fields filled by samples (tenant demo)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn test_compares_dead_letters_too() {
+    let a99 = Adt {
+        trigger: "A99",
+        ..Default::default()
+    }
+    .build();
+    let dir = golden_dir(&[("demo/unmapped.hl7", &a99)]);
+    let (code, out, _) = intake(dir.path(), &["test", "--update"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with(
+            "wrote samples/demo/unmapped.events.json: dead letter UNMAPPED_MESSAGE_TYPE\n"
+        ),
+        "{out}"
+    );
+    let path = dir.path().join("samples/demo/unmapped.events.json");
+    let golden: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(
+        golden,
+        serde_json::json!([{"dead_letter": {"stage": "map", "code": "UNMAPPED_MESSAGE_TYPE", "detail": "ADT^A99"}}])
+    );
+    assert_eq!(intake(dir.path(), &["test"]).0, 0);
+
+    let edited = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("A99", "A98");
+    std::fs::write(&path, edited).unwrap();
+    let (code, out, _) = intake(dir.path(), &["test"]);
+    assert_eq!(code, 1);
+    assert!(
+        out.starts_with(
+            "FAIL demo/unmapped\n    message 1: dead_letter.detail: - \"ADT^A98\"  + \"ADT^A99\"\n"
+        ),
+        "{out}"
     );
 }

@@ -1,0 +1,338 @@
+//! `intake test`: golden-file tests for mapping authors.
+//!
+//! ```text
+//! samples/<tenant>/<case>.hl7           one or more messages (each starts at a line beginning MSH)
+//! samples/<tenant>/<case>.events.json   expected outcome, one entry per message, in file order
+//! ```
+//! Each entry is `{"events": [{"event_type", "stream_type", "stream_id", "data"}, ...]}` or
+//! `{"dead_letter": {"stage", "code", "detail"}}`. Only these deterministic fields are
+//! compared. `event_id` (its time part falls back to the receipt time) and `metadata`
+//! (correlation id, receipt time, mapping file and version) are left out, so a golden
+//! file survives reruns and mapping edits that do not change the events.
+//! Every case runs through [`process`] with the folder name as tenant; nothing is stored.
+//! After the cases comes a field-coverage report per tenant: the mapped fields
+//! ([`RuleSet::fields`](intake_pipeline::mapping::RuleSet::fields)) that no sample filled.
+
+use anyhow::{bail, Context, Result};
+use intake_adapters::mllp::client::split_messages;
+use intake_pipeline::event::NewEvent;
+use intake_pipeline::mapping::Tenants;
+use intake_pipeline::{process, Disposition, RawMessage};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// One sample file and its golden file.
+struct Case {
+    /// The tenant: the name of the folder holding the sample.
+    tenant: String,
+    /// `<tenant>/<file stem>`, as printed.
+    name: String,
+    /// The messages.
+    hl7: PathBuf,
+    /// The expected outcome, `<case>.events.json` beside the messages.
+    golden: PathBuf,
+}
+
+/// The compared outcome of one message; serialised as it is written to golden files.
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Outcome {
+    /// The message maps to these events.
+    Events(Vec<GoldenEvent>),
+    /// The message is dead-lettered.
+    DeadLetter {
+        /// Pipeline stage, e.g. `map`.
+        stage: &'static str,
+        /// Stable reason code, e.g. `UNMAPPED_MESSAGE_TYPE`.
+        code: &'static str,
+        /// PHI-free detail (field name and path), or null.
+        detail: Option<String>,
+    },
+}
+
+/// The deterministic fields of one event.
+#[derive(Serialize)]
+struct GoldenEvent {
+    event_type: String,
+    stream_type: String,
+    stream_id: uuid::Uuid,
+    data: Value,
+}
+
+impl GoldenEvent {
+    /// The deterministic fields of a mapped event; records the fields it filled.
+    fn new(e: NewEvent, code: &str, seen: &mut BTreeSet<(String, String, String)>) -> Self {
+        for (field, v) in e.data.as_object().into_iter().flatten() {
+            if !v.is_null() {
+                seen.insert((code.into(), e.event_type.clone(), field.clone()));
+            }
+        }
+        let (event_type, stream_type, stream_id) = (e.event_type, e.stream_type, e.stream_id);
+        GoldenEvent {
+            event_type,
+            stream_type,
+            stream_id,
+            data: e.data,
+        }
+    }
+}
+
+/// The JSON form of outcomes, as compared (cannot fail: plain structs and strings).
+fn to_values(outcomes: &[Outcome]) -> Vec<Value> {
+    outcomes
+        .iter()
+        .map(|o| serde_json::to_value(o).unwrap_or_default())
+        .collect()
+}
+
+/// Fields seen filled (non-null), per tenant: (message code, event type, field name).
+type Filled = BTreeMap<String, BTreeSet<(String, String, String)>>;
+
+/// Runs every case under `dir` against `tenants`, or with `update` rewrites the golden
+/// files from the actual output. Prints one line per case, then the coverage report.
+pub fn run(dir: &Path, tenants: &Tenants, update: bool) -> Result<ExitCode> {
+    let cases = find_cases(dir)?;
+    if cases.is_empty() {
+        bail!(
+            "no cases in {}: expected <tenant>/<case>.hl7",
+            dir.display()
+        );
+    }
+    let mut filled = Filled::new();
+    let (mut passed, mut failed) = (0, 0);
+    for case in &cases {
+        let problems = match actual(case, tenants, &mut filled) {
+            Err(problem) => vec![problem],
+            Ok(outcomes) if update => bless(case, &outcomes)?,
+            Ok(outcomes) => compare(case, &outcomes),
+        };
+        if problems.is_empty() {
+            passed += 1;
+            if !update {
+                println!("ok   {}", case.name);
+            }
+        } else {
+            failed += 1;
+            println!("FAIL {}", case.name);
+            for p in problems {
+                println!("    {p}");
+            }
+        }
+    }
+    coverage(&cases, tenants, &filled);
+    let ok = if update {
+        "written or unchanged"
+    } else {
+        "passed"
+    };
+    println!("{passed} {ok}, {failed} failed");
+    Ok(ExitCode::from(u8::from(failed > 0)))
+}
+
+/// `dir/<tenant>/<case>.hl7`, sorted by tenant and case.
+fn find_cases(dir: &Path) -> Result<Vec<Case>> {
+    let mut cases = Vec::new();
+    for tdir in sorted_entries(dir)?.into_iter().filter(|p| p.is_dir()) {
+        let tenant = tdir.file_name().unwrap_or_default().to_string_lossy();
+        for hl7 in sorted_entries(&tdir)? {
+            if hl7.extension().is_some_and(|x| x == "hl7") && hl7.is_file() {
+                let stem = hl7.file_stem().unwrap_or_default().to_string_lossy();
+                cases.push(Case {
+                    tenant: tenant.to_string(),
+                    name: format!("{tenant}/{stem}"),
+                    golden: tdir.join(format!("{stem}.events.json")),
+                    hl7,
+                });
+            }
+        }
+    }
+    Ok(cases)
+}
+
+/// The entries of a folder, sorted.
+fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| Some(e.ok()?.path())).collect();
+    paths.sort();
+    Ok(paths)
+}
+
+/// Runs a case's messages through the pipeline; records the fields they filled.
+fn actual(case: &Case, tenants: &Tenants, filled: &mut Filled) -> Result<Vec<Outcome>, String> {
+    if tenants.get(&case.tenant).is_none() {
+        return Err(format!("no tenant {:?} in the mappings", case.tenant));
+    }
+    let bytes = std::fs::read(&case.hl7).map_err(|e| format!("{}: {e}", case.hl7.display()))?;
+    let messages = split_messages(&bytes);
+    if messages.is_empty() {
+        return Err(format!("{} holds no message", case.hl7.display()));
+    }
+    let seen = filled.entry(case.tenant.clone()).or_default();
+    let mut outcomes = Vec::new();
+    for message in messages {
+        let raw = RawMessage::new(Some(case.tenant.clone()), "test", message);
+        let p = process(raw, tenants);
+        let code = p.message_code().unwrap_or_default();
+        outcomes.push(match p.disposition {
+            Disposition::Events(events) => {
+                let events = events.into_iter().map(|e| GoldenEvent::new(e, &code, seen));
+                Outcome::Events(events.collect())
+            }
+            Disposition::DeadLetter { rejection: r, .. } => {
+                let (stage, code) = (r.reason.stage().as_str(), r.reason.code());
+                Outcome::DeadLetter {
+                    stage,
+                    code,
+                    detail: r.detail,
+                }
+            }
+        });
+    }
+    Ok(outcomes)
+}
+
+/// Writes the golden file from the actual outcomes (unless unchanged) and says so.
+fn bless(case: &Case, outcomes: &[Outcome]) -> Result<Vec<String>> {
+    let text = serde_json::to_string_pretty(outcomes)? + "\n";
+    let path = case.golden.display();
+    if std::fs::read_to_string(&case.golden).is_ok_and(|old| old == text) {
+        println!("unchanged {path}");
+        return Ok(Vec::new());
+    }
+    std::fs::write(&case.golden, &text).with_context(|| format!("writing {path}"))?;
+    let summaries: Vec<String> = to_values(outcomes).iter().map(summary).collect();
+    println!("wrote {path}: {}", summaries.join("; "));
+    Ok(Vec::new())
+}
+
+/// Compares the actual outcomes with the golden file; returns the differences.
+fn compare(case: &Case, outcomes: &[Outcome]) -> Vec<String> {
+    let path = case.golden.display();
+    let text = match std::fs::read_to_string(&case.golden) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let hint = "run `intake test --update` to write it from the actual output";
+            return vec![format!("no golden file {path}: {hint}")];
+        }
+        Err(e) => return vec![format!("{path}: {e}")],
+    };
+    let expected = match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Array(v)) => v,
+        Ok(_) => return vec![format!("{path}: not an array (one entry per message)")],
+        Err(e) => return vec![format!("{path}: invalid JSON: {e}")],
+    };
+    let actual = to_values(outcomes);
+    let mut out = Vec::new();
+    for i in 0..expected.len().max(actual.len()) {
+        let label = format!("message {}", i + 1);
+        match (expected.get(i), actual.get(i)) {
+            (Some(e), Some(a)) => diff_message(&label, e, a, &mut out),
+            (Some(e), None) => out.push(format!("{label}: missing: expected {}", summary(e))),
+            (None, Some(a)) => out.push(format!("{label}: extra: {}", summary(a))),
+            (None, None) => {}
+        }
+    }
+    out
+}
+
+/// Differences between an expected and an actual message outcome.
+fn diff_message(label: &str, e: &Value, a: &Value, out: &mut Vec<String>) {
+    let events = |v: &Value| v.get("events").and_then(Value::as_array).cloned();
+    let keys = |v: &Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>());
+    match (events(e), events(a)) {
+        (Some(ee), Some(ae)) => {
+            for j in 0..ee.len().max(ae.len()) {
+                let (x, y) = (ee.get(j), ae.get(j));
+                let kind = x.or(y).and_then(|v| v.get("event_type")?.as_str());
+                let label = format!("{label}, event {} ({})", j + 1, kind.unwrap_or("?"));
+                match (x, y) {
+                    (Some(_), None) => {
+                        out.push(format!("{label}: missing: expected, not produced"))
+                    }
+                    (None, Some(_)) => out.push(format!("{label}: extra: produced, not expected")),
+                    _ => diff_value(&label, "", x, y, out),
+                }
+            }
+        }
+        _ if keys(e) == keys(a) => diff_value(label, "", Some(e), Some(a), out),
+        _ => out.push(format!("{label}: - {}  + {}", summary(e), summary(a))),
+    }
+}
+
+/// Leaf-level differences between two JSON values; `None` is an absent key.
+fn diff_value(
+    label: &str,
+    path: &str,
+    e: Option<&Value>,
+    a: Option<&Value>,
+    out: &mut Vec<String>,
+) {
+    if e == a {
+        return;
+    }
+    let dot = if path.is_empty() { "" } else { "." };
+    match (e, a) {
+        (Some(Value::Object(x)), Some(Value::Object(y))) => {
+            for key in x.keys().chain(y.keys()).collect::<BTreeSet<_>>() {
+                let sub = format!("{path}{dot}{key}");
+                diff_value(label, &sub, x.get(key), y.get(key), out);
+            }
+        }
+        (Some(Value::Array(x)), Some(Value::Array(y))) if x.len() == y.len() => {
+            for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                diff_value(label, &format!("{path}[{i}]"), Some(p), Some(q), out);
+            }
+        }
+        _ => {
+            let show = |v: Option<&Value>| v.map_or("(absent)".to_string(), Value::to_string);
+            let colon = if path.is_empty() { "" } else { ": " };
+            let (e, a) = (show(e), show(a));
+            out.push(format!("{label}: {path}{colon}- {e}  + {a}"));
+        }
+    }
+}
+
+/// A one-line summary of a message outcome, e.g. `1 event (AdmissionCreated)`.
+fn summary(v: &Value) -> String {
+    if let Some(events) = v.get("events").and_then(Value::as_array) {
+        let types: Vec<&str> = events
+            .iter()
+            .filter_map(|e| e.get("event_type")?.as_str())
+            .collect();
+        match events.len() {
+            0 => "no events".to_string(),
+            1 => format!("1 event ({})", types.join(", ")),
+            n => format!("{n} events ({})", types.join(", ")),
+        }
+    } else if let Some(code) = v.pointer("/dead_letter/code").and_then(Value::as_str) {
+        format!("dead letter {code}")
+    } else {
+        v.to_string()
+    }
+}
+
+/// Prints, per tenant with samples, the mapped fields no sample filled and the totals.
+fn coverage(cases: &[Case], tenants: &Tenants, filled: &Filled) {
+    let names: BTreeSet<&str> = cases.iter().map(|c| c.tenant.as_str()).collect();
+    for tenant in names.into_iter().filter_map(|n| tenants.get(n)) {
+        let seen = filled.get(&tenant.name);
+        let fields: BTreeSet<(&str, &str, &str)> = tenant.rules.fields().into_iter().collect();
+        let mut covered = 0;
+        for &(code, event, field) in &fields {
+            let key = (code.to_string(), event.to_string(), field.to_string());
+            if seen.is_some_and(|s| s.contains(&key)) {
+                covered += 1;
+            } else {
+                println!("uncovered: {} {code} {event}.{field}", tenant.name);
+            }
+        }
+        println!(
+            "coverage: {covered} of {} mapped fields filled by samples (tenant {})",
+            fields.len(),
+            tenant.name
+        );
+    }
+}
