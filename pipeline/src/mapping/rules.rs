@@ -92,7 +92,9 @@ impl RuleSet {
             .iter()
             .flat_map(|(code, rule)| {
                 rule.events.iter().flat_map(move |t| {
-                    t.fields.iter().map(move |f| (code.as_str(), t.event_type.as_str(), f.name.as_str()))
+                    t.fields
+                        .iter()
+                        .map(move |f| (code.as_str(), t.event_type.as_str(), f.name.as_str()))
                 })
             })
             .collect()
