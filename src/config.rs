@@ -25,6 +25,8 @@ pub struct Config {
     pub mllp: Vec<MllpListenerConfig>,
     /// The batching writer.
     pub writer: WriterSettings,
+    /// Mapping files.
+    pub mappings: MappingsSettings,
 }
 
 /// `[http]`.
@@ -65,6 +67,22 @@ pub struct WriterSettings {
     pub max_wait_us: u64,
 }
 
+/// `[mappings]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MappingsSettings {
+    /// Milliseconds between checks of the mappings folder for edits (0: no hot reload).
+    pub reload_interval_ms: u64,
+}
+
+impl Default for MappingsSettings {
+    fn default() -> Self {
+        MappingsSettings {
+            reload_interval_ms: 1000,
+        }
+    }
+}
+
 fn default_max_frame() -> usize {
     1 << 20
 }
@@ -85,6 +103,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             mllp: vec![MllpListenerConfig::default()],
             writer: WriterSettings::default(),
+            mappings: MappingsSettings::default(),
         }
     }
 }
@@ -188,5 +207,12 @@ mod tests {
         assert_eq!(c.mllp[0].max_frame_bytes, 10);
         assert_eq!(c.tenant_tokens["demo"], "t");
         assert!(toml::from_str::<Config>("databse_url = 1").is_err());
+        assert_eq!(
+            c.mappings.reload_interval_ms, 1000,
+            "hot reload is on by default"
+        );
+        let c: Config = toml::from_str("[mappings]\nreload_interval_ms = 0\n").unwrap();
+        assert_eq!(c.mappings.reload_interval_ms, 0);
+        assert!(toml::from_str::<Config>("[mappings]\nreload_ms = 1\n").is_err());
     }
 }

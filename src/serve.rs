@@ -1,6 +1,6 @@
-//! `intake serve`: migrate, load mappings, start the writer and the listeners, and shut
-//! down cleanly on SIGTERM or Ctrl-C (stop accepting, finish messages in flight, commit
-//! the last batch).
+//! `intake serve`: migrate, load mappings (and watch them for edits), start the writer
+//! and the listeners, and shut down cleanly on SIGTERM or Ctrl-C (stop accepting, finish
+//! messages in flight, commit the last batch).
 
 use crate::commands::{load_tenants, open_store};
 use crate::config::Config;
@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use intake_adapters::http::{router, Auth, HttpState};
 use intake_adapters::mllp::listener::MllpListener;
 use intake_pipeline::ingest::Ingest;
+use intake_pipeline::mapping::reload::{spawn_watcher, TenantsHandle};
 use intake_pipeline::writer::{Writer, WriterConfig};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -34,15 +35,29 @@ pub async fn serve(config: Config) -> Result<ExitCode> {
             }
         }
     }
-    let tenants = Arc::new(tenants);
+    let tenants = TenantsHandle::new(Arc::new(tenants));
     let writer_config = WriterConfig {
         max_batch: config.writer.max_batch,
         max_wait: Duration::from_micros(config.writer.max_wait_us),
         ..WriterConfig::default()
     };
     let (writer, writer_task) = Writer::spawn(store.clone(), writer_config);
-    let ingest = Ingest::new(tenants, writer);
+    let ingest = Ingest::new(tenants.clone(), writer);
     let (stop, stopped) = watch::channel(false);
+    let watcher = match config.mappings.reload_interval_ms {
+        0 => None,
+        ms => Some(spawn_watcher(
+            config.mappings_dir.clone(),
+            tenants,
+            Duration::from_millis(ms),
+            config
+                .mllp
+                .iter()
+                .filter_map(|l| l.tenant.clone())
+                .collect(),
+            stopped.clone(),
+        )),
+    };
 
     let mut listeners = tokio::task::JoinSet::new();
     for l in &config.mllp {
@@ -98,6 +113,9 @@ pub async fn serve(config: Config) -> Result<ExitCode> {
         tracing::warn!("connections still busy after {DRAIN:?}; closing them");
         listeners.abort_all();
         http_abort.abort();
+    }
+    if let Some(w) = watcher {
+        w.await.ok();
     }
     // Every Writer handle is gone now: the writer commits what is queued and stops.
     writer_task.await.ok();

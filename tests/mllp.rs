@@ -345,6 +345,7 @@ async fn tenant_policy_answers_ae_for_dead_letters_and_routing_uses_msh4() {
 async fn oversized_and_endless_frames_are_rejected_without_memory_growth() {
     let server = Server::start_with(Options {
         mllp_extra: "max_frame_bytes = 65536\nframe_timeout_secs = 2".into(),
+        ..Default::default()
     });
     let mut c = server.client().await;
     assert_eq!(msa(&c.send(&Adt::default().build()).await.unwrap()).0, "AA");

@@ -32,7 +32,9 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     for (name, bytes) in [("ADT^A01", adt), ("ORU^R01 10 OBX", oru10)] {
         let raw = RawMessage::new(Some("demo".into()), "bench", bytes);
-        g.bench_function(name, |b| b.iter(|| process(black_box(raw.clone()), &tenants)));
+        g.bench_function(name, |b| {
+            b.iter(|| process(black_box(raw.clone()), &tenants))
+        });
     }
     g.finish();
 }

@@ -3,6 +3,7 @@
 //! inbound message is logged — with ids and codes only, never content.
 
 use crate::hl7::Header;
+use crate::mapping::reload::TenantsHandle;
 use crate::mapping::Tenants;
 use crate::pipeline::{process, AckCode, RawMessage};
 use crate::store::Stored;
@@ -13,7 +14,7 @@ use uuid::Uuid;
 /// Processing plus storage, shared by all listeners.
 #[derive(Clone)]
 pub struct Ingest {
-    tenants: Arc<Tenants>,
+    tenants: TenantsHandle,
     writer: Writer,
 }
 
@@ -35,13 +36,18 @@ pub struct Ingested {
 }
 
 impl Ingest {
-    /// Binds the tenants' mappings and a writer.
-    pub fn new(tenants: Arc<Tenants>, writer: Writer) -> Self {
+    /// Binds the tenants' mappings (reloadable through the handle) and a writer.
+    pub fn new(tenants: TenantsHandle, writer: Writer) -> Self {
         Ingest { tenants, writer }
     }
 
-    /// The tenants this engine serves.
-    pub fn tenants(&self) -> &Arc<Tenants> {
+    /// The current snapshot of the tenants this engine serves.
+    pub fn tenants(&self) -> Arc<Tenants> {
+        self.tenants.current()
+    }
+
+    /// The handle through which the mappings are reloaded.
+    pub fn tenants_handle(&self) -> &TenantsHandle {
         &self.tenants
     }
 
@@ -53,7 +59,9 @@ impl Ingest {
     /// Processes and durably stores one message; returns once committed (or failed).
     pub async fn ingest(&self, raw: RawMessage) -> Ingested {
         let inbound_id = raw.id;
-        let processed = process(raw, &self.tenants);
+        // One snapshot per message: a reload never splits a message across versions.
+        let tenants = self.tenants.current();
+        let processed = process(raw, &tenants);
         let header = processed.header.clone();
         let tenant = processed.tenant.clone();
         let result = self.writer.submit(processed).await;

@@ -8,6 +8,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub const ADMIN: &str = "admin-secret";
@@ -21,6 +22,8 @@ pub struct Server {
     /// [bound to demo, routed by MSH-4/MSH-6]
     pub mllp: Vec<SocketAddr>,
     pub http: SocketAddr,
+    /// The server's log (stderr) when `Options::log` was set.
+    pub log: Arc<Mutex<String>>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -28,6 +31,10 @@ pub struct Server {
 #[derive(Default, Clone)]
 pub struct Options {
     pub mllp_extra: String,
+    /// `[mappings] reload_interval_ms`.
+    pub reload_interval_ms: Option<u64>,
+    /// An `INTAKE_LOG` filter; when set, stderr is captured in `Server::log`.
+    pub log: Option<String>,
 }
 
 pub fn repo() -> PathBuf {
@@ -59,12 +66,16 @@ pub fn prepare(dir: &Path, opts: &Options) {
     let config = format!(
         "database_url = \"sqlite://{db}\"\nmappings_dir = \"{maps}\"\nadmin_token = \"{ADMIN}\"\n\
          [tenant_tokens]\ndemo = \"{DEMO_TOKEN}\"\nstrict = \"{STRICT_TOKEN}\"\n\
-         [http]\naddr = \"127.0.0.1:0\"\n\
+         [http]\naddr = \"127.0.0.1:0\"\n{mappings}\
          [[mllp]]\naddr = \"127.0.0.1:0\"\ntenant = \"demo\"\n{extra}\n\
          [[mllp]]\naddr = \"127.0.0.1:0\"\n{extra}\n",
         db = dir.join("intake.db").display(),
         maps = maps.display(),
         extra = opts.mllp_extra,
+        mappings = opts
+            .reload_interval_ms
+            .map(|ms| format!("[mappings]\nreload_interval_ms = {ms}\n"))
+            .unwrap_or_default(),
     );
     std::fs::write(dir.join("intake.toml"), config).unwrap();
 }
@@ -77,13 +88,17 @@ impl Server {
     pub fn start_with(opts: Options) -> Server {
         let tmp = tempfile::tempdir().unwrap();
         prepare(tmp.path(), &opts);
-        let mut s = Self::start_in(tmp.path());
+        let mut s = Self::start_in_with(tmp.path(), &opts);
         s._tmp = Some(tmp);
         s
     }
 
     /// Starts a server on an already prepared folder (used to restart after a crash).
     pub fn start_in(dir: &Path) -> Server {
+        Self::start_in_with(dir, &Options::default())
+    }
+
+    pub fn start_in_with(dir: &Path, opts: &Options) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_intake"))
             .arg("--config")
             .arg(dir.join("intake.toml"))
@@ -94,11 +109,26 @@ impl Server {
             .env_remove("INTAKE_MLLP_ADDR")
             .env_remove("INTAKE_HTTP_ADDR")
             .env_remove("INTAKE_ADMIN_TOKEN")
-            .env("INTAKE_LOG", "warn")
+            .env("INTAKE_LOG", opts.log.as_deref().unwrap_or("warn"))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(match opts.log {
+                Some(_) => Stdio::piped(),
+                None => Stdio::inherit(),
+            })
             .spawn()
             .expect("start intake serve");
+        let log = Arc::new(Mutex::new(String::new()));
+        if let Some(stderr) = child.stderr.take() {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    eprintln!("{line}");
+                    let mut log = log.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            });
+        }
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut mllp = Vec::new();
         let http = loop {
@@ -126,6 +156,7 @@ impl Server {
             dir: dir.to_path_buf(),
             mllp,
             http,
+            log,
             _tmp: None,
         }
     }

@@ -7,8 +7,10 @@
 //! ```
 //! Loading validates everything (paths, names, types) and reports every problem as
 //! `file:line:col: message`. A tenant's mapping version is a hash of all its files.
+//! [`reload`] swaps in edited mappings while the engine runs.
 
 mod files;
+pub mod reload;
 mod rules;
 mod tables;
 #[cfg(test)]

@@ -1,0 +1,110 @@
+use super::*;
+use std::time::Instant;
+
+fn tenant(root: &Path, name: &str, settings: &str) {
+    std::fs::create_dir_all(root.join(name)).unwrap();
+    std::fs::write(root.join(name).join("tenant.yaml"), settings).unwrap();
+}
+
+fn setup() -> (tempfile::TempDir, TenantsHandle) {
+    let tmp = tempfile::tempdir().unwrap();
+    tenant(tmp.path(), "bound", "timezone: UTC\n");
+    tenant(tmp.path(), "other", "timezone: UTC\n");
+    let handle = TenantsHandle::new(Arc::new(Tenants::load(tmp.path()).unwrap()));
+    (tmp, handle)
+}
+
+fn bound() -> BTreeSet<String> {
+    BTreeSet::from(["bound".to_string()])
+}
+
+fn version(h: &TenantsHandle, name: &str) -> Option<String> {
+    h.current().get(name).map(|t| t.version.clone())
+}
+
+async fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[test]
+fn a_touch_is_no_change_but_an_edit_or_a_new_file_is() {
+    let (tmp, _) = setup();
+    let file = tmp.path().join("bound/tenant.yaml");
+    let mut t = Tracker::default();
+    assert!(t.changed(tmp.path()), "the first look is a change");
+    assert!(!t.changed(tmp.path()));
+    let f = std::fs::File::options().write(true).open(&file).unwrap();
+    f.set_modified(SystemTime::now() + Duration::from_secs(5))
+        .unwrap();
+    assert!(!t.changed(tmp.path()), "same content, new mtime");
+    std::fs::write(&file, "timezone: Europe/Berlin\n").unwrap();
+    assert!(t.changed(tmp.path()));
+    std::fs::write(tmp.path().join("bound/x.yaml"), "rules: []\n").unwrap();
+    assert!(t.changed(tmp.path()));
+    std::fs::remove_file(tmp.path().join("bound/x.yaml")).unwrap();
+    assert!(t.changed(tmp.path()));
+    assert!(!t.changed(tmp.path()));
+}
+
+#[test]
+fn reload_applies_valid_changes_and_refuses_invalid_ones() {
+    let (tmp, h) = setup();
+    let v0 = version(&h, "bound").unwrap();
+    assert_eq!(
+        reload(tmp.path(), &h, &bound(), true),
+        Outcome::Applied(vec![]),
+        "nothing changed since the start"
+    );
+    assert_eq!(h.stats(), ReloadStats::default());
+
+    tenant(tmp.path(), "bound", "timezone: Nowhere/Atlantis\n");
+    let Outcome::Refused(errors) = reload(tmp.path(), &h, &bound(), false) else {
+        panic!("an unknown time zone must be refused");
+    };
+    assert_eq!(errors[0].line, 1, "{errors:?}");
+    assert_eq!(version(&h, "bound"), Some(v0.clone()));
+
+    tenant(tmp.path(), "bound", "timezone: Europe/Berlin\n");
+    assert_eq!(
+        reload(tmp.path(), &h, &bound(), false),
+        Outcome::Applied(vec!["bound".into()])
+    );
+    assert_ne!(version(&h, "bound"), Some(v0));
+    assert_eq!(h.stats(), ReloadStats { ok: 1, refused: 1 });
+}
+
+#[tokio::test]
+async fn watcher_refuses_a_load_that_drops_a_bound_tenant() {
+    let (tmp, h) = setup();
+    let v0 = version(&h, "bound").unwrap();
+    let (stop, stopped) = watch::channel(false);
+    let task = spawn_watcher(
+        tmp.path().to_path_buf(),
+        h.clone(),
+        Duration::from_millis(20),
+        bound(),
+        stopped,
+    );
+
+    std::fs::remove_dir_all(tmp.path().join("bound")).unwrap();
+    until("the refusal", || h.stats().refused == 1).await;
+    assert_eq!(version(&h, "bound"), Some(v0.clone()), "still serving");
+    assert_eq!(h.stats().ok, 0);
+
+    // An unbound tenant may go; the bound one comes back unchanged.
+    tenant(tmp.path(), "bound", "timezone: UTC\n");
+    std::fs::remove_dir_all(tmp.path().join("other")).unwrap();
+    until("the reload", || h.current().get("other").is_none()).await;
+    assert_eq!(version(&h, "bound"), Some(v0));
+    assert!(h.stats().ok >= 1);
+
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("the watcher stops on shutdown")
+        .unwrap();
+}
