@@ -254,9 +254,17 @@ fn golden_dir(files: &[(&str, &[u8])]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let maps = dir.path().join("mappings/demo");
     std::fs::create_dir_all(&maps).unwrap();
-    for f in ["adt.yaml", "tenant.yaml"] {
-        std::fs::copy(common::repo().join("mappings/demo").join(f), maps.join(f)).unwrap();
-    }
+    // A fixed A01-A03 mapping, so these tests do not move with the shipped demo mapping.
+    std::fs::copy(
+        common::repo().join("tests/fixtures/adt-a01-a03.yaml"),
+        maps.join("adt.yaml"),
+    )
+    .unwrap();
+    std::fs::copy(
+        common::repo().join("mappings/demo/tenant.yaml"),
+        maps.join("tenant.yaml"),
+    )
+    .unwrap();
     for (name, bytes) in files {
         let path = dir.path().join("samples").join(name);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -269,15 +277,40 @@ fn golden_dir(files: &[(&str, &[u8])]) -> tempfile::TempDir {
 fn test_passes_on_the_shipped_samples() {
     let (code, out, err) = intake(&common::repo(), &["test"]);
     assert_eq!(code, 0, "{out}{err}");
-    for case in ["a01-admit", "a02-transfer", "a03-discharge"] {
-        assert!(out.contains(&format!("ok   demo/{case}\n")), "{out}");
-    }
-    assert!(
-        out.contains("coverage: 20 of 20 mapped fields filled by samples (tenant demo)\n")
-            && !out.contains("uncovered"),
+    let cases = std::fs::read_dir(common::repo().join("samples/demo"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "hl7")
+        })
+        .count();
+    assert!(cases >= 23, "golden samples for every trigger and lab case");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("ok   demo/")).count(),
+        cases,
         "{out}"
     );
-    assert!(out.ends_with("3 passed, 0 failed\n"), "{out}");
+    // The only fields no sample fills are ones those triggers do not carry.
+    let uncovered: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("uncovered: "))
+        .collect();
+    assert_eq!(
+        uncovered,
+        [
+            "uncovered: demo ADT^A28 PatientRegistered.location",
+            "uncovered: demo ADT^A28 PatientRegistered.visit_number",
+            "uncovered: demo ADT^A40 PatientsMerged.visit_number",
+        ],
+        "{out}"
+    );
+    assert!(
+        out.ends_with(&format!("{cases} passed, 0 failed\n")),
+        "{out}"
+    );
 }
 
 #[test]

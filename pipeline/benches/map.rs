@@ -1,3 +1,4 @@
+#![allow(missing_docs)] // criterion macros generate undocumented items
 //! Parse + map cost per message, with the shipped `demo` mappings:
 //! `cargo bench -p intake-pipeline --bench map`.
 
@@ -40,4 +41,5 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
+// criterion_main! generates `main`.
 criterion_main!(benches);

@@ -35,20 +35,25 @@ pub struct Options {
     pub reload_interval_ms: Option<u64>,
     /// An `INTAKE_LOG` filter; when set, stderr is captured in `Server::log`.
     pub log: Option<String>,
+    /// Serve the repository's own `mappings/` (the shipped demo tenant) instead of the
+    /// test tenants.
+    pub shipped_mappings: bool,
 }
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Prepares a folder with mappings (the repo's `demo` plus a `strict` tenant that
-/// answers AE for dead letters and claims MSH-4 STRICT_HOSP) and a config file.
+/// Prepares a folder with mappings and a config file. The test tenants are `demo`, with
+/// the fixed A01-A03 mapping of `tests/fixtures` (so these tests do not move with the
+/// shipped demo mapping), and `strict`, which answers AE for dead letters and claims
+/// MSH-4 STRICT_HOSP.
 pub fn prepare(dir: &Path, opts: &Options) {
     let maps = dir.join("mappings");
     for t in ["demo", "strict"] {
         std::fs::create_dir_all(maps.join(t)).unwrap();
         std::fs::copy(
-            repo().join("mappings/demo/adt.yaml"),
+            repo().join("tests/fixtures/adt-a01-a03.yaml"),
             maps.join(t).join("adt.yaml"),
         )
         .unwrap();
@@ -63,14 +68,15 @@ pub fn prepare(dir: &Path, opts: &Options) {
         "timezone: Europe/Berlin\nack_on_dead_letter: error\nrouting:\n  sending_facilities: [STRICT_HOSP]\n",
     )
     .unwrap();
-    let config = format!(
+    let config =
+        format!(
         "database_url = \"sqlite://{db}\"\nmappings_dir = \"{maps}\"\nadmin_token = \"{ADMIN}\"\n\
          [tenant_tokens]\ndemo = \"{DEMO_TOKEN}\"\nstrict = \"{STRICT_TOKEN}\"\n\
          [http]\naddr = \"127.0.0.1:0\"\n{mappings}\
          [[mllp]]\naddr = \"127.0.0.1:0\"\ntenant = \"demo\"\n{extra}\n\
          [[mllp]]\naddr = \"127.0.0.1:0\"\n{extra}\n",
         db = dir.join("intake.db").display(),
-        maps = maps.display(),
+        maps = if opts.shipped_mappings { repo().join("mappings") } else { maps }.display(),
         extra = opts.mllp_extra,
         mappings = opts
             .reload_interval_ms

@@ -26,22 +26,32 @@ pub struct Scope<'s> {
 }
 
 impl Scope<'_> {
-    /// The segment indices a locator for `name` may read, in message order.
-    fn candidates(&self, msg: &Hl7Message<'_>, name: &str) -> Vec<usize> {
+    /// Calls `f` with each segment index a locator for `name` may read, in order.
+    fn each(&self, msg: &Hl7Message<'_>, name: &str, f: &mut dyn FnMut(usize)) {
         let segs = msg.segments();
         if name == self.segment {
-            return vec![self.index];
+            return f(self.index);
         }
-        if self.children.iter().any(|c| c == name) {
-            return (self.index + 1..segs.len())
-                .take_while(|&i| self.children.iter().any(|c| c == segs[i].name))
-                .filter(|&i| segs[i].name == name)
-                .collect();
+        let is_child = |n: &str| self.children.iter().any(|c| c == n);
+        if is_child(name) {
+            for (i, seg) in segs.iter().enumerate().skip(self.index + 1) {
+                if !is_child(seg.name) {
+                    break;
+                }
+                if seg.name == name {
+                    f(i);
+                }
+            }
+            return;
         }
         // A parent: the nearest occurrence before the current one, else any.
         match (0..self.index).rev().find(|&i| segs[i].name == name) {
-            Some(i) => vec![i],
-            None => (0..segs.len()).filter(|&i| segs[i].name == name).collect(),
+            Some(i) => f(i),
+            None => segs
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.name == name)
+                .for_each(|(i, _)| f(i)),
         }
     }
 }
@@ -192,39 +202,48 @@ impl Path {
 }
 
 impl Locator {
-    /// The segments this locator reads, after the segment selector.
-    fn segments<'a, 'm>(
+    /// Calls `f` with each segment this locator reads, after the segment selector
+    /// (no allocation: this runs for every field of every event).
+    fn each_segment<'m>(
         &self,
-        msg: &'a Hl7Message<'m>,
+        msg: &Hl7Message<'m>,
         scope: Option<&Scope<'_>>,
-    ) -> Vec<&'a hl7_parser::message::Segment<'m>> {
+        f: &mut dyn FnMut(&hl7_parser::message::Segment<'m>),
+    ) {
         let segs = msg.segments();
-        let found: Vec<&hl7_parser::message::Segment<'m>> = match scope {
-            Some(s) => s
-                .candidates(msg, &self.segment)
-                .into_iter()
-                .map(|i| &segs[i])
-                .collect(),
-            None => segs.iter().filter(|s| s.name == self.segment).collect(),
+        let mut n = 0;
+        let mut pick = |i: usize| {
+            n += 1;
+            if matches!(self.segment_sel, Select::All) || self.segment_sel == Select::Nth(n) {
+                f(&segs[i]);
+            }
         };
-        match self.segment_sel {
-            Select::All => found,
-            Select::Nth(n) => found.into_iter().nth(n - 1).into_iter().collect(),
+        match scope {
+            Some(s) => s.each(msg, &self.segment, &mut pick),
+            None => segs
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.name == self.segment)
+                .for_each(|(i, _)| pick(i)),
         }
     }
 
     fn visit(&self, msg: &Hl7Message<'_>, scope: Option<&Scope<'_>>, out: &mut dyn FnMut(String)) {
-        for seg in self.segments(msg, scope) {
+        self.each_segment(msg, scope, &mut |seg| {
             if let Some(field) = seg.field(self.field) {
                 self.visit_field(msg, field, out);
             }
-        }
+        });
     }
 
     fn components(&self, msg: &Hl7Message<'_>, scope: Option<&Scope<'_>>) -> Option<Vec<String>> {
-        for seg in self.segments(msg, scope) {
+        let mut found = None;
+        self.each_segment(msg, scope, &mut |seg| {
+            if found.is_some() {
+                return;
+            }
             let Some(field) = seg.field(self.field) else {
-                continue;
+                return;
             };
             let rep = match &self.repeat {
                 RepeatSelect::Nth(k) => field.repeats.get(k - 1),
@@ -234,15 +253,15 @@ impl Locator {
                 }),
             };
             if let Some(rep) = rep.filter(|r| !r.raw_value().trim().is_empty()) {
-                return Some(
+                found = Some(
                     rep.components
                         .iter()
                         .map(|c| msg.unescape(c.raw_value()).trim().to_string())
                         .collect(),
                 );
             }
-        }
-        None
+        });
+        found
     }
 
     fn visit_field(&self, msg: &Hl7Message<'_>, field: &Field<'_>, out: &mut dyn FnMut(String)) {

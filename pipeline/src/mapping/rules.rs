@@ -18,6 +18,9 @@ pub enum FieldType {
     String,
     /// An HL7 TS/DTM, written as RFC 3339 (tenant time zone when it has no offset).
     Timestamp,
+    /// A calendar date without time or zone (`YYYY-MM-DD`, or `YYYY-MM` / `YYYY` when the
+    /// value is less precise): birth dates must not move with time zones.
+    Date,
     /// A JSON number.
     Number,
     /// A coded element (CE/CWE): `{"code", "display", "system"}` from its components.
@@ -364,7 +367,7 @@ impl FieldRule {
                 None => Value::Null,
             },
             (FieldType::ObservationValue, Source::Path(p)) => {
-                observation_value(p, msg, scope, tz).map_err(|w| invalid(w))?
+                observation_value(p, msg, scope, tz).map_err(&invalid)?
             }
             _ => {
                 let texts = self.texts(msg, scope, tables)?;
@@ -375,6 +378,7 @@ impl FieldRule {
                             .map(Value::String)
                             .map_err(|_| invalid("an HL7 timestamp")),
                         FieldType::Number => number(t).ok_or_else(|| invalid("a number")),
+                        FieldType::Date => date(t).ok_or_else(|| invalid("an HL7 date")),
                         _ => Ok(Value::String(t.clone())),
                     })
                     .collect::<Result<_, _>>()?;
@@ -401,6 +405,29 @@ fn number(s: &str) -> Option<Value> {
         .ok()
         .filter(|f| f.is_finite())
         .map(|f| json!(f))
+}
+
+/// `YYYY[MM[DD[...]]]` → `YYYY[-MM[-DD]]`; any time part is dropped.
+fn date(s: &str) -> Option<Value> {
+    let digits: String = s
+        .trim()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .take(8)
+        .collect();
+    let (y, m, d) = (digits.get(..4), digits.get(4..6), digits.get(6..8));
+    let text = match (y, m, d) {
+        (Some(y), Some(m), Some(d)) => {
+            chrono::NaiveDate::parse_from_str(&digits, "%Y%m%d").ok()?;
+            format!("{y}-{m}-{d}")
+        }
+        (Some(y), Some(m), None) if (1..=12).contains(&m.parse::<u32>().ok()?) => {
+            format!("{y}-{m}")
+        }
+        (Some(y), None, None) if digits.len() == 4 => y.to_string(),
+        _ => return None,
+    };
+    Some(json!(text))
 }
 
 fn coded(c: &[String]) -> Value {
