@@ -18,10 +18,10 @@ fn tenant(rules: &str, tables: &[(&str, &str)]) -> (tempfile::TempDir, Tenants) 
     (dir, tenants)
 }
 
-fn run(
-    tenants: &Tenants,
-    msg: &str,
-) -> Result<Vec<(String, String, Value)>, (Reason, Option<String>)> {
+/// (event type, stream type, data) of each event, or the dead letter's reason and detail.
+type Outcome = Result<Vec<(String, String, Value)>, (Reason, Option<String>)>;
+
+fn run(tenants: &Tenants, msg: &str) -> Outcome {
     let p = process(
         RawMessage::new(Some("t1".into()), "test", msg.as_bytes().to_vec()),
         tenants,
