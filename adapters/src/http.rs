@@ -96,6 +96,7 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/api/v1/tenants/{tenant}/events", get(events))
         .route("/api/v1/tenants/{tenant}/hl7v2", post(hl7v2))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -108,6 +109,12 @@ async fn readyz(State(s): State<HttpState>) -> Response {
         Ok(()) => Json(json!({"status": "ready"})).into_response(),
         Err(_) => STORE_UNAVAILABLE.into_response(),
     }
+}
+
+/// Counters in Prometheus text format: ids and codes only, so no token is needed.
+async fn metrics(State(s): State<HttpState>) -> Response {
+    let content_type = [(header::CONTENT_TYPE, "text/plain; version=0.0.4")];
+    (content_type, s.ingest.metrics_text()).into_response()
 }
 
 fn caller(auth: &Auth, headers: &HeaderMap) -> Result<Caller, ApiError> {

@@ -5,6 +5,7 @@
 use crate::hl7::Header;
 use crate::mapping::reload::TenantsHandle;
 use crate::mapping::Tenants;
+use crate::metrics::Metrics;
 use crate::pipeline::{process, AckCode, RawMessage};
 use crate::store::Stored;
 use crate::writer::Writer;
@@ -16,6 +17,7 @@ use uuid::Uuid;
 pub struct Ingest {
     tenants: TenantsHandle,
     writer: Writer,
+    metrics: Arc<Metrics>,
 }
 
 /// The committed result of one inbound message: everything an adapter needs to answer.
@@ -38,7 +40,16 @@ pub struct Ingested {
 impl Ingest {
     /// Binds the tenants' mappings (reloadable through the handle) and a writer.
     pub fn new(tenants: TenantsHandle, writer: Writer) -> Self {
-        Ingest { tenants, writer }
+        Ingest {
+            tenants,
+            writer,
+            metrics: Arc::default(),
+        }
+    }
+
+    /// The counters in Prometheus text format (for `/metrics`).
+    pub fn metrics_text(&self) -> String {
+        self.metrics.render(self.writer.stats(), &self.tenants)
     }
 
     /// The current snapshot of the tenants this engine serves.
@@ -83,6 +94,18 @@ impl Ingest {
                 positions: Vec::new(),
             },
         };
+        let outcome = match out.stored {
+            Some(Stored::Events) => "events",
+            Some(Stored::DeadLettered) => "dead_lettered",
+            Some(Stored::Duplicate) => "duplicate",
+            None => "not_stored",
+        };
+        self.metrics.record(
+            tenant.as_deref(),
+            outcome,
+            out.code.as_deref(),
+            out.positions.len(),
+        );
         let h = out.header.as_ref();
         tracing::info!(
             inbound_id = %out.inbound_id,

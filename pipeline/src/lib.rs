@@ -7,6 +7,7 @@ pub mod event;
 pub mod hl7;
 pub mod ingest;
 pub mod mapping;
+pub mod metrics;
 pub mod pipeline;
 pub mod reason;
 pub mod store;
