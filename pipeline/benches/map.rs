@@ -38,6 +38,22 @@ fn bench(c: &mut Criterion) {
         });
     }
     g.finish();
+    // The share of decoding and parsing alone, for profiling.
+    let mut g = c.benchmark_group("decode+parse");
+    let adt = std::fs::read(dir.join("../samples/demo/a01-admit.hl7")).expect("sample");
+    for (name, bytes) in [("ADT^A01", adt), ("ORU^R01 10 OBX", oru(10))] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut d =
+                    intake_pipeline::hl7::charset::decode(black_box(&bytes)).expect("decodes");
+                intake_pipeline::hl7::prepare(&mut d.text);
+                intake_pipeline::hl7::Hl7Message::parse(&d.text)
+                    .map(|m| m.segments().len())
+                    .ok()
+            })
+        });
+    }
+    g.finish();
 }
 
 criterion_group!(benches, bench);
