@@ -412,6 +412,7 @@ pub(super) fn rules(file: &FsPath, text: &str, set: &mut RuleSet) -> Result<(), 
         .unwrap_or_default()
         .to_string();
     let mut new_rules: Vec<(Vec<String>, Rule)> = Vec::new();
+    let mut locations: Vec<Location> = Vec::new();
     let mut c = Checker {
         file,
         text,
@@ -443,6 +444,7 @@ pub(super) fn rules(file: &FsPath, text: &str, set: &mut RuleSet) -> Result<(), 
         }
         let when = c.conditions(r.when);
         let events: Vec<Template> = r.events.into_iter().filter_map(|e| c.template(e)).collect();
+        locations.push(r.message.referenced);
         new_rules.push((
             valid,
             Rule {
@@ -451,6 +453,26 @@ pub(super) fn rules(file: &FsPath, text: &str, set: &mut RuleSet) -> Result<(), 
                 events,
             },
         ));
+    }
+    // A rule after an unconditioned rule for the same message code can never apply.
+    let mut open_ended: std::collections::BTreeSet<String> = c
+        .set
+        .rules
+        .iter()
+        .filter(|(_, rs)| rs.iter().any(|r| r.when.is_empty()))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for ((codes, rule), loc) in new_rules.iter().zip(&locations) {
+        for code in codes {
+            if open_ended.contains(code) {
+                c.error(
+                    loc,
+                    format!("unreachable: an earlier rule for {code} has no conditions"),
+                );
+            } else if rule.when.is_empty() {
+                open_ended.insert(code.clone());
+            }
+        }
     }
     let errors = c.errors;
     if !errors.is_empty() {

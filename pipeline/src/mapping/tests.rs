@@ -202,3 +202,26 @@ rules:
         )
     );
 }
+
+#[test]
+fn a_rule_after_an_unconditioned_one_is_reported_unreachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("t1");
+    std::fs::create_dir_all(&t).unwrap();
+    std::fs::write(t.join("tenant.yaml"), "timezone: UTC\n").unwrap();
+    let event = "    events:\n      - event: E\n        stream: { type: S, key: PID.3 }\n        fields: {}\n";
+    std::fs::write(
+        t.join("rules.yaml"),
+        format!("rules:\n  - message: ADT^A01\n{event}  - message: [ADT^A01, ADT^A02]\n    when: [ {{ path: PV1.2, equals: I }} ]\n{event}"),
+    )
+    .unwrap();
+    let errors = Tenants::load(dir.path()).unwrap_err();
+    let messages: Vec<String> = errors
+        .iter()
+        .map(|e| format!("{}:{}: {}", e.line, e.column, e.message))
+        .collect();
+    assert_eq!(
+        messages,
+        ["7:14: unreachable: an earlier rule for ADT^A01 has no conditions"]
+    );
+}
