@@ -132,8 +132,9 @@ impl Tenants {
     /// The tenant claiming the message's sending facility (MSH-4), else its receiving
     /// facility (MSH-6). Matches the whole field or its first component.
     pub fn route(&self, h: &Header) -> Option<&Arc<Tenant>> {
+        let component = h.encoding_chars.chars().next().unwrap_or('^');
         let claims = |list: &[String], value: &str| {
-            let first = value.split('^').next().unwrap_or("");
+            let first = value.split(component).next().unwrap_or("");
             list.iter()
                 .any(|c| c == value || (!first.is_empty() && c == first))
         };

@@ -225,3 +225,29 @@ fn a_rule_after_an_unconditioned_one_is_reported_unreachable() {
         ["7:14: unreachable: an earlier rule for ADT^A01 has no conditions"]
     );
 }
+
+#[test]
+fn routing_matches_msh4_by_its_first_component_in_the_messages_own_delimiters() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("north");
+    std::fs::create_dir_all(&t).unwrap();
+    std::fs::write(
+        t.join("tenant.yaml"),
+        "timezone: UTC\nrouting:\n  sending_facilities: [NORTH]\n",
+    )
+    .unwrap();
+    let tenants = Tenants::load(dir.path()).unwrap();
+    let route = |msh: &str| {
+        let m = crate::hl7::Hl7Message::parse(msh).unwrap();
+        tenants.route(&m.header_lenient()).map(|t| t.name.clone())
+    };
+    assert_eq!(
+        route("MSH|^~\\&|APP|NORTH^1.2.3^ISO|X|Y|2024||ADT^A01|1|P|2.5").as_deref(),
+        Some("north")
+    );
+    assert_eq!(
+        route("MSH|$~\\&|APP|NORTH$1.2.3$ISO|X|Y|2024||ADT$A01|1|P|2.5").as_deref(),
+        Some("north")
+    );
+    assert_eq!(route("MSH|^~\\&|APP|SOUTH|X|Y|2024||ADT^A01|1|P|2.5"), None);
+}
