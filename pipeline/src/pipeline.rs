@@ -123,74 +123,99 @@ impl Processed {
 /// Runs decode, parse, route and map on one message.
 pub fn process(raw: RawMessage, tenants: &Tenants) -> Processed {
     let bound = raw.tenant.as_deref().and_then(|t| tenants.get(t)).cloned();
-    let mut out = Processed {
-        raw,
-        header: None,
-        tenant: None,
-        key: None,
-        disposition: dead(Reason::NotHl7, None),
-    };
-    let mut decoded = match charset::decode(&out.raw.bytes) {
-        Ok(d) => d,
-        Err(e) => {
-            let reason = match e {
-                charset::DecodeError::NotHl7 => Reason::NotHl7,
-                charset::DecodeError::Empty => Reason::EmptyMessage,
-                charset::DecodeError::BatchEnvelope => Reason::BatchEnvelope,
-                charset::DecodeError::UnsupportedCharset => Reason::UnsupportedCharset,
-            };
-            if reason == Reason::UnsupportedCharset {
-                out.header = crate::hl7::sniff_header_latin1(&out.raw.bytes);
+    match map_message(&raw, bound, tenants) {
+        Ok((header, tenant, mapped)) => Processed {
+            disposition: Disposition::Events(to_events(&raw, &header, &tenant, mapped)),
+            key: Some(key(&tenant, &header)),
+            tenant: Some(tenant.name.clone()),
+            header: Some(header),
+            raw,
+        },
+        Err(stop) => {
+            let stop = *stop;
+            Processed {
+                disposition: dead_letter(stop.rejection, stop.tenant.as_deref()),
+                key: match (&stop.tenant, &stop.header) {
+                    (Some(t), Some(h)) if stop.keyed => Some(key(t, h)),
+                    _ => None,
+                },
+                tenant: stop.tenant.map(|t| t.name.clone()),
+                header: stop.header,
+                raw,
             }
-            out.tenant = bound.as_ref().map(|t| t.name.clone());
-            out.disposition = dead_letter(Rejection::new(reason), bound.as_deref());
-            return out;
         }
+    }
+}
+
+/// Why and where a message stopped short of events.
+struct Stop {
+    rejection: Rejection,
+    /// The header, when the bytes got that far (for the ACK).
+    header: Option<Header>,
+    /// The tenant, when known (for its ACK policy).
+    tenant: Option<Arc<Tenant>>,
+    /// Whether the idempotency key (tenant, MSH-4, MSH-10) is known.
+    keyed: bool,
+}
+
+fn map_message(
+    raw: &RawMessage,
+    bound: Option<Arc<Tenant>>,
+    tenants: &Tenants,
+) -> Result<(Header, Arc<Tenant>, Vec<crate::mapping::MappedEvent>), Box<Stop>> {
+    let stop = |rejection, header, tenant: &Option<Arc<Tenant>>| {
+        Box::new(Stop {
+            rejection,
+            header,
+            tenant: tenant.clone(),
+            keyed: false,
+        })
     };
+    let mut decoded = charset::decode(&raw.bytes).map_err(|e| {
+        let reason = match e {
+            charset::DecodeError::NotHl7 => Reason::NotHl7,
+            charset::DecodeError::Empty => Reason::EmptyMessage,
+            charset::DecodeError::BatchEnvelope => Reason::BatchEnvelope,
+            charset::DecodeError::UnsupportedCharset => Reason::UnsupportedCharset,
+        };
+        let header = (reason == Reason::UnsupportedCharset)
+            .then(|| crate::hl7::sniff_header_latin1(&raw.bytes));
+        stop(Rejection::new(reason), header.flatten(), &bound)
+    })?;
     crate::hl7::prepare(&mut decoded.text);
-    let msg = match Hl7Message::parse(&decoded.text) {
-        Ok(m) => m,
-        Err(rejection) => {
-            out.header = crate::hl7::sniff_header(&out.raw.bytes);
-            out.tenant = bound.as_ref().map(|t| t.name.clone());
-            out.disposition = dead_letter(rejection, bound.as_deref());
-            return out;
-        }
-    };
-    out.header = Some(msg.header_lenient());
-    let header = match msg.header() {
-        Ok(h) => h,
-        Err(rejection) => {
-            out.tenant = bound.as_ref().map(|t| t.name.clone());
-            out.disposition = dead_letter(rejection, bound.as_deref());
-            return out;
-        }
-    };
-    let tenant = match &out.raw.tenant {
+    let msg = Hl7Message::parse(&decoded.text)
+        .map_err(|r| stop(r, crate::hl7::sniff_header(&raw.bytes), &bound))?;
+    let header = msg.header_lenient();
+    if let Err(r) = header.check() {
+        return Err(stop(r, Some(header), &bound));
+    }
+    let tenant = match &raw.tenant {
         Some(_) => bound,
         None => tenants.route(&header).cloned(),
     };
     let Some(tenant) = tenant else {
-        out.disposition = dead_letter(Rejection::new(Reason::UnknownTenant), None);
-        return out;
+        return Err(stop(
+            Rejection::new(Reason::UnknownTenant),
+            Some(header),
+            &None,
+        ));
     };
-    out.tenant = Some(tenant.name.clone());
-    out.key = Some(IdempotencyKey {
+    match tenant.rules.apply(&msg, &header, tenant.timezone) {
+        Ok(mapped) => Ok((header, tenant, mapped)),
+        Err(rejection) => Err(Box::new(Stop {
+            rejection,
+            header: Some(header),
+            tenant: Some(tenant),
+            keyed: true,
+        })),
+    }
+}
+
+fn key(tenant: &Tenant, header: &Header) -> IdempotencyKey {
+    IdempotencyKey {
         tenant: tenant.name.clone(),
         sending_facility: header.sending_facility.clone(),
         control_id: header.control_id.clone(),
-    });
-    out.disposition = match tenant.rules.apply(&msg, &header, tenant.timezone) {
-        Ok(mapped) => Disposition::Events(to_events(&out.raw, &header, &tenant, mapped)),
-        Err(rejection) => dead_letter(rejection, Some(&tenant)),
-    };
-    out
-}
-
-fn dead(reason: Reason, ack: Option<AckCode>) -> Disposition {
-    Disposition::DeadLetter {
-        rejection: Rejection::new(reason),
-        ack: ack.unwrap_or(AckCode::Reject),
     }
 }
 

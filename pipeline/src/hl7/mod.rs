@@ -49,6 +49,17 @@ pub struct Header {
 }
 
 impl Header {
+    /// Fails when MSH-9 (message type) or MSH-10 (control id) is empty.
+    pub fn check(&self) -> Result<(), Rejection> {
+        if self.message_type.is_empty() {
+            return Err(Rejection::new(Reason::MissingMessageType));
+        }
+        if self.control_id.is_empty() {
+            return Err(Rejection::new(Reason::MissingControlId));
+        }
+        Ok(())
+    }
+
     /// `ADT^A01`, or just `ADT` without a trigger.
     pub fn message_code(&self) -> String {
         if self.trigger.is_empty() {
@@ -114,12 +125,7 @@ impl<'m> Hl7Message<'m> {
     /// The header fields; fails when MSH-9 or MSH-10 is empty.
     pub fn header(&self) -> Result<Header, Rejection> {
         let h = self.header_lenient();
-        if h.message_type.is_empty() {
-            return Err(Rejection::new(Reason::MissingMessageType));
-        }
-        if h.control_id.is_empty() {
-            return Err(Rejection::new(Reason::MissingControlId));
-        }
+        h.check()?;
         Ok(h)
     }
 
