@@ -1,11 +1,12 @@
-//! HL7 v2 (ER7) messages: decoding, a guarded parse, header fields and paths.
+//! HL7 v2 (ER7) messages: decoding, parsing, header fields and paths.
 //!
-//! Parsing is delegated to `hl7-parser`, but guarded: that parser stops silently at the
-//! first segment it cannot read and still returns `Ok`, which would drop data. We check
-//! every segment id first and compare segment counts afterwards, and we never pass its
-//! errors on (they quote input).
+//! Parsing is our own lazy reader ([`er7`]): it validates every segment id (a segment it
+//! cannot read is an error naming its number, never silently dropped — hl7-parser, used
+//! before, stopped at such a segment and still returned `Ok`) and splits fields only when
+//! a path reads them. Errors carry codes and positions, never message text.
 
 pub mod charset;
+pub mod er7;
 pub mod escape;
 pub mod path;
 pub mod timestamp;
@@ -15,7 +16,7 @@ pub use escape::Delimiters;
 
 /// A parsed HL7 v2 message borrowing its decoded text.
 pub struct Hl7Message<'m> {
-    inner: hl7_parser::Message<'m>,
+    segments: Vec<er7::Segment<'m>>,
     delimiters: Delimiters,
 }
 
@@ -73,43 +74,62 @@ impl Header {
 impl<'m> Hl7Message<'m> {
     /// Parses CR-separated text (as produced by [`charset::decode`]).
     pub fn parse(text: &'m str) -> Result<Self, Rejection> {
-        let mut expected = 0usize;
+        let mut segments = Vec::with_capacity(text.len() / 48 + 1);
         for (i, seg) in text.split('\r').enumerate() {
             if seg.is_empty() {
                 continue;
             }
-            expected += 1;
             let b = seg.as_bytes();
             let id_ok = b.len() >= 3
                 && b[0].is_ascii_uppercase()
                 && b[1..3]
                     .iter()
                     .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
-            let ok = id_ok && (b.len() == 3 || !b[3].is_ascii_alphanumeric());
-            if !ok {
+            if !(id_ok && (b.len() == 3 || !b[3].is_ascii_alphanumeric())) {
                 return Err(Rejection::with_detail(
                     Reason::MalformedSegment,
                     format!("segment {}", i + 1),
                 ));
             }
+            segments.push(er7::Segment::new(seg));
         }
-        let inner = hl7_parser::Message::parse(text)
-            .map_err(|_| Rejection::new(Reason::MalformedMessage))?;
-        if inner.segments.len() != expected {
-            return Err(Rejection::with_detail(
-                Reason::MalformedMessage,
-                format!("segment {}", inner.segments.len() + 1),
-            ));
-        }
-        let s = &inner.separators;
-        let delimiters = Delimiters {
-            field: s.field,
-            component: s.component,
-            repetition: s.repetition,
-            escape: s.escape,
-            subcomponent: s.subcomponent,
+        // MSH-1 and the first four characters of MSH-2 are the delimiters.
+        let msh = segments
+            .first()
+            .filter(|s| s.name == "MSH")
+            .ok_or_else(|| Rejection::new(Reason::MalformedMessage))?;
+        let mut chars = msh.raw_value()[3..].chars();
+        let mut next = || {
+            chars
+                .next()
+                .ok_or_else(|| Rejection::new(Reason::MalformedMessage))
         };
-        Ok(Hl7Message { inner, delimiters })
+        let field = next()?;
+        let delimiters = Delimiters {
+            field,
+            component: next()?,
+            repetition: next()?,
+            escape: next()?,
+            subcomponent: next()?,
+        };
+        let all = [
+            field,
+            delimiters.component,
+            delimiters.repetition,
+            delimiters.escape,
+            delimiters.subcomponent,
+        ];
+        if all
+            .iter()
+            .enumerate()
+            .any(|(i, c)| c.is_alphanumeric() || all[..i].contains(c))
+        {
+            return Err(Rejection::new(Reason::MalformedMessage));
+        }
+        Ok(Hl7Message {
+            segments,
+            delimiters,
+        })
     }
 
     /// The message's delimiters.
@@ -118,8 +138,8 @@ impl<'m> Hl7Message<'m> {
     }
 
     /// All segments in order.
-    pub fn segments(&self) -> &[hl7_parser::message::Segment<'m>] {
-        &self.inner.segments
+    pub fn segments(&self) -> &[er7::Segment<'m>] {
+        &self.segments
     }
 
     /// The header fields; fails when MSH-9 or MSH-10 is empty.
@@ -131,17 +151,18 @@ impl<'m> Hl7Message<'m> {
 
     /// The header fields as present, empty strings where absent.
     pub fn header_lenient(&self) -> Header {
-        let msh = &self.inner.segments[0];
-        let raw = |n: usize| msh.field(n).map(|f| f.raw_value().trim()).unwrap_or("");
+        let d = &self.delimiters;
+        let msh = &self.segments[0];
+        let raw = |n: usize| msh.field(n, d).map(str::trim).unwrap_or("");
         let comp = |n: usize, c: usize| {
-            msh.field(n)
-                .and_then(|f| f.repeats.first())
-                .and_then(|r| r.component(c))
-                .map(|c| self.unescape(c.raw_value()).trim().to_string())
+            msh.field(n, d)
+                .and_then(|f| f.split(d.repetition).next())
+                .and_then(|r| er7::part(r, d.component, c))
+                .map(|v| self.unescape(v).trim().to_string())
                 .unwrap_or_default()
         };
         Header {
-            field_sep: self.delimiters.field,
+            field_sep: d.field,
             encoding_chars: raw(2).to_string(),
             sending_application: raw(3).to_string(),
             sending_facility: raw(4).to_string(),
@@ -172,20 +193,7 @@ pub fn sniff_header(bytes: &[u8]) -> Option<Header> {
 }
 
 fn header_of_first_segment(first: &str) -> Option<Header> {
-    let msg = hl7_parser::Message::parse(first).ok()?;
-    let s = &msg.separators;
-    let d = Delimiters {
-        field: s.field,
-        component: s.component,
-        repetition: s.repetition,
-        escape: s.escape,
-        subcomponent: s.subcomponent,
-    };
-    let m = Hl7Message {
-        inner: msg,
-        delimiters: d,
-    };
-    Some(m.header_lenient())
+    Hl7Message::parse(first).ok().map(|m| m.header_lenient())
 }
 
 /// Like [`sniff_header`], reading the bytes as Latin-1 (for charsets we cannot decode:
@@ -198,27 +206,9 @@ pub fn sniff_header_latin1(bytes: &[u8]) -> Option<Header> {
     header_of_first_segment(&first)
 }
 
-/// Prepares decoded text for the parser, in place: see [`normalize_encoding_chars`];
-/// and a segment that is only its id (`NTE`) gets a field separator, since hl7-parser
-/// would otherwise stop there silently.
+/// Prepares decoded text for parsing, in place: see [`normalize_encoding_chars`].
 pub fn prepare(text: &mut String) {
     normalize_encoding_chars(text);
-    let Some(fs) = text.strip_prefix("MSH").and_then(|r| r.chars().next()) else {
-        return;
-    };
-    if text.split('\r').any(|seg| seg.len() == 3) {
-        let fixed: Vec<String> = text
-            .split('\r')
-            .map(|seg| {
-                if seg.len() == 3 {
-                    format!("{seg}{fs}")
-                } else {
-                    seg.to_string()
-                }
-            })
-            .collect();
-        *text = fixed.join("\r");
-    }
 }
 
 /// Rewrites MSH-2 to exactly four distinct encoding characters, in place.

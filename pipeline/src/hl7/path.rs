@@ -8,8 +8,8 @@
 //! Numbers are 1-based, as in the HL7 standard (`MSH.9` is the message type). Values are
 //! returned with escape sequences decoded and surrounding spaces trimmed; empty is absent.
 
+use super::er7::{part, Segment};
 use super::Hl7Message;
-use hl7_parser::message::{Field, Repeat};
 use std::fmt;
 
 /// Where paths are evaluated while a rule iterates over a repeating segment
@@ -208,7 +208,7 @@ impl Locator {
         &self,
         msg: &Hl7Message<'m>,
         scope: Option<&Scope<'_>>,
-        f: &mut dyn FnMut(&hl7_parser::message::Segment<'m>),
+        f: &mut dyn FnMut(&Segment<'m>),
     ) {
         let segs = msg.segments();
         let mut n = 0;
@@ -230,33 +230,34 @@ impl Locator {
 
     fn visit(&self, msg: &Hl7Message<'_>, scope: Option<&Scope<'_>>, out: &mut dyn FnMut(String)) {
         self.each_segment(msg, scope, &mut |seg| {
-            if let Some(field) = seg.field(self.field) {
+            if let Some(field) = seg.field(self.field, msg.delimiters()) {
                 self.visit_field(msg, field, out);
             }
         });
     }
 
     fn components(&self, msg: &Hl7Message<'_>, scope: Option<&Scope<'_>>) -> Option<Vec<String>> {
+        let d = msg.delimiters();
         let mut found = None;
         self.each_segment(msg, scope, &mut |seg| {
             if found.is_some() {
                 return;
             }
-            let Some(field) = seg.field(self.field) else {
+            let Some(field) = seg.field(self.field, d) else {
                 return;
             };
+            let mut reps = field.split(d.repetition);
             let rep = match &self.repeat {
-                RepeatSelect::Nth(k) => field.repeats.get(k - 1),
-                RepeatSelect::All => field.repeats.first(),
-                RepeatSelect::Match { component, value } => field.repeats.iter().find(|r| {
+                RepeatSelect::Nth(k) => reps.nth(k - 1),
+                RepeatSelect::All => reps.next(),
+                RepeatSelect::Match { component, value } => reps.find(|r| {
                     component_value(msg, r, *component, None).as_deref() == Some(value.as_str())
                 }),
             };
-            if let Some(rep) = rep.filter(|r| !r.raw_value().trim().is_empty()) {
+            if let Some(rep) = rep.filter(|r| !r.trim().is_empty()) {
                 found = Some(
-                    rep.components
-                        .iter()
-                        .map(|c| msg.unescape(c.raw_value()).trim().to_string())
+                    rep.split(d.component)
+                        .map(|c| msg.unescape(c).trim().to_string())
                         .collect(),
                 );
             }
@@ -264,13 +265,13 @@ impl Locator {
         found
     }
 
-    fn visit_field(&self, msg: &Hl7Message<'_>, field: &Field<'_>, out: &mut dyn FnMut(String)) {
-        // MSH-1 and MSH-2 are delimiters, not data: never unescape them.
+    fn visit_field(&self, msg: &Hl7Message<'_>, field: &str, out: &mut dyn FnMut(String)) {
+        // MSH-1 and MSH-2 are delimiters, not data: never split or unescape them.
         if self.segment == "MSH" && self.field <= 2 {
-            out(field.raw_value().to_string());
+            out(field.to_string());
             return;
         }
-        for (i, rep) in field.repeats.iter().enumerate() {
+        for (i, rep) in field.split(msg.delimiters().repetition).enumerate() {
             let chosen = match &self.repeat {
                 RepeatSelect::Nth(k) => i + 1 == *k,
                 RepeatSelect::All => true,
@@ -280,7 +281,7 @@ impl Locator {
             };
             if chosen {
                 let v = match self.component {
-                    None => non_empty(msg.unescape(rep.raw_value()).trim()),
+                    None => non_empty(msg.unescape(rep).trim()),
                     Some(c) => component_value(msg, rep, c, self.subcomponent),
                 };
                 if let Some(v) = v {
@@ -293,14 +294,15 @@ impl Locator {
 
 fn component_value(
     msg: &Hl7Message<'_>,
-    rep: &Repeat<'_>,
+    rep: &str,
     component: usize,
     sub: Option<usize>,
 ) -> Option<String> {
-    let c = rep.component(component)?;
+    let d = msg.delimiters();
+    let c = part(rep, d.component, component)?;
     let raw = match sub {
-        None => c.raw_value(),
-        Some(s) => c.subcomponent(s)?.raw_value(),
+        None => c,
+        Some(s) => part(c, d.subcomponent, s)?,
     };
     non_empty(msg.unescape(raw).trim())
 }
