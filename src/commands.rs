@@ -23,7 +23,7 @@ pub async fn run(config_file: Option<&Path>, command: Command) -> Result<ExitCod
         Command::Migrate => {
             let store = open_store(&config).await?;
             store.migrate().await?;
-            println!("migrations applied to {}", config.database_url);
+            out!("migrations applied to {}", config.database_url);
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { mappings } => Ok(check(&mappings.unwrap_or(config.mappings_dir))),
@@ -89,7 +89,7 @@ fn check(dir: &Path) -> ExitCode {
     };
     for t in tenants.iter() {
         let codes: Vec<&str> = t.rules.message_codes().collect();
-        println!(
+        out!(
             "ok: tenant {} (mapping version {}): {}",
             t.name,
             t.version,
@@ -157,9 +157,9 @@ async fn send(to: &str, timeout: Duration, files: &[PathBuf]) -> Result<ExitCode
             if code == "AA" || code == "CA" {
                 accepted += 1;
             }
-            println!("{}: {}", file.display(), code);
+            out!("{}: {}", file.display(), code);
             for segment in ack.split('\r').filter(|s| !s.is_empty()) {
-                println!("  {segment}");
+                out!("  {segment}");
             }
         }
     }

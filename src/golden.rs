@@ -112,13 +112,13 @@ pub fn run(dir: &Path, tenants: &Tenants, update: bool) -> Result<ExitCode> {
         if problems.is_empty() {
             passed += 1;
             if !update {
-                println!("ok   {}", case.name);
+                out!("ok   {}", case.name);
             }
         } else {
             failed += 1;
-            println!("FAIL {}", case.name);
+            out!("FAIL {}", case.name);
             for p in problems {
-                println!("    {p}");
+                out!("    {p}");
             }
         }
     }
@@ -128,7 +128,7 @@ pub fn run(dir: &Path, tenants: &Tenants, update: bool) -> Result<ExitCode> {
     } else {
         "passed"
     };
-    println!("{passed} {ok}, {failed} failed");
+    out!("{passed} {ok}, {failed} failed");
     Ok(ExitCode::from(u8::from(failed > 0)))
 }
 
@@ -199,12 +199,12 @@ fn bless(case: &Case, outcomes: &[Outcome]) -> Result<Vec<String>> {
     let text = serde_json::to_string_pretty(outcomes)? + "\n";
     let path = case.golden.display();
     if std::fs::read_to_string(&case.golden).is_ok_and(|old| old == text) {
-        println!("unchanged {path}");
+        out!("unchanged {path}");
         return Ok(Vec::new());
     }
     std::fs::write(&case.golden, &text).with_context(|| format!("writing {path}"))?;
     let summaries: Vec<String> = to_values(outcomes).iter().map(summary).collect();
-    println!("wrote {path}: {}", summaries.join("; "));
+    out!("wrote {path}: {}", summaries.join("; "));
     Ok(Vec::new())
 }
 
@@ -326,10 +326,10 @@ fn coverage(cases: &[Case], tenants: &Tenants, filled: &Filled) {
             if seen.is_some_and(|s| s.contains(&key)) {
                 covered += 1;
             } else {
-                println!("uncovered: {} {code} {event}.{field}", tenant.name);
+                out!("uncovered: {} {code} {event}.{field}", tenant.name);
             }
         }
-        println!(
+        out!(
             "coverage: {covered} of {} mapped fields filled by samples (tenant {})",
             fields.len(),
             tenant.name

@@ -1,5 +1,18 @@
 //! `intake`: the command-line entry point. Parses arguments and hands off to `commands`.
 
+/// Prints a line to stdout. A closed pipe (`intake events | head`) ends the process
+/// quietly instead of panicking as `println!` would.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
 mod commands;
 mod config;
 mod golden;
@@ -95,6 +108,14 @@ fn main() -> std::process::ExitCode {
     };
     match runtime.block_on(commands::run(cli.config.as_deref(), cli.command)) {
         Ok(code) => code,
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            std::process::ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("intake: {e:#}");
             std::process::ExitCode::FAILURE

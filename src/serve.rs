@@ -66,8 +66,8 @@ pub async fn serve(config: Config) -> Result<ExitCode> {
             .with_context(|| format!("binding MLLP listener {}", l.addr))?;
         let addr = listener.local_addr()?;
         match &l.tenant {
-            Some(t) => println!("intake listening: mllp {addr} tenant={t}"),
-            None => println!("intake listening: mllp {addr} routed"),
+            Some(t) => out!("intake listening: mllp {addr} tenant={t}"),
+            None => out!("intake listening: mllp {addr} routed"),
         }
         listeners.spawn(listener.run(ingest.clone(), stopped.clone()));
     }
@@ -89,7 +89,7 @@ pub async fn serve(config: Config) -> Result<ExitCode> {
     let http = tokio::net::TcpListener::bind(config.http.addr)
         .await
         .with_context(|| format!("binding HTTP {}", config.http.addr))?;
-    println!("intake listening: http {}", http.local_addr()?);
+    out!("intake listening: http {}", http.local_addr()?);
     let mut http_stop = stopped.clone();
     let http_task = tokio::spawn(async move {
         axum::serve(http, router(state))
