@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{msa, Adt, Server};
+use common::{msa, Adt, SendAdt, Server};
 use std::process::Command;
 
 fn intake(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
@@ -116,16 +116,12 @@ async fn events_command_reads_the_store_and_sigterm_stops_cleanly() {
         let ctrl = format!("EV{i}");
         assert_eq!(
             msa(&c
-                .send(
-                    &Adt {
-                        trigger: trig,
-                        control_id: &ctrl,
-                        ..Default::default()
-                    }
-                    .build()
-                )
-                .await
-                .unwrap())
+                .ack(Adt {
+                    trigger: trig,
+                    control_id: &ctrl,
+                    ..Default::default()
+                })
+                .await)
             .0,
             "AA"
         );

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{msa, Adt, Server, ADMIN, DEMO_TOKEN, STRICT_TOKEN};
+use common::{msa, Adt, SendAdt, Server, ADMIN, DEMO_TOKEN, STRICT_TOKEN};
 
 fn error_code(body: &str) -> String {
     let v: serde_json::Value =
@@ -51,16 +51,12 @@ async fn tenants_see_only_their_own_events() {
     for (fac, ctrl) in [("DEMO_HOSP", "D1"), ("STRICT_HOSP", "S1")] {
         assert_eq!(
             msa(&c
-                .send(
-                    &Adt {
-                        facility: fac,
-                        control_id: ctrl,
-                        ..Default::default()
-                    }
-                    .build()
-                )
-                .await
-                .unwrap())
+                .ack(Adt {
+                    facility: fac,
+                    control_id: ctrl,
+                    ..Default::default()
+                })
+                .await)
             .0,
             "AA"
         );

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{err_segment, msa, Adt, Options, Server};
+use common::{err_segment, msa, Adt, Options, SendAdt, Server};
 use intake_adapters::mllp::client::MllpClient;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -104,29 +104,21 @@ async fn enhanced_mode_gets_commit_acknowledgements() {
     let server = Server::start();
     let mut c = server.client().await;
     let ack = c
-        .send(
-            &Adt {
-                control_id: "E1",
-                msh_tail: "|||AL|NE",
-                ..Default::default()
-            }
-            .build(),
-        )
-        .await
-        .unwrap();
+        .ack(Adt {
+            control_id: "E1",
+            msh_tail: "|||AL|NE",
+            ..Default::default()
+        })
+        .await;
     assert_eq!(msa(&ack), ("CA".into(), "E1".into()));
     let ack = c
-        .send(
-            &Adt {
-                control_id: "E2",
-                trigger: "A99",
-                msh_tail: "|||AL|NE",
-                ..Default::default()
-            }
-            .build(),
-        )
-        .await
-        .unwrap();
+        .ack(Adt {
+            control_id: "E2",
+            trigger: "A99",
+            msh_tail: "|||AL|NE",
+            ..Default::default()
+        })
+        .await;
     assert_eq!(msa(&ack).0, "CA", "dead letters are accepted by default");
     let ack = c
         .send(b"MSH|^~\\&|X|Y|||20260101||ADT^A01||P|2.5|||AL")
@@ -150,16 +142,12 @@ async fn bad_messages_are_dead_lettered_with_precise_codes_and_the_connection_ke
     assert!(err_segment(&ack).unwrap().contains("NOT_HL7"), "{ack}");
 
     let ack = c
-        .send(
-            &Adt {
-                trigger: "A99",
-                control_id: "U1",
-                ..Default::default()
-            }
-            .build(),
-        )
-        .await
-        .unwrap();
+        .ack(Adt {
+            trigger: "A99",
+            control_id: "U1",
+            ..Default::default()
+        })
+        .await;
     assert_eq!(
         msa(&ack),
         ("AA".into(), "U1".into()),
@@ -187,30 +175,22 @@ async fn bad_messages_are_dead_lettered_with_precise_codes_and_the_connection_ke
     // The same connection and another one keep working.
     assert_eq!(
         msa(&c
-            .send(
-                &Adt {
-                    control_id: "OK1",
-                    ..Default::default()
-                }
-                .build()
-            )
-            .await
-            .unwrap())
+            .ack(Adt {
+                control_id: "OK1",
+                ..Default::default()
+            })
+            .await)
         .0,
         "AA"
     );
     assert_eq!(
         msa(&other
-            .send(
-                &Adt {
-                    control_id: "OK2",
-                    visit: "V2",
-                    ..Default::default()
-                }
-                .build()
-            )
-            .await
-            .unwrap())
+            .ack(Adt {
+                control_id: "OK2",
+                visit: "V2",
+                ..Default::default()
+            })
+            .await)
         .0,
         "AA"
     );
@@ -250,16 +230,12 @@ async fn bad_messages_are_dead_lettered_with_precise_codes_and_the_connection_ke
     // A resent dead letter gets the same answer and is not stored twice.
     assert_eq!(
         msa(&c
-            .send(
-                &Adt {
-                    trigger: "A99",
-                    control_id: "U1",
-                    ..Default::default()
-                }
-                .build()
-            )
-            .await
-            .unwrap())
+            .ack(Adt {
+                trigger: "A99",
+                control_id: "U1",
+                ..Default::default()
+            })
+            .await)
         .0,
         "AA"
     );
@@ -271,17 +247,13 @@ async fn tenant_policy_answers_ae_for_dead_letters_and_routing_uses_msh4() {
     let server = Server::start();
     let mut c = server.routed_client().await;
     let ack = c
-        .send(
-            &Adt {
-                trigger: "A99",
-                control_id: "S1",
-                facility: "STRICT_HOSP",
-                ..Default::default()
-            }
-            .build(),
-        )
-        .await
-        .unwrap();
+        .ack(Adt {
+            trigger: "A99",
+            control_id: "S1",
+            facility: "STRICT_HOSP",
+            ..Default::default()
+        })
+        .await;
     assert_eq!(msa(&ack), ("AE".into(), "S1".into()));
     let err = err_segment(&ack).unwrap();
     assert!(
@@ -290,45 +262,33 @@ async fn tenant_policy_answers_ae_for_dead_letters_and_routing_uses_msh4() {
     );
     // Resend: the same AE, nothing stored twice.
     let again = c
-        .send(
-            &Adt {
-                trigger: "A99",
-                control_id: "S1",
-                facility: "STRICT_HOSP",
-                ..Default::default()
-            }
-            .build(),
-        )
-        .await
-        .unwrap();
+        .ack(Adt {
+            trigger: "A99",
+            control_id: "S1",
+            facility: "STRICT_HOSP",
+            ..Default::default()
+        })
+        .await;
     assert_eq!(msa(&again).0, "AE");
     assert!(err_segment(&again)
         .unwrap()
         .contains("UNMAPPED_MESSAGE_TYPE"));
 
     let ack = c
-        .send(
-            &Adt {
-                control_id: "S2",
-                facility: "STRICT_HOSP",
-                ..Default::default()
-            }
-            .build(),
-        )
-        .await
-        .unwrap();
+        .ack(Adt {
+            control_id: "S2",
+            facility: "STRICT_HOSP",
+            ..Default::default()
+        })
+        .await;
     assert_eq!(msa(&ack).0, "AA");
     let ack = c
-        .send(
-            &Adt {
-                control_id: "S3",
-                facility: "NOBODY",
-                ..Default::default()
-            }
-            .build(),
-        )
-        .await
-        .unwrap();
+        .ack(Adt {
+            control_id: "S3",
+            facility: "NOBODY",
+            ..Default::default()
+        })
+        .await;
     assert_eq!(msa(&ack).0, "AA", "unknown tenant is dead-lettered");
     assert_eq!(server.events("strict").await.len(), 1);
     assert_eq!(server.events("demo").await.len(), 0);
@@ -348,7 +308,7 @@ async fn oversized_and_endless_frames_are_rejected_without_memory_growth() {
         ..Default::default()
     });
     let mut c = server.client().await;
-    assert_eq!(msa(&c.send(&Adt::default().build()).await.unwrap()).0, "AA");
+    assert_eq!(msa(&c.ack(Adt::default()).await).0, "AA");
     let before = server.rss_kib();
 
     // Oversized: 8 MiB in one frame. AR with FRAME_TOO_LARGE, the connection stays usable.
@@ -363,16 +323,12 @@ async fn oversized_and_endless_frames_are_rejected_without_memory_growth() {
     assert!(err_segment(&ack).unwrap().contains("FRAME_TOO_LARGE"));
     assert_eq!(
         msa(&c
-            .send(
-                &Adt {
-                    control_id: "AFTER",
-                    visit: "V9",
-                    ..Default::default()
-                }
-                .build()
-            )
-            .await
-            .unwrap())
+            .ack(Adt {
+                control_id: "AFTER",
+                visit: "V9",
+                ..Default::default()
+            })
+            .await)
         .0,
         "AA"
     );
@@ -400,16 +356,12 @@ async fn oversized_and_endless_frames_are_rejected_without_memory_growth() {
     for i in 0..5 {
         let ctrl = format!("DURING{i}");
         let ack = other
-            .send(
-                &Adt {
-                    control_id: &ctrl,
-                    visit: "V3",
-                    ..Default::default()
-                }
-                .build(),
-            )
-            .await
-            .unwrap();
+            .ack(Adt {
+                control_id: &ctrl,
+                visit: "V3",
+                ..Default::default()
+            })
+            .await;
         assert_eq!(msa(&ack).0, "AA");
     }
     let (sent, closed) = endless.await.unwrap();
@@ -443,17 +395,13 @@ async fn eight_concurrent_connections_store_every_message_exactly_once() {
                 let ctrl = format!("C{conn}-{i}");
                 let trigger = if i < 10 && conn == 0 { "A01" } else { "A02" };
                 let ack = c
-                    .send(
-                        &Adt {
-                            trigger,
-                            control_id: &ctrl,
-                            visit: &visit,
-                            ..Default::default()
-                        }
-                        .build(),
-                    )
-                    .await
-                    .unwrap();
+                    .ack(Adt {
+                        trigger,
+                        control_id: &ctrl,
+                        visit: &visit,
+                        ..Default::default()
+                    })
+                    .await;
                 assert_eq!(msa(&ack), ("AA".into(), ctrl.clone()));
             }
         }));

@@ -316,3 +316,15 @@ pub fn err_segment(ack: &str) -> Option<String> {
         .find(|s| s.starts_with("ERR|"))
         .map(str::to_string)
 }
+
+/// Sends test ADTs and returns their ACKs (panics on a transport error: tests only).
+pub trait SendAdt {
+    /// Sends `adt` and waits for its acknowledgement.
+    async fn ack(&mut self, adt: Adt<'_>) -> String;
+}
+
+impl SendAdt for MllpClient {
+    async fn ack(&mut self, adt: Adt<'_>) -> String {
+        self.send(&adt.build()).await.unwrap()
+    }
+}
