@@ -5,7 +5,7 @@ use crate::Command;
 use anyhow::{bail, Context, Result};
 use intake_adapters::mllp::client::{split_messages, MllpClient};
 use intake_pipeline::mapping::Tenants;
-use intake_pipeline::store::{EventQuery, EventStore, SqliteStore};
+use intake_pipeline::store::{self, EventQuery, EventStore, StoreOptions};
 use intake_pipeline::{process, Disposition, RawMessage};
 use serde_json::json;
 use std::io::Write;
@@ -23,7 +23,7 @@ pub async fn run(config_file: Option<&Path>, command: Command) -> Result<ExitCod
         Command::Migrate => {
             let store = open_store(&config).await?;
             store.migrate().await?;
-            out!("migrations applied to {}", config.database_url);
+            out!("migrations applied to {}", redact_url(&config.database_url));
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { mappings } => Ok(check(&mappings.unwrap_or(config.mappings_dir))),
@@ -58,15 +58,26 @@ fn init_logging() {
         .try_init();
 }
 
-/// Opens the configured store (SQLite for now).
+/// Opens the configured store: SQLite (the embedded default) or PostgreSQL.
 pub async fn open_store(config: &Config) -> Result<Arc<dyn EventStore>> {
-    if !config.database_url.starts_with("sqlite:") {
-        bail!("unsupported database URL scheme (supported: sqlite://)");
-    }
-    let store = SqliteStore::open(&config.database_url)
+    let options = StoreOptions::default();
+    store::open(&config.database_url, options)
         .await
-        .with_context(|| format!("opening {}", config.database_url))?;
-    Ok(Arc::new(store))
+        .with_context(|| format!("opening the database {}", redact_url(&config.database_url)))
+}
+
+/// A database URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
 }
 
 /// Loads mappings, printing every error as `file:line:col: message`.
@@ -179,7 +190,9 @@ async fn events(
     follow: bool,
 ) -> Result<ExitCode> {
     let store = open_store(config).await?;
-    store.migrate().await?;
+    if config.database_url.starts_with("sqlite:") {
+        store.migrate().await?; // a fresh embedded database starts empty
+    }
     let mut out = std::io::stdout();
     loop {
         let q = EventQuery {

@@ -20,7 +20,10 @@ const DRAIN: Duration = Duration::from_secs(10);
 
 pub async fn serve(config: Config) -> Result<ExitCode> {
     let store = open_store(&config).await?;
-    store.migrate().await.context("applying migrations")?;
+    store
+        .prepare_serving()
+        .await
+        .context("preparing the database")?;
     let Some(tenants) = load_tenants(&config.mappings_dir) else {
         return Ok(ExitCode::FAILURE);
     };

@@ -8,480 +8,487 @@ use intake_adapters::mllp::client::MllpClient;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
-#[tokio::test]
-async fn admission_transfer_discharge_become_three_events_on_one_stream() {
-    let server = Server::start();
-    let mut c = server.client().await;
-    let root = common::repo().join("samples/demo");
-    for (file, ctrl) in [
-        ("a01-admit.hl7", "DEMO-A01-0001"),
-        ("a02-transfer.hl7", "DEMO-A02-0001"),
-        ("a03-discharge.hl7", "DEMO-A03-0001"),
-    ] {
+on_each_backend! {
+    async fn admission_transfer_discharge_become_three_events_on_one_stream() {
+        let server = Server::start();
+        let mut c = server.client().await;
+        let root = common::repo().join("samples/demo");
+        for (file, ctrl) in [
+            ("a01-admit.hl7", "DEMO-A01-0001"),
+            ("a02-transfer.hl7", "DEMO-A02-0001"),
+            ("a03-discharge.hl7", "DEMO-A03-0001"),
+        ] {
+            let ack = c
+                .send(&std::fs::read(root.join(file)).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(
+                msa(&ack),
+                ("AA".to_string(), ctrl.to_string()),
+                "{file}: {ack}"
+            );
+            assert!(
+                ack.starts_with("MSH|^~\\&|INTAKE|INTAKE|ADT1|DEMO_HOSP|"),
+                "sender and receiver swapped: {ack}"
+            );
+            assert!(ack.contains("|P|2.5.1"), "echoes the version: {ack}");
+            assert!(err_segment(&ack).is_none());
+        }
+        let events = server.events("demo").await;
+        assert_eq!(
+            events
+                .iter()
+                .map(|e| e.event_type.as_str())
+                .collect::<Vec<_>>(),
+            ["AdmissionCreated", "LocationChanged", "DischargeCompleted"]
+        );
+        assert_eq!(
+            events.iter().map(|e| e.event_version).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        assert!(events
+            .iter()
+            .all(|e| e.stream_id == events[0].stream_id && e.stream_type == "Admission"));
+        let d0 = &events[0].data;
+        assert_eq!(d0["patient_mrn"], "MRN100234");
+        assert_eq!(d0["visit_number"], "V20261122-0001");
+        assert_eq!(d0["admitted_at"], "2026-11-22T08:25:00-05:00");
+        assert_eq!(d0["patient_class"], "I");
+        assert_eq!(d0["location"], "WEST4");
+        assert_eq!(d0["bed"], "B");
+        assert_eq!(d0["attending_id"], "D1234");
+        assert_eq!(d0["admission_type"], "E");
+        let d1 = &events[1].data;
+        assert_eq!(
+            (d1["from_location"].as_str(), d1["to_location"].as_str()),
+            (Some("WEST4"), Some("ICU1"))
+        );
+        assert_eq!(
+            (d1["from_bed"].as_str(), d1["to_bed"].as_str()),
+            (Some("B"), Some("A"))
+        );
+        assert_eq!(d1["effective_at"], "2026-11-22T14:00:00-05:00");
+        assert_eq!(d1["reason"], "TRN");
+        let d2 = &events[2].data;
+        assert_eq!(d2["discharged_at"], "2026-11-25T10:10:00-05:00");
+        assert_eq!(d2["disposition"], "01");
+        let m = &events[1].metadata;
+        assert_eq!(m["control_id"], "DEMO-A02-0001");
+        assert_eq!(m["message_type"], "ADT^A02");
+        assert_eq!(m["mapping"]["file"], "adt.yaml");
+
+        // A resend is answered like the first time and stores nothing.
         let ack = c
-            .send(&std::fs::read(root.join(file)).unwrap())
+            .send(&std::fs::read(root.join("a02-transfer.hl7")).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(msa(&ack).0, "AA");
+        assert_eq!(server.events("demo").await.len(), 3);
+
+        // The same events come out of the HTTP API, in global order.
+        let (status, body) = server.http(
+            "GET",
+            "/api/v1/tenants/demo/events?after=1&limit=10",
+            Some(common::DEMO_TOKEN),
+            b"",
+        );
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["events"].as_array().unwrap().len(), 2);
+        assert_eq!(v["events"][0]["event_type"], "LocationChanged");
+        assert_eq!(v["next_after"], 3);
+    }
+}
+
+on_each_backend! {
+    async fn enhanced_mode_gets_commit_acknowledgements() {
+        let server = Server::start();
+        let mut c = server.client().await;
+        let ack = c
+            .ack(Adt {
+                control_id: "E1",
+                msh_tail: "|||AL|NE",
+                ..Default::default()
+            })
+            .await;
+        assert_eq!(msa(&ack), ("CA".into(), "E1".into()));
+        let ack = c
+            .ack(Adt {
+                control_id: "E2",
+                trigger: "A99",
+                msh_tail: "|||AL|NE",
+                ..Default::default()
+            })
+            .await;
+        assert_eq!(msa(&ack).0, "CA", "dead letters are accepted by default");
+        let ack = c
+            .send(b"MSH|^~\\&|X|Y|||20260101||ADT^A01||P|2.5|||AL")
             .await
             .unwrap();
         assert_eq!(
-            msa(&ack),
-            ("AA".to_string(), ctrl.to_string()),
-            "{file}: {ack}"
+            msa(&ack).0,
+            "CA",
+            "missing control id is dead-lettered, not rejected"
         );
-        assert!(
-            ack.starts_with("MSH|^~\\&|INTAKE|INTAKE|ADT1|DEMO_HOSP|"),
-            "sender and receiver swapped: {ack}"
-        );
-        assert!(ack.contains("|P|2.5.1"), "echoes the version: {ack}");
-        assert!(err_segment(&ack).is_none());
     }
-    let events = server.events("demo").await;
-    assert_eq!(
-        events
-            .iter()
-            .map(|e| e.event_type.as_str())
-            .collect::<Vec<_>>(),
-        ["AdmissionCreated", "LocationChanged", "DischargeCompleted"]
-    );
-    assert_eq!(
-        events.iter().map(|e| e.event_version).collect::<Vec<_>>(),
-        [1, 2, 3]
-    );
-    assert!(events
-        .iter()
-        .all(|e| e.stream_id == events[0].stream_id && e.stream_type == "Admission"));
-    let d0 = &events[0].data;
-    assert_eq!(d0["patient_mrn"], "MRN100234");
-    assert_eq!(d0["visit_number"], "V20261122-0001");
-    assert_eq!(d0["admitted_at"], "2026-11-22T08:25:00-05:00");
-    assert_eq!(d0["patient_class"], "I");
-    assert_eq!(d0["location"], "WEST4");
-    assert_eq!(d0["bed"], "B");
-    assert_eq!(d0["attending_id"], "D1234");
-    assert_eq!(d0["admission_type"], "E");
-    let d1 = &events[1].data;
-    assert_eq!(
-        (d1["from_location"].as_str(), d1["to_location"].as_str()),
-        (Some("WEST4"), Some("ICU1"))
-    );
-    assert_eq!(
-        (d1["from_bed"].as_str(), d1["to_bed"].as_str()),
-        (Some("B"), Some("A"))
-    );
-    assert_eq!(d1["effective_at"], "2026-11-22T14:00:00-05:00");
-    assert_eq!(d1["reason"], "TRN");
-    let d2 = &events[2].data;
-    assert_eq!(d2["discharged_at"], "2026-11-25T10:10:00-05:00");
-    assert_eq!(d2["disposition"], "01");
-    let m = &events[1].metadata;
-    assert_eq!(m["control_id"], "DEMO-A02-0001");
-    assert_eq!(m["message_type"], "ADT^A02");
-    assert_eq!(m["mapping"]["file"], "adt.yaml");
-
-    // A resend is answered like the first time and stores nothing.
-    let ack = c
-        .send(&std::fs::read(root.join("a02-transfer.hl7")).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(msa(&ack).0, "AA");
-    assert_eq!(server.events("demo").await.len(), 3);
-
-    // The same events come out of the HTTP API, in global order.
-    let (status, body) = server.http(
-        "GET",
-        "/api/v1/tenants/demo/events?after=1&limit=10",
-        Some(common::DEMO_TOKEN),
-        b"",
-    );
-    assert_eq!(status, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(v["events"].as_array().unwrap().len(), 2);
-    assert_eq!(v["events"][0]["event_type"], "LocationChanged");
-    assert_eq!(v["next_after"], 3);
 }
 
-#[tokio::test]
-async fn enhanced_mode_gets_commit_acknowledgements() {
-    let server = Server::start();
-    let mut c = server.client().await;
-    let ack = c
-        .ack(Adt {
-            control_id: "E1",
-            msh_tail: "|||AL|NE",
-            ..Default::default()
-        })
-        .await;
-    assert_eq!(msa(&ack), ("CA".into(), "E1".into()));
-    let ack = c
-        .ack(Adt {
-            control_id: "E2",
-            trigger: "A99",
-            msh_tail: "|||AL|NE",
-            ..Default::default()
-        })
-        .await;
-    assert_eq!(msa(&ack).0, "CA", "dead letters are accepted by default");
-    let ack = c
-        .send(b"MSH|^~\\&|X|Y|||20260101||ADT^A01||P|2.5|||AL")
-        .await
-        .unwrap();
-    assert_eq!(
-        msa(&ack).0,
-        "CA",
-        "missing control id is dead-lettered, not rejected"
-    );
-}
+on_each_backend! {
+    async fn bad_messages_are_dead_lettered_with_precise_codes_and_the_connection_keeps_working() {
+        let server = Server::start();
+        let mut c = server.client().await;
+        let mut other = server.client().await;
 
-#[tokio::test]
-async fn bad_messages_are_dead_lettered_with_precise_codes_and_the_connection_keeps_working() {
-    let server = Server::start();
-    let mut c = server.client().await;
-    let mut other = server.client().await;
+        let ack = c.send(b"this is not HL7 at all").await.unwrap();
+        assert_eq!(msa(&ack), ("AR".into(), "".into()));
+        assert!(err_segment(&ack).unwrap().contains("NOT_HL7"), "{ack}");
 
-    let ack = c.send(b"this is not HL7 at all").await.unwrap();
-    assert_eq!(msa(&ack), ("AR".into(), "".into()));
-    assert!(err_segment(&ack).unwrap().contains("NOT_HL7"), "{ack}");
-
-    let ack = c
-        .ack(Adt {
-            trigger: "A99",
-            control_id: "U1",
-            ..Default::default()
-        })
-        .await;
-    assert_eq!(
-        msa(&ack),
-        ("AA".into(), "U1".into()),
-        "dead letter: the engine has custody"
-    );
-
-    let no_visit = String::from_utf8(
-        Adt {
-            control_id: "R1",
-            visit: "",
-            ..Default::default()
-        }
-        .build(),
-    )
-    .unwrap();
-    let ack = c.send(no_visit.as_bytes()).await.unwrap();
-    assert_eq!(msa(&ack).0, "AA");
-
-    let ack = c
-        .send(b"MSH|^~\\&|A|DEMO_HOSP|B|C|20260101||ADT^A01|M1|P|2.5\rPID|1\rxx|broken\rPV1|1")
-        .await
-        .unwrap();
-    assert_eq!(msa(&ack), ("AA".into(), "M1".into()));
-
-    // The same connection and another one keep working.
-    assert_eq!(
-        msa(&c
-            .ack(Adt {
-                control_id: "OK1",
-                ..Default::default()
-            })
-            .await)
-        .0,
-        "AA"
-    );
-    assert_eq!(
-        msa(&other
-            .ack(Adt {
-                control_id: "OK2",
-                visit: "V2",
-                ..Default::default()
-            })
-            .await)
-        .0,
-        "AA"
-    );
-
-    let dl = server.dead_letters().await;
-    let codes: Vec<(&str, &str, Option<&str>)> = dl
-        .iter()
-        .map(|d| {
-            (
-                d.stage.as_str(),
-                d.reason_code.as_str(),
-                d.detail.as_deref(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        codes,
-        [
-            ("decode", "NOT_HL7", None),
-            ("map", "UNMAPPED_MESSAGE_TYPE", Some("ADT^A99")),
-            (
-                "map",
-                "MAPPING_REQUIRED_FIELD",
-                Some("stream key of AdmissionCreated (PV1.19.1)")
-            ),
-            ("parse", "MALFORMED_SEGMENT", Some("segment 3")),
-        ]
-    );
-    // No dead-letter field carries message content.
-    let all = serde_json::to_string(&dl).unwrap();
-    assert!(
-        !all.contains("MRN-") && !all.contains("Doe") && !all.contains("broken"),
-        "{all}"
-    );
-    assert_eq!(server.events("demo").await.len(), 2);
-
-    // A resent dead letter gets the same answer and is not stored twice.
-    assert_eq!(
-        msa(&c
+        let ack = c
             .ack(Adt {
                 trigger: "A99",
                 control_id: "U1",
                 ..Default::default()
             })
-            .await)
-        .0,
-        "AA"
-    );
-    assert_eq!(server.dead_letters().await.len(), 4);
-}
+            .await;
+        assert_eq!(
+            msa(&ack),
+            ("AA".into(), "U1".into()),
+            "dead letter: the engine has custody"
+        );
 
-#[tokio::test]
-async fn tenant_policy_answers_ae_for_dead_letters_and_routing_uses_msh4() {
-    let server = Server::start();
-    let mut c = server.routed_client().await;
-    let ack = c
-        .ack(Adt {
-            trigger: "A99",
-            control_id: "S1",
-            facility: "STRICT_HOSP",
-            ..Default::default()
-        })
-        .await;
-    assert_eq!(msa(&ack), ("AE".into(), "S1".into()));
-    let err = err_segment(&ack).unwrap();
-    assert!(
-        err.contains("UNMAPPED_MESSAGE_TYPE") && err.contains("201"),
-        "{err}"
-    );
-    // Resend: the same AE, nothing stored twice.
-    let again = c
-        .ack(Adt {
-            trigger: "A99",
-            control_id: "S1",
-            facility: "STRICT_HOSP",
-            ..Default::default()
-        })
-        .await;
-    assert_eq!(msa(&again).0, "AE");
-    assert!(err_segment(&again)
-        .unwrap()
-        .contains("UNMAPPED_MESSAGE_TYPE"));
+        let no_visit = String::from_utf8(
+            Adt {
+                control_id: "R1",
+                visit: "",
+                ..Default::default()
+            }
+            .build(),
+        )
+        .unwrap();
+        let ack = c.send(no_visit.as_bytes()).await.unwrap();
+        assert_eq!(msa(&ack).0, "AA");
 
-    let ack = c
-        .ack(Adt {
-            control_id: "S2",
-            facility: "STRICT_HOSP",
-            ..Default::default()
-        })
-        .await;
-    assert_eq!(msa(&ack).0, "AA");
-    let ack = c
-        .ack(Adt {
-            control_id: "S3",
-            facility: "NOBODY",
-            ..Default::default()
-        })
-        .await;
-    assert_eq!(msa(&ack).0, "AA", "unknown tenant is dead-lettered");
-    assert_eq!(server.events("strict").await.len(), 1);
-    assert_eq!(server.events("demo").await.len(), 0);
-    let codes: Vec<String> = server
-        .dead_letters()
-        .await
-        .into_iter()
-        .map(|d| d.reason_code)
-        .collect();
-    assert_eq!(codes, ["UNMAPPED_MESSAGE_TYPE", "UNKNOWN_TENANT"]);
-}
+        let ack = c
+            .send(b"MSH|^~\\&|A|DEMO_HOSP|B|C|20260101||ADT^A01|M1|P|2.5\rPID|1\rxx|broken\rPV1|1")
+            .await
+            .unwrap();
+        assert_eq!(msa(&ack), ("AA".into(), "M1".into()));
 
-#[tokio::test]
-async fn oversized_and_endless_frames_are_rejected_without_memory_growth() {
-    let server = Server::start_with(Options {
-        mllp_extra: "max_frame_bytes = 65536\nframe_timeout_secs = 2".into(),
-        ..Default::default()
-    });
-    let mut c = server.client().await;
-    assert_eq!(msa(&c.ack(Adt::default()).await).0, "AA");
-    let before = server.rss_kib();
+        // The same connection and another one keep working.
+        assert_eq!(
+            msa(&c
+                .ack(Adt {
+                    control_id: "OK1",
+                    ..Default::default()
+                })
+                .await)
+            .0,
+            "AA"
+        );
+        assert_eq!(
+            msa(&other
+                .ack(Adt {
+                    control_id: "OK2",
+                    visit: "V2",
+                    ..Default::default()
+                })
+                .await)
+            .0,
+            "AA"
+        );
 
-    // Oversized: 8 MiB in one frame. AR with FRAME_TOO_LARGE, the connection stays usable.
-    let mut big = Adt {
-        control_id: "BIG1",
-        ..Default::default()
+        let dl = server.dead_letters().await;
+        let codes: Vec<(&str, &str, Option<&str>)> = dl
+            .iter()
+            .map(|d| {
+                (
+                    d.stage.as_str(),
+                    d.reason_code.as_str(),
+                    d.detail.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                ("decode", "NOT_HL7", None),
+                ("map", "UNMAPPED_MESSAGE_TYPE", Some("ADT^A99")),
+                (
+                    "map",
+                    "MAPPING_REQUIRED_FIELD",
+                    Some("stream key of AdmissionCreated (PV1.19.1)")
+                ),
+                ("parse", "MALFORMED_SEGMENT", Some("segment 3")),
+            ]
+        );
+        // No dead-letter field carries message content.
+        let all = serde_json::to_string(&dl).unwrap();
+        assert!(
+            !all.contains("MRN-") && !all.contains("Doe") && !all.contains("broken"),
+            "{all}"
+        );
+        assert_eq!(server.events("demo").await.len(), 2);
+
+        // A resent dead letter gets the same answer and is not stored twice.
+        assert_eq!(
+            msa(&c
+                .ack(Adt {
+                    trigger: "A99",
+                    control_id: "U1",
+                    ..Default::default()
+                })
+                .await)
+            .0,
+            "AA"
+        );
+        assert_eq!(server.dead_letters().await.len(), 4);
     }
-    .build();
-    big.extend(std::iter::repeat_n(b'X', 8 << 20));
-    let ack = c.send(&big).await.unwrap();
-    assert_eq!(msa(&ack), ("AR".into(), "BIG1".into()));
-    assert!(err_segment(&ack).unwrap().contains("FRAME_TOO_LARGE"));
-    assert_eq!(
-        msa(&c
+}
+
+on_each_backend! {
+    async fn tenant_policy_answers_ae_for_dead_letters_and_routing_uses_msh4() {
+        let server = Server::start();
+        let mut c = server.routed_client().await;
+        let ack = c
             .ack(Adt {
-                control_id: "AFTER",
-                visit: "V9",
+                trigger: "A99",
+                control_id: "S1",
+                facility: "STRICT_HOSP",
                 ..Default::default()
             })
-            .await)
-        .0,
-        "AA"
-    );
-
-    // Endless: a frame that never ends. The server closes it after frame_timeout.
-    let endless = tokio::spawn({
-        let addr = server.mllp[0];
-        async move {
-            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-            s.write_all(b"\x0bMSH|^~\\&|").await.unwrap();
-            let chunk = vec![b'Y'; 64 * 1024];
-            let mut sent = 0usize;
-            let start = std::time::Instant::now();
-            while start.elapsed() < Duration::from_secs(30) {
-                match s.write_all(&chunk).await {
-                    Ok(()) => sent += chunk.len(),
-                    Err(_) => return (sent, true),
-                }
-            }
-            (sent, false)
-        }
-    });
-    // Meanwhile, everyone else is served.
-    let mut other = server.client().await;
-    for i in 0..5 {
-        let ctrl = format!("DURING{i}");
-        let ack = other
+            .await;
+        assert_eq!(msa(&ack), ("AE".into(), "S1".into()));
+        let err = err_segment(&ack).unwrap();
+        assert!(
+            err.contains("UNMAPPED_MESSAGE_TYPE") && err.contains("201"),
+            "{err}"
+        );
+        // Resend: the same AE, nothing stored twice.
+        let again = c
             .ack(Adt {
-                control_id: &ctrl,
-                visit: "V3",
+                trigger: "A99",
+                control_id: "S1",
+                facility: "STRICT_HOSP",
+                ..Default::default()
+            })
+            .await;
+        assert_eq!(msa(&again).0, "AE");
+        assert!(err_segment(&again)
+            .unwrap()
+            .contains("UNMAPPED_MESSAGE_TYPE"));
+
+        let ack = c
+            .ack(Adt {
+                control_id: "S2",
+                facility: "STRICT_HOSP",
                 ..Default::default()
             })
             .await;
         assert_eq!(msa(&ack).0, "AA");
+        let ack = c
+            .ack(Adt {
+                control_id: "S3",
+                facility: "NOBODY",
+                ..Default::default()
+            })
+            .await;
+        assert_eq!(msa(&ack).0, "AA", "unknown tenant is dead-lettered");
+        assert_eq!(server.events("strict").await.len(), 1);
+        assert_eq!(server.events("demo").await.len(), 0);
+        let codes: Vec<String> = server
+            .dead_letters()
+            .await
+            .into_iter()
+            .map(|d| d.reason_code)
+            .collect();
+        assert_eq!(codes, ["UNMAPPED_MESSAGE_TYPE", "UNKNOWN_TENANT"]);
     }
-    let (sent, closed) = endless.await.unwrap();
-    assert!(closed, "the server must close an endless frame");
-    assert!(
-        sent > 65536,
-        "the sender got past the limit before being cut off ({sent} bytes)"
-    );
-    let after = server.rss_kib();
-    assert!(
-        after < before + 16 * 1024,
-        "RSS grew from {before} KiB to {after} KiB after {sent} + 8 MiB bytes"
-    );
-    assert_eq!(server.events("demo").await.len(), 7);
 }
 
-#[tokio::test]
-async fn eight_concurrent_connections_store_every_message_exactly_once() {
-    let server = Server::start();
-    let per_conn = 40;
-    let mut tasks = Vec::new();
-    for conn in 0..8 {
-        let addr = server.mllp[0];
-        tasks.push(tokio::spawn(async move {
-            let mut c = MllpClient::connect(addr, Duration::from_secs(20))
-                .await
-                .unwrap();
-            for i in 0..per_conn {
-                // Visits interleave across connections; each visit gets A01 then A02s.
-                let visit = format!("V{}", i % 10);
-                let ctrl = format!("C{conn}-{i}");
-                let trigger = if i < 10 && conn == 0 { "A01" } else { "A02" };
-                let ack = c
-                    .ack(Adt {
-                        trigger,
-                        control_id: &ctrl,
-                        visit: &visit,
-                        ..Default::default()
-                    })
-                    .await;
-                assert_eq!(msa(&ack), ("AA".into(), ctrl.clone()));
+on_each_backend! {
+    async fn oversized_and_endless_frames_are_rejected_without_memory_growth() {
+        let server = Server::start_with(Options {
+            mllp_extra: "max_frame_bytes = 65536\nframe_timeout_secs = 2".into(),
+            ..Default::default()
+        });
+        let mut c = server.client().await;
+        assert_eq!(msa(&c.ack(Adt::default()).await).0, "AA");
+        let before = server.rss_kib();
+
+        // Oversized: 8 MiB in one frame. AR with FRAME_TOO_LARGE, the connection stays usable.
+        let mut big = Adt {
+            control_id: "BIG1",
+            ..Default::default()
+        }
+        .build();
+        big.extend(std::iter::repeat_n(b'X', 8 << 20));
+        let ack = c.send(&big).await.unwrap();
+        assert_eq!(msa(&ack), ("AR".into(), "BIG1".into()));
+        assert!(err_segment(&ack).unwrap().contains("FRAME_TOO_LARGE"));
+        assert_eq!(
+            msa(&c
+                .ack(Adt {
+                    control_id: "AFTER",
+                    visit: "V9",
+                    ..Default::default()
+                })
+                .await)
+            .0,
+            "AA"
+        );
+
+        // Endless: a frame that never ends. The server closes it after frame_timeout.
+        let endless = tokio::spawn({
+            let addr = server.mllp[0];
+            async move {
+                let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+                s.write_all(b"\x0bMSH|^~\\&|").await.unwrap();
+                let chunk = vec![b'Y'; 64 * 1024];
+                let mut sent = 0usize;
+                let start = std::time::Instant::now();
+                while start.elapsed() < Duration::from_secs(30) {
+                    match s.write_all(&chunk).await {
+                        Ok(()) => sent += chunk.len(),
+                        Err(_) => return (sent, true),
+                    }
+                }
+                (sent, false)
             }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let events = server.events("demo").await;
-    assert_eq!(events.len(), 8 * per_conn);
-    let mut ids: Vec<_> = events
-        .iter()
-        .map(|e| e.metadata["control_id"].as_str().unwrap().to_string())
-        .collect();
-    ids.sort();
-    ids.dedup();
-    assert_eq!(ids.len(), 8 * per_conn, "every control id exactly once");
-    // Versions are gap-free per stream.
-    let mut by_stream: std::collections::BTreeMap<_, Vec<i64>> = Default::default();
-    for e in &events {
-        by_stream
-            .entry(e.stream_id)
-            .or_default()
-            .push(e.event_version);
-    }
-    for versions in by_stream.values() {
-        assert_eq!(*versions, (1..=versions.len() as i64).collect::<Vec<_>>());
+        });
+        // Meanwhile, everyone else is served.
+        let mut other = server.client().await;
+        for i in 0..5 {
+            let ctrl = format!("DURING{i}");
+            let ack = other
+                .ack(Adt {
+                    control_id: &ctrl,
+                    visit: "V3",
+                    ..Default::default()
+                })
+                .await;
+            assert_eq!(msa(&ack).0, "AA");
+        }
+        let (sent, closed) = endless.await.unwrap();
+        assert!(closed, "the server must close an endless frame");
+        assert!(
+            sent > 65536,
+            "the sender got past the limit before being cut off ({sent} bytes)"
+        );
+        let after = server.rss_kib();
+        assert!(
+            after < before + 16 * 1024,
+            "RSS grew from {before} KiB to {after} KiB after {sent} + 8 MiB bytes"
+        );
+        assert_eq!(server.events("demo").await.len(), 7);
     }
 }
 
-#[tokio::test]
-async fn charsets_and_segment_separators_are_decoded_before_parsing() {
-    let server = Server::start();
-    let mut c = server.client().await;
-    let msg = |ctrl: &str, charset: &str, location: &[u8], sep: &[u8]| -> Vec<u8> {
-        let mut m = Vec::new();
-        m.extend_from_slice(format!("MSH|^~\\&|ADT1|DEMO_HOSP|INTAKE|INTAKE|20261122083000||ADT^A01|{ctrl}|P|2.5||||||{charset}").as_bytes());
-        m.extend_from_slice(sep);
-        m.extend_from_slice(b"PID|1||M1^^^H^MR");
-        m.extend_from_slice(sep);
-        m.extend_from_slice(b"PV1|1|I|");
-        m.extend_from_slice(location);
-        m.extend_from_slice(format!("||||||||||||||||{ctrl}").as_bytes());
-        m.extend_from_slice(sep);
-        m
-    };
-    type Case<'a> = (&'a str, &'a str, &'a [u8], &'a [u8], &'a str);
-    let cases: [Case; 6] = [
-        ("CS1", "8859/1", b"B\xe2timent", b"\r", "Bâtiment"),
-        (
-            "CS2",
-            "UNICODE UTF-8",
-            "Bâtiment".as_bytes(),
-            b"\n",
-            "Bâtiment",
-        ),
-        ("CS3", "8859/15", b"\xa4uro", b"\r\n", "€uro"),
-        ("CS4", "UNICODE UTF-8", b"B\xe2timent", b"\r", "Bâtiment"), // invalid UTF-8: windows-1252 fallback
-        ("CS5", "", b"Caf\\E\\\\X0A\\\\T\\x", b"\r", "Caf\\\n&x"),
-        ("CS6", "ASCII", b"Stra\xdfe", b"\n", "Straße"),
-    ];
-    for (ctrl, charset, loc, sep, _) in &cases {
-        let ack = c.send(&msg(ctrl, charset, loc, sep)).await.unwrap();
-        assert_eq!(msa(&ack), ("AA".into(), ctrl.to_string()), "{ctrl}: {ack}");
+on_each_backend! {
+    async fn eight_concurrent_connections_store_every_message_exactly_once() {
+        let server = Server::start();
+        let per_conn = 40;
+        let mut tasks = Vec::new();
+        for conn in 0..8 {
+            let addr = server.mllp[0];
+            tasks.push(tokio::spawn(async move {
+                let mut c = MllpClient::connect(addr, Duration::from_secs(20))
+                    .await
+                    .unwrap();
+                for i in 0..per_conn {
+                    // Visits interleave across connections; each visit gets A01 then A02s.
+                    let visit = format!("V{}", i % 10);
+                    let ctrl = format!("C{conn}-{i}");
+                    let trigger = if i < 10 && conn == 0 { "A01" } else { "A02" };
+                    let ack = c
+                        .ack(Adt {
+                            trigger,
+                            control_id: &ctrl,
+                            visit: &visit,
+                            ..Default::default()
+                        })
+                        .await;
+                    assert_eq!(msa(&ack), ("AA".into(), ctrl.clone()));
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let events = server.events("demo").await;
+        assert_eq!(events.len(), 8 * per_conn);
+        let mut ids: Vec<_> = events
+            .iter()
+            .map(|e| e.metadata["control_id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 8 * per_conn, "every control id exactly once");
+        // Versions are gap-free per stream.
+        let mut by_stream: std::collections::BTreeMap<_, Vec<i64>> = Default::default();
+        for e in &events {
+            by_stream
+                .entry(e.stream_id)
+                .or_default()
+                .push(e.event_version);
+        }
+        for versions in by_stream.values() {
+            assert_eq!(*versions, (1..=versions.len() as i64).collect::<Vec<_>>());
+        }
     }
-    let bom: Vec<u8> = [b"\xef\xbb\xbf".as_slice(), &msg("CS7", "", b"BOM", b"\r")].concat();
-    assert_eq!(msa(&c.send(&bom).await.unwrap()).0, "AA");
-    let events = server.events("demo").await;
-    assert_eq!(
-        events.len(),
-        7,
-        "no dead letters: {:?}",
-        server.dead_letters().await
-    );
-    for (i, (ctrl, _, _, _, want)) in cases.iter().enumerate() {
-        assert_eq!(events[i].data["location"], *want, "{ctrl}");
+}
+
+on_each_backend! {
+    async fn charsets_and_segment_separators_are_decoded_before_parsing() {
+        let server = Server::start();
+        let mut c = server.client().await;
+        let msg = |ctrl: &str, charset: &str, location: &[u8], sep: &[u8]| -> Vec<u8> {
+            let mut m = Vec::new();
+            m.extend_from_slice(format!("MSH|^~\\&|ADT1|DEMO_HOSP|INTAKE|INTAKE|20261122083000||ADT^A01|{ctrl}|P|2.5||||||{charset}").as_bytes());
+            m.extend_from_slice(sep);
+            m.extend_from_slice(b"PID|1||M1^^^H^MR");
+            m.extend_from_slice(sep);
+            m.extend_from_slice(b"PV1|1|I|");
+            m.extend_from_slice(location);
+            m.extend_from_slice(format!("||||||||||||||||{ctrl}").as_bytes());
+            m.extend_from_slice(sep);
+            m
+        };
+        type Case<'a> = (&'a str, &'a str, &'a [u8], &'a [u8], &'a str);
+        let cases: [Case; 6] = [
+            ("CS1", "8859/1", b"B\xe2timent", b"\r", "Bâtiment"),
+            (
+                "CS2",
+                "UNICODE UTF-8",
+                "Bâtiment".as_bytes(),
+                b"\n",
+                "Bâtiment",
+            ),
+            ("CS3", "8859/15", b"\xa4uro", b"\r\n", "€uro"),
+            ("CS4", "UNICODE UTF-8", b"B\xe2timent", b"\r", "Bâtiment"), // invalid UTF-8: windows-1252 fallback
+            ("CS5", "", b"Caf\\E\\\\X0A\\\\T\\x", b"\r", "Caf\\\n&x"),
+            ("CS6", "ASCII", b"Stra\xdfe", b"\n", "Straße"),
+        ];
+        for (ctrl, charset, loc, sep, _) in &cases {
+            let ack = c.send(&msg(ctrl, charset, loc, sep)).await.unwrap();
+            assert_eq!(msa(&ack), ("AA".into(), ctrl.to_string()), "{ctrl}: {ack}");
+        }
+        let bom: Vec<u8> = [b"\xef\xbb\xbf".as_slice(), &msg("CS7", "", b"BOM", b"\r")].concat();
+        assert_eq!(msa(&c.send(&bom).await.unwrap()).0, "AA");
+        let events = server.events("demo").await;
+        assert_eq!(
+            events.len(),
+            7,
+            "no dead letters: {:?}",
+            server.dead_letters().await
+        );
+        for (i, (ctrl, _, _, _, want)) in cases.iter().enumerate() {
+            assert_eq!(events[i].data["location"], *want, "{ctrl}");
+        }
+        let ack = c.send(&msg("CS8", "ISO IR87", b"X", b"\r")).await.unwrap();
+        assert_eq!(msa(&ack), ("AA".into(), "CS8".into()));
+        assert_eq!(
+            server.dead_letters().await[0].reason_code,
+            "UNSUPPORTED_CHARSET"
+        );
     }
-    let ack = c.send(&msg("CS8", "ISO IR87", b"X", b"\r")).await.unwrap();
-    assert_eq!(msa(&ack), ("AA".into(), "CS8".into()));
-    assert_eq!(
-        server.dead_letters().await[0].reason_code,
-        "UNSUPPORTED_CHARSET"
-    );
 }

@@ -1,9 +1,15 @@
 //! Test harness: runs the real `intake serve` binary on ephemeral ports with its own
-//! SQLite file and mappings, and talks to it over real sockets.
+//! database (a SQLite file, or a fresh PostgreSQL database) and mappings, and talks to it
+//! over real sockets.
+//!
+//! [`on_each_backend!`] turns one test into two, `<name>::sqlite` and `<name>::postgres`.
 #![allow(dead_code, missing_docs)]
 
+pub mod pg;
+
 use intake_adapters::mllp::client::MllpClient;
-use intake_pipeline::store::{DeadLetter, EventQuery, EventStore, SqliteStore};
+use intake_pipeline::store::{self, DeadLetter, EventQuery, EventStore, StoreOptions};
+use std::cell::Cell;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,6 +21,56 @@ pub const ADMIN: &str = "admin-secret";
 pub const DEMO_TOKEN: &str = "demo-secret";
 pub const STRICT_TOKEN: &str = "strict-secret";
 
+/// Which database a test's servers use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+thread_local! {
+    static BACKEND: Cell<Backend> = const { Cell::new(Backend::Sqlite) };
+}
+
+/// Sets the backend for servers prepared on this thread (the test's own thread).
+pub fn set_backend(backend: Backend) {
+    BACKEND.with(|b| b.set(backend));
+}
+
+/// The backend servers prepared on this thread use.
+pub fn backend() -> Backend {
+    BACKEND.with(Cell::get)
+}
+
+/// Defines `mod $name { fn sqlite(); fn postgres(); }`: the same end-to-end test on both
+/// backends. The PostgreSQL variant is skipped (with a note) only when PostgreSQL is
+/// unreachable and `INTAKE_TEST_REQUIRE_PG` is not `1`.
+#[macro_export]
+macro_rules! on_each_backend {
+    ($(#[$meta:meta])* async fn $name:ident() $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test]
+            async fn sqlite() {
+                $crate::common::set_backend($crate::common::Backend::Sqlite);
+                $body
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                if !$crate::common::pg::available() {
+                    return;
+                }
+                $crate::common::set_backend($crate::common::Backend::Postgres);
+                $body
+            }
+        }
+    };
+}
+
 /// A running server and the folder holding its database and mappings.
 pub struct Server {
     pub child: Child,
@@ -24,7 +80,10 @@ pub struct Server {
     pub http: SocketAddr,
     /// The server's log (stderr) when `Options::log` was set.
     pub log: Arc<Mutex<String>>,
+    /// The database URL the server uses.
+    pub database_url: String,
     _tmp: Option<tempfile::TempDir>,
+    _db: Option<pg::Database>,
 }
 
 /// Extra lines for the `[[mllp]]` tables, e.g. `max_frame_bytes = 65536`.
@@ -48,7 +107,18 @@ pub fn repo() -> PathBuf {
 /// the fixed A01-A03 mapping of `tests/fixtures` (so these tests do not move with the
 /// shipped demo mapping), and `strict`, which answers AE for dead letters and claims
 /// MSH-4 STRICT_HOSP.
-pub fn prepare(dir: &Path, opts: &Options) {
+pub fn prepare(dir: &Path, opts: &Options) -> Option<pg::Database> {
+    let (database_url, db) = match backend() {
+        Backend::Sqlite => (
+            format!("sqlite://{}", dir.join("intake.db").display()),
+            None,
+        ),
+        Backend::Postgres => {
+            let db = pg::Database::create();
+            (db.app_url.clone(), Some(db))
+        }
+    };
+    std::fs::write(dir.join("database_url"), &database_url).unwrap();
     let maps = dir.join("mappings");
     for t in ["demo", "strict"] {
         std::fs::create_dir_all(maps.join(t)).unwrap();
@@ -70,12 +140,11 @@ pub fn prepare(dir: &Path, opts: &Options) {
     .unwrap();
     let config =
         format!(
-        "database_url = \"sqlite://{db}\"\nmappings_dir = \"{maps}\"\nadmin_token = \"{ADMIN}\"\n\
+        "database_url = \"{database_url}\"\nmappings_dir = \"{maps}\"\nadmin_token = \"{ADMIN}\"\n\
          [tenant_tokens]\ndemo = \"{DEMO_TOKEN}\"\nstrict = \"{STRICT_TOKEN}\"\n\
          [http]\naddr = \"127.0.0.1:0\"\n{mappings}\
          [[mllp]]\naddr = \"127.0.0.1:0\"\ntenant = \"demo\"\n{extra}\n\
          [[mllp]]\naddr = \"127.0.0.1:0\"\n{extra}\n",
-        db = dir.join("intake.db").display(),
         maps = if opts.shipped_mappings { repo().join("mappings") } else { maps }.display(),
         extra = opts.mllp_extra,
         mappings = opts
@@ -84,6 +153,7 @@ pub fn prepare(dir: &Path, opts: &Options) {
             .unwrap_or_default(),
     );
     std::fs::write(dir.join("intake.toml"), config).unwrap();
+    db
 }
 
 impl Server {
@@ -93,9 +163,10 @@ impl Server {
 
     pub fn start_with(opts: Options) -> Server {
         let tmp = tempfile::tempdir().unwrap();
-        prepare(tmp.path(), &opts);
+        let db = prepare(tmp.path(), &opts);
         let mut s = Self::start_in_with(tmp.path(), &opts);
         s._tmp = Some(tmp);
+        s._db = db;
         s
     }
 
@@ -163,7 +234,9 @@ impl Server {
             mllp,
             http,
             log,
+            database_url: std::fs::read_to_string(dir.join("database_url")).unwrap(),
             _tmp: None,
+            _db: None,
         }
     }
 
@@ -183,13 +256,12 @@ impl Server {
             .unwrap()
     }
 
-    pub async fn store(&self) -> SqliteStore {
-        SqliteStore::open(&format!(
-            "sqlite://{}",
-            self.dir.join("intake.db").display()
-        ))
-        .await
-        .unwrap()
+    /// The server's store, opened as the server opens it (for PostgreSQL: the engine's
+    /// role, so row-level security applies).
+    pub async fn store(&self) -> Arc<dyn EventStore> {
+        store::open(&self.database_url, StoreOptions::default())
+            .await
+            .unwrap()
     }
 
     pub async fn events(&self, tenant: &str) -> Vec<intake_pipeline::event::EventEnvelope> {

@@ -4,14 +4,38 @@
 //! writer calls it), appends events with optimistic concurrency, and reads events and
 //! dead letters back.
 
+mod postgres;
 mod sqlite;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::event::{EventEnvelope, NewEvent};
 use crate::pipeline::{AckCode, Processed};
 use serde::Serialize;
+use std::sync::Arc;
 use uuid::Uuid;
+
+/// Store settings that do not come from the URL.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreOptions {
+    /// Queue every appended event for publishing (a broker is configured).
+    pub outbox: bool,
+}
+
+/// Opens the store a URL names: `sqlite://path` (the embedded default) or
+/// `postgres://user@host/database` (production; several instances may share it).
+pub async fn open(url: &str, options: StoreOptions) -> Result<Arc<dyn EventStore>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(url, options).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::open(url, options).await?))
+    } else {
+        Err(StoreError::Setup(
+            "unsupported database URL scheme (supported: sqlite://, postgres://)".into(),
+        ))
+    }
+}
 
 /// What happened to one message in a committed batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -68,13 +92,18 @@ pub enum StoreError {
     /// Schema migration failed.
     #[error("migration failed: {0}")]
     Migration(String),
+    /// The database is reachable but not set up for serving (schema, role).
+    #[error("{0}")]
+    Setup(String),
 }
 
 impl StoreError {
     /// Stable code for ACKs and API errors.
     pub fn code(&self) -> &'static str {
         match self {
-            StoreError::Unavailable(_) | StoreError::Migration(_) => "STORE_UNAVAILABLE",
+            StoreError::Unavailable(_) | StoreError::Migration(_) | StoreError::Setup(_) => {
+                "STORE_UNAVAILABLE"
+            }
             StoreError::Conflict { .. } => "STREAM_CONFLICT",
         }
     }
@@ -126,6 +155,12 @@ pub struct DeadLetter {
 pub trait EventStore: Send + Sync + 'static {
     /// Applies pending schema migrations.
     async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// Makes the store ready for `intake serve`. SQLite applies its migrations (the
+    /// embedded default needs no separate step); PostgreSQL checks that `intake migrate`
+    /// has run (as the owner role) and that the engine's role is subject to row-level
+    /// security.
+    async fn prepare_serving(&self) -> Result<(), StoreError>;
 
     /// Commits a batch of processed messages in one transaction. The outer error means
     /// nothing was committed; an inner error affects only that message (a failed batch

@@ -2,7 +2,9 @@
 
 mod batch;
 
-use super::{DeadLetter, EventQuery, EventStore, ExpectedVersion, StoreError, WriteOutcome};
+use super::{
+    DeadLetter, EventQuery, EventStore, ExpectedVersion, StoreError, StoreOptions, WriteOutcome,
+};
 use crate::event::{EventEnvelope, NewEvent};
 use crate::pipeline::Processed;
 use chrono::{SecondsFormat, Utc};
@@ -16,12 +18,14 @@ use uuid::Uuid;
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    #[allow(dead_code)] // the outbox is written once a publisher exists
+    options: StoreOptions,
 }
 
 impl SqliteStore {
     /// Opens (creating file and folder if needed) the database at `url`
     /// (`sqlite://path/to/file.db` or `sqlite:path`).
-    pub async fn open(url: &str) -> Result<Self, StoreError> {
+    pub async fn open(url: &str, options: StoreOptions) -> Result<Self, StoreError> {
         let path = url
             .trim_start_matches("sqlite://")
             .trim_start_matches("sqlite:");
@@ -32,7 +36,7 @@ impl SqliteStore {
         {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(e.to_string()))?;
         }
-        let options = SqliteConnectOptions::from_str(url)?
+        let connect = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
@@ -40,9 +44,9 @@ impl SqliteStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
+            .connect_with(connect)
             .await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore { pool, options })
     }
 
     async fn stream_version(
@@ -102,6 +106,10 @@ impl EventStore for SqliteStore {
             .run(&self.pool)
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))
+    }
+
+    async fn prepare_serving(&self) -> Result<(), StoreError> {
+        self.migrate().await
     }
 
     async fn commit_batch(
@@ -233,9 +241,12 @@ mod tests {
     #[tokio::test]
     async fn appends_check_the_expected_version_and_events_are_immutable() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&format!("sqlite://{}/s.db", dir.path().display()))
-            .await
-            .unwrap();
+        let store = SqliteStore::open(
+            &format!("sqlite://{}/s.db", dir.path().display()),
+            StoreOptions::default(),
+        )
+        .await
+        .unwrap();
         store.migrate().await.unwrap();
         assert_eq!(
             store
