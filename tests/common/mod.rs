@@ -97,6 +97,8 @@ pub struct Options {
     /// Serve the repository's own `mappings/` (the shipped demo tenant) instead of the
     /// test tenants.
     pub shipped_mappings: bool,
+    /// Use this database instead of a fresh one (several servers on one database).
+    pub database_url: Option<String>,
 }
 
 pub fn repo() -> PathBuf {
@@ -108,12 +110,13 @@ pub fn repo() -> PathBuf {
 /// shipped demo mapping), and `strict`, which answers AE for dead letters and claims
 /// MSH-4 STRICT_HOSP.
 pub fn prepare(dir: &Path, opts: &Options) -> Option<pg::Database> {
-    let (database_url, db) = match backend() {
-        Backend::Sqlite => (
+    let (database_url, db) = match (&opts.database_url, backend()) {
+        (Some(url), _) => (url.clone(), None),
+        (None, Backend::Sqlite) => (
             format!("sqlite://{}", dir.join("intake.db").display()),
             None,
         ),
-        Backend::Postgres => {
+        (None, Backend::Postgres) => {
             let db = pg::Database::create();
             (db.app_url.clone(), Some(db))
         }

@@ -108,6 +108,18 @@ pub struct Database {
 impl Database {
     /// Creates a fresh database and applies the migrations as its owner.
     pub fn create() -> Database {
+        let db = Self::create_unmigrated();
+        block_on(|| async {
+            let owner = PostgresStore::open(&db.owner_url, StoreOptions::default())
+                .await
+                .expect("connect as owner");
+            owner.migrate().await.expect("migrate test database");
+        });
+        db
+    }
+
+    /// Creates a fresh, empty database owned by `intake_owner`.
+    pub fn create_unmigrated() -> Database {
         let name = format!("intake_test_{}", uuid::Uuid::now_v7().simple());
         let admin_url = admin_url();
         let url_for = |user: &str| -> String {
@@ -132,10 +144,6 @@ impl Database {
                 .execute(&mut c)
                 .await
                 .expect("create test database");
-            let owner = PostgresStore::open(&db.owner_url, StoreOptions::default())
-                .await
-                .expect("connect as owner");
-            owner.migrate().await.expect("migrate test database");
         });
         db
     }
