@@ -39,6 +39,7 @@ pub async fn run(config_file: Option<&Path>, command: Command) -> Result<ExitCod
         Command::Send { to, timeout, files } => {
             send(&to, Duration::from_secs(timeout), &files).await
         }
+        Command::Dlq { command } => crate::dlq::run(&config, command).await,
         Command::Events {
             tenant,
             stream,

@@ -15,6 +15,7 @@ macro_rules! out {
 
 mod commands;
 mod config;
+mod dlq;
 mod golden;
 mod serve;
 
@@ -91,6 +92,11 @@ enum Command {
         /// Keep waiting for new events.
         #[arg(long)]
         follow: bool,
+    },
+    /// Support operations on dead letters: list, replay, discard.
+    Dlq {
+        #[command(subcommand)]
+        command: dlq::DlqCommand,
     },
 }
 

@@ -5,6 +5,7 @@
 //! dead letters back.
 
 mod postgres;
+mod replay;
 mod sqlite;
 
 pub use postgres::PostgresStore;
@@ -150,6 +151,35 @@ pub struct DeadLetter {
     pub created_at: String,
 }
 
+/// Which open dead letters a support operation takes.
+#[derive(Debug, Clone, Default)]
+pub struct DeadLetterFilter {
+    /// Only this tenant's (None: every tenant, and letters with no tenant; admin use).
+    pub tenant: Option<String>,
+    /// Only these ids (empty: any).
+    pub ids: Vec<Uuid>,
+    /// Only letters with this reason code.
+    pub code: Option<String>,
+    /// At most this many.
+    pub limit: i64,
+}
+
+/// Maps a dead letter's raw message again, with the mappings in force now.
+pub type Remap = dyn Fn(crate::pipeline::RawMessage) -> Processed + Send + Sync;
+
+/// What replaying one dead letter did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Replayed {
+    /// The dead letter (= inbound message id).
+    pub id: Uuid,
+    /// Events the message maps to now (0 while it still fails).
+    pub events: usize,
+    /// Events appended (fewer than `events` when some were stored already; 0 on a dry run).
+    pub appended: usize,
+    /// The reason code when it still fails; the letter then stays open.
+    pub still_failing: Option<String>,
+}
+
 /// An event store.
 #[async_trait::async_trait]
 pub trait EventStore: Send + Sync + 'static {
@@ -183,6 +213,23 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Lists dead letters, newest last.
     async fn dead_letters(&self, tenant: Option<&str>) -> Result<Vec<DeadLetter>, StoreError>;
+
+    /// Claims the open dead letters `filter` selects, exclusively (a letter another
+    /// replay holds is skipped, not waited for), maps each raw message again with
+    /// `remap`, appends the events of those that now map and marks them `replayed`, all
+    /// in one transaction. Letters that still fail stay open. A dry run stores nothing.
+    async fn replay_dead_letters(
+        &self,
+        filter: &DeadLetterFilter,
+        remap: &Remap,
+        dry_run: bool,
+    ) -> Result<Vec<Replayed>, StoreError>;
+
+    /// Marks the open dead letters `filter` selects `discarded`; returns their ids.
+    async fn discard_dead_letters(
+        &self,
+        filter: &DeadLetterFilter,
+    ) -> Result<Vec<Uuid>, StoreError>;
 
     /// Cheap liveness check of the database.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -174,7 +174,7 @@ async fn lock_appends(tx: &mut Tx) -> Result<(), sqlx::Error> {
 /// Replay-safe: an event whose id is already stored (the same source mapped again, e.g.
 /// a later version of a FHIR resource that repeats earlier events) is skipped, not an
 /// error, and takes no version; so is a repeat of an id within `rows`.
-async fn append_events(
+pub(super) async fn append_events(
     tx: &mut Tx,
     rows: &[(&NewEvent, String)],
     outbox: bool,

@@ -13,9 +13,11 @@
 //!   a deadlock, serialization failure or unique violation is retried.
 
 mod batch;
+mod replay;
 
 use super::{
-    DeadLetter, EventQuery, EventStore, ExpectedVersion, StoreError, StoreOptions, WriteOutcome,
+    DeadLetter, DeadLetterFilter, EventQuery, EventStore, ExpectedVersion, Remap, Replayed,
+    StoreError, StoreOptions, WriteOutcome,
 };
 use crate::event::{EventEnvelope, NewEvent};
 use crate::pipeline::Processed;
@@ -252,6 +254,25 @@ impl EventStore for PostgresStore {
             })
             .collect::<Result<_, sqlx::Error>>()?;
         Ok(letters)
+    }
+
+    async fn replay_dead_letters(
+        &self,
+        filter: &DeadLetterFilter,
+        remap: &Remap,
+        dry_run: bool,
+    ) -> Result<Vec<Replayed>, StoreError> {
+        let outbox = self.options.outbox;
+        Ok(with_retry!(replay::replay(
+            &self.pool, filter, remap, dry_run, outbox
+        ))?)
+    }
+
+    async fn discard_dead_letters(
+        &self,
+        filter: &DeadLetterFilter,
+    ) -> Result<Vec<uuid::Uuid>, StoreError> {
+        Ok(replay::discard(&self.pool, filter).await?)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -1,9 +1,11 @@
 //! The embedded SQLite store: WAL journal, `synchronous=FULL`.
 
 mod batch;
+mod replay;
 
 use super::{
-    DeadLetter, EventQuery, EventStore, ExpectedVersion, StoreError, StoreOptions, WriteOutcome,
+    DeadLetter, DeadLetterFilter, EventQuery, EventStore, ExpectedVersion, Remap, Replayed,
+    StoreError, StoreOptions, WriteOutcome,
 };
 use crate::event::{EventEnvelope, NewEvent};
 use crate::pipeline::Processed;
@@ -212,6 +214,22 @@ impl EventStore for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn replay_dead_letters(
+        &self,
+        filter: &DeadLetterFilter,
+        remap: &Remap,
+        dry_run: bool,
+    ) -> Result<Vec<Replayed>, StoreError> {
+        Ok(replay::replay(&self.pool, filter, remap, dry_run).await?)
+    }
+
+    async fn discard_dead_letters(
+        &self,
+        filter: &DeadLetterFilter,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        Ok(replay::discard(&self.pool, filter).await?)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -1,0 +1,57 @@
+//! Dead-letter replay, the part both stores share: a claimed letter's raw message is
+//! mapped again, as it was received (same id, tenant, channel and receipt time), so the
+//! replayed events get the ids they would have had the first time.
+
+use super::{Remap, Replayed};
+use crate::event::NewEvent;
+use crate::pipeline::{Disposition, RawMessage};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// A dead letter claimed by a replay, with its inbound message.
+pub(super) struct Claimed {
+    pub id: Uuid,
+    pub tenant: Option<String>,
+    pub channel: String,
+    pub raw: Vec<u8>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// Maps every claimed letter again; returns each one's result and its events.
+pub(super) fn remap_all(claimed: Vec<Claimed>, remap: &Remap) -> Vec<(Replayed, Vec<NewEvent>)> {
+    claimed
+        .into_iter()
+        .map(|c| {
+            let raw = RawMessage {
+                id: c.id,
+                tenant: c.tenant,
+                channel: c.channel,
+                bytes: c.raw,
+                received_at: c.received_at,
+            };
+            match remap(raw).disposition {
+                Disposition::Events(events) => (
+                    Replayed {
+                        id: c.id,
+                        events: events.len(),
+                        appended: 0,
+                        still_failing: None,
+                    },
+                    events,
+                ),
+                Disposition::DeadLetter { rejection, .. } => (
+                    Replayed {
+                        id: c.id,
+                        events: 0,
+                        appended: 0,
+                        still_failing: Some(rejection.reason.code().to_string()),
+                    },
+                    Vec::new(),
+                ),
+            }
+        })
+        .collect()
+}
+
+/// Which component appends replayed events.
+pub(super) const REPLAY_CREATED_BY: &str = "intake/replay";

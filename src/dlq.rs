@@ -1,0 +1,120 @@
+//! `intake dlq`: support operations on dead letters (list, replay, discard).
+
+use crate::commands::{load_tenants, open_store};
+use crate::config::Config;
+use anyhow::{bail, Result};
+use clap::Subcommand;
+use intake_pipeline::process;
+use intake_pipeline::store::DeadLetterFilter;
+use serde_json::json;
+use std::process::ExitCode;
+use uuid::Uuid;
+
+/// What to do with dead letters.
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Print dead letters as JSON lines (no message content), oldest first.
+    List {
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// open, replayed, discarded, or all.
+        #[arg(long, default_value = "open")]
+        status: String,
+    },
+    /// Map open dead letters again with the current mappings; store the events of those
+    /// that map now and mark them replayed. Prints one JSON line per letter.
+    Replay {
+        #[command(flatten)]
+        select: Select,
+        /// Show what would happen; store nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Mark open dead letters discarded (they stay stored, with their raw message).
+    Discard {
+        #[command(flatten)]
+        select: Select,
+    },
+}
+
+/// Which open dead letters an operation takes.
+#[derive(Debug, clap::Args)]
+pub struct Select {
+    /// Only this tenant's.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Only these letters (repeatable).
+    #[arg(long = "id")]
+    ids: Vec<Uuid>,
+    /// Only letters with this reason code.
+    #[arg(long)]
+    code: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 1000)]
+    limit: i64,
+}
+
+impl Select {
+    fn filter(self) -> DeadLetterFilter {
+        DeadLetterFilter {
+            tenant: self.tenant,
+            ids: self.ids,
+            code: self.code,
+            limit: self.limit,
+        }
+    }
+}
+
+/// Runs one `intake dlq` operation.
+pub async fn run(config: &Config, command: DlqCommand) -> Result<ExitCode> {
+    let store = open_store(config).await?;
+    if config.database_url.starts_with("sqlite:") {
+        store.migrate().await?;
+    }
+    match command {
+        DlqCommand::List { tenant, status } => {
+            if !["open", "replayed", "discarded", "all"].contains(&status.as_str()) {
+                bail!("--status must be open, replayed, discarded or all");
+            }
+            for d in store.dead_letters(tenant.as_deref()).await? {
+                if status == "all" || d.status == status {
+                    out!("{}", serde_json::to_string(&d)?);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DlqCommand::Replay { select, dry_run } => {
+            let Some(tenants) = load_tenants(&config.mappings_dir) else {
+                return Ok(ExitCode::FAILURE);
+            };
+            let remap = move |raw| process(raw, &tenants);
+            let results = store
+                .replay_dead_letters(&select.filter(), &remap, dry_run)
+                .await?;
+            let failing = results.iter().filter(|r| r.still_failing.is_some()).count();
+            for r in &results {
+                out!("{}", serde_json::to_string(r)?);
+            }
+            let verb = if dry_run { "would replay" } else { "replayed" };
+            eprintln!(
+                "{verb} {} dead letter(s), {} appended event(s); {failing} still failing",
+                results.len() - failing,
+                results.iter().map(|r| r.appended).sum::<usize>()
+            );
+            Ok(if failing == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        DlqCommand::Discard { select } => {
+            let ids = store.discard_dead_letters(&select.filter()).await?;
+            for id in &ids {
+                out!("{}", json!({"id": id, "status": "discarded"}));
+            }
+            eprintln!("discarded {} dead letter(s)", ids.len());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
