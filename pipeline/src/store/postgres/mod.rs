@@ -13,6 +13,8 @@
 //!   a deadlock, serialization failure or unique violation is retried.
 
 mod batch;
+#[allow(dead_code)] // wired to the trait with the outbox publisher and FHIR polling
+mod outbox;
 mod replay;
 
 use super::{
