@@ -137,3 +137,94 @@ on_each_backend! {
         assert_eq!(msa(&c.ack(Adt { control_id: "AFTER", ..Default::default() }).await).0, "AA");
     }
 }
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+on_each_backend! {
+    async fn the_dead_letter_api_lists_shows_replays_and_discards_within_the_token_tenant() {
+        use common::{DEMO_TOKEN, STRICT_TOKEN};
+        let server = Server::start();
+        let mut c = server.client().await;
+        for i in 0..3 {
+            let ctrl = format!("H{i}");
+            c.ack(Adt { trigger: "A04", control_id: &ctrl, ..Default::default() }).await;
+        }
+        let mut routed = server.routed_client().await;
+        routed.ack(Adt { trigger: "A04", facility: "STRICT_HOSP", control_id: "S1", ..Default::default() }).await;
+        let base = "/api/v1/tenants/demo/dead-letters";
+
+        let (status, body) = server.http("GET", base, Some(DEMO_TOKEN), b"");
+        assert_eq!(status, 200, "{body}");
+        let letters = json(&body)["dead_letters"].as_array().unwrap().clone();
+        assert_eq!(letters.len(), 3);
+        assert_eq!(server.http("GET", base, Some(STRICT_TOKEN), b"").0, 403);
+        let (status, body) = server.http("GET", &format!("{base}?status=gone"), Some(DEMO_TOKEN), b"");
+        assert_eq!((status, json(&body)["error"]["code"].as_str()), (400, Some("INVALID_QUERY")));
+        let (_, body) = server.http("GET", &format!("{base}?code=MAPPING_REQUIRED_FIELD"), Some(DEMO_TOKEN), b"");
+        assert_eq!(json(&body)["dead_letters"].as_array().unwrap().len(), 0);
+
+        // One letter, with the message support needs to fix the mapping.
+        let id = letters[0]["id"].as_str().unwrap();
+        let (status, body) = server.http("GET", &format!("{base}/{id}"), Some(DEMO_TOKEN), b"");
+        assert_eq!(status, 200);
+        let v = json(&body);
+        assert_eq!(v["dead_letter"]["reason_code"], "UNMAPPED_MESSAGE_TYPE");
+        assert!(v["message"].as_str().unwrap().starts_with("MSH|^~\\&|"));
+        // Another tenant's letter does not exist under this tenant.
+        let (_, body) = server.http("GET", "/api/v1/tenants/strict/dead-letters", Some(STRICT_TOKEN), b"");
+        let strict_id = json(&body)["dead_letters"][0]["id"].as_str().unwrap().to_string();
+        for (method, path) in [
+            ("GET", format!("{base}/{strict_id}")),
+            ("POST", format!("{base}/{strict_id}/replay")),
+            ("POST", format!("{base}/{strict_id}/discard")),
+        ] {
+            let (status, body) = server.http(method, &path, Some(DEMO_TOKEN), b"");
+            assert_eq!((status, json(&body)["error"]["code"].as_str()), (404, Some("DEAD_LETTER_NOT_FOUND")), "{path}");
+        }
+
+        // Still unmapped: 422, and the letter stays open.
+        let (status, body) = server.http("POST", &format!("{base}/{id}/replay"), Some(DEMO_TOKEN), b"");
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(json(&body)["replayed"]["still_failing"], "UNMAPPED_MESSAGE_TYPE");
+
+        // Fix the mapping; the running server reloads it.
+        let file = server.dir.join("mappings/demo/adt.yaml");
+        let mut yaml = std::fs::read_to_string(&file).unwrap();
+        yaml.push_str(A04_RULE);
+        std::fs::write(&file, yaml).unwrap();
+        let dry = format!("{base}/replay");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let (status, body) = server.http("POST", &dry, Some(DEMO_TOKEN), br#"{"dry_run": true}"#);
+            assert_eq!(status, 200, "{body}");
+            let v = json(&body);
+            if v["replayed"] == 3 {
+                assert_eq!(v["appended"], 0);
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "mapping not reloaded: {body}");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        assert!(server.events("demo").await.is_empty(), "a dry run stores nothing");
+
+        let (status, body) = server.http("POST", &format!("{base}/{id}/replay"), Some(DEMO_TOKEN), b"");
+        assert_eq!((status, json(&body)["replayed"]["appended"].as_u64()), (200, Some(1)), "{body}");
+        let (status, body) = server.http("POST", &dry, Some(DEMO_TOKEN), br#"{"code": "UNMAPPED_MESSAGE_TYPE", "limit": 10}"#);
+        let v = json(&body);
+        assert_eq!((status, v["replayed"].as_u64(), v["appended"].as_u64()), (200, Some(2), Some(2)), "{body}");
+        let (_, body) = server.http("POST", &dry, Some(DEMO_TOKEN), b"{}");
+        assert_eq!(json(&body)["replayed"], 0, "nothing left open");
+        assert_eq!(server.events("demo").await.len(), 3);
+        let (status, body) = server.http("POST", &dry, Some(DEMO_TOKEN), br#"{"limit": "all"}"#);
+        assert_eq!((status, json(&body)["error"]["code"].as_str()), (400, Some("INVALID_BODY")));
+
+        // Discard the strict letter with its own token; a second discard finds nothing open.
+        let path = format!("/api/v1/tenants/strict/dead-letters/{strict_id}/discard");
+        assert_eq!(server.http("POST", &path, Some(STRICT_TOKEN), b"").0, 200);
+        assert_eq!(server.http("POST", &path, Some(STRICT_TOKEN), b"").0, 404);
+        let (_, body) = server.http("GET", "/api/v1/tenants/strict/dead-letters?status=discarded", Some(STRICT_TOKEN), b"");
+        assert_eq!(json(&body)["dead_letters"].as_array().unwrap().len(), 1);
+    }
+}

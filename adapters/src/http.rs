@@ -54,7 +54,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    const fn new(status: StatusCode, code: &'static str, message: &'static str) -> Self {
+    pub(crate) const fn new(status: StatusCode, code: &'static str, message: &'static str) -> Self {
         ApiError {
             status,
             code,
@@ -82,7 +82,7 @@ const FORBIDDEN: ApiError = ApiError::new(
 );
 const TENANT_NOT_FOUND: ApiError =
     ApiError::new(StatusCode::NOT_FOUND, "TENANT_NOT_FOUND", "no such tenant");
-const STORE_UNAVAILABLE: ApiError = ApiError::new(
+pub(crate) const STORE_UNAVAILABLE: ApiError = ApiError::new(
     StatusCode::SERVICE_UNAVAILABLE,
     "STORE_UNAVAILABLE",
     "the event store is unavailable",
@@ -99,6 +99,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/tenants/{tenant}/events", get(events))
         .route("/api/v1/tenants/{tenant}/hl7v2", post(hl7v2))
+        .merge(crate::dead_letters::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route") })
         .with_state(state)
@@ -137,7 +138,7 @@ fn caller(auth: &Auth, headers: &HeaderMap) -> Result<Caller, ApiError> {
 }
 
 /// Checks the token grants `tenant`, and that the tenant exists.
-fn authorize(s: &HttpState, headers: &HeaderMap, tenant: &str) -> Result<(), ApiError> {
+pub(crate) fn authorize(s: &HttpState, headers: &HeaderMap, tenant: &str) -> Result<(), ApiError> {
     match caller(&s.auth, headers)? {
         Caller::Tenant(t) if t != tenant => return Err(FORBIDDEN),
         _ => {}

@@ -2,5 +2,6 @@
 //! They turn socket bytes into [`intake_pipeline::RawMessage`]s and answer once the
 //! pipeline's writer has committed.
 
+pub mod dead_letters;
 pub mod http;
 pub mod mllp;

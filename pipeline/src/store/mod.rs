@@ -225,6 +225,14 @@ pub trait EventStore: Send + Sync + 'static {
         dry_run: bool,
     ) -> Result<Vec<Replayed>, StoreError>;
 
+    /// The raw message of a dead letter (of `tenant`, when given), as received: what
+    /// support staff inspect to fix a mapping.
+    async fn dead_letter_message(
+        &self,
+        tenant: Option<&str>,
+        id: Uuid,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+
     /// Marks the open dead letters `filter` selects `discarded`; returns their ids.
     async fn discard_dead_letters(
         &self,

@@ -270,6 +270,24 @@ impl EventStore for PostgresStore {
         ))?)
     }
 
+    async fn dead_letter_message(
+        &self,
+        tenant: Option<&str>,
+        id: uuid::Uuid,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut tx = begin_scoped(&self.pool, tenant.unwrap_or("*")).await?;
+        let raw = sqlx::query_scalar(
+            "SELECT i.raw FROM dead_letters d JOIN inbound_messages i ON i.id = d.inbound_id \
+             WHERE d.id = $1 AND ($2::text IS NULL OR d.tenant_id = $2)",
+        )
+        .bind(id)
+        .bind(tenant)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(raw)
+    }
+
     async fn discard_dead_letters(
         &self,
         filter: &DeadLetterFilter,

@@ -92,13 +92,12 @@ pub(super) async fn cursor(
     source: &str,
 ) -> Result<Option<String>, sqlx::Error> {
     let mut tx = begin_scoped(pool, tenant).await?;
-    let c = sqlx::query_scalar(
-        "SELECT cursor FROM poll_cursors WHERE tenant_id = $1 AND source = $2",
-    )
-    .bind(tenant)
-    .bind(source)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let c =
+        sqlx::query_scalar("SELECT cursor FROM poll_cursors WHERE tenant_id = $1 AND source = $2")
+            .bind(tenant)
+            .bind(source)
+            .fetch_optional(&mut *tx)
+            .await?;
     tx.commit().await?;
     Ok(c)
 }

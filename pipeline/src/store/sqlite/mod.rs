@@ -225,6 +225,21 @@ impl EventStore for SqliteStore {
         Ok(replay::replay(&self.pool, filter, remap, dry_run).await?)
     }
 
+    async fn dead_letter_message(
+        &self,
+        tenant: Option<&str>,
+        id: Uuid,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT i.raw FROM dead_letters d JOIN inbound_messages i ON i.id = d.inbound_id \
+             WHERE d.id = ?1 AND (?2 IS NULL OR d.tenant_id = ?2)",
+        )
+        .bind(id)
+        .bind(tenant)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     async fn discard_dead_letters(
         &self,
         filter: &DeadLetterFilter,
