@@ -53,5 +53,36 @@ pub(super) fn remap_all(claimed: Vec<Claimed>, remap: &Remap) -> Vec<(Replayed, 
         .collect()
 }
 
+/// The events to append for `results`, as (event, created_by) rows.
+pub(super) fn event_rows(results: &[(Replayed, Vec<NewEvent>)]) -> Vec<(&NewEvent, String)> {
+    results
+        .iter()
+        .flat_map(|(_, events)| events.iter().map(|e| (e, REPLAY_CREATED_BY.to_string())))
+        .collect()
+}
+
+/// Counts what was appended (`positions` holds the appended event ids) and returns the
+/// results and the ids of the letters that now map (to be marked replayed).
+pub(super) fn finish(
+    results: Vec<(Replayed, Vec<NewEvent>)>,
+    positions: &std::collections::HashMap<Uuid, i64>,
+) -> (Vec<Replayed>, Vec<Uuid>) {
+    let mut replayed = Vec::new();
+    let results = results
+        .into_iter()
+        .map(|(mut r, events)| {
+            if r.still_failing.is_none() {
+                r.appended = events
+                    .iter()
+                    .filter(|e| positions.contains_key(&e.event_id))
+                    .count();
+                replayed.push(r.id);
+            }
+            r
+        })
+        .collect();
+    (results, replayed)
+}
+
 /// Which component appends replayed events.
 pub(super) const REPLAY_CREATED_BY: &str = "intake/replay";

@@ -4,7 +4,7 @@
 
 use super::batch::append_events;
 use super::begin_scoped;
-use crate::store::replay::{remap_all, Claimed, REPLAY_CREATED_BY};
+use crate::store::replay::{event_rows, finish, remap_all, Claimed};
 use crate::store::{DeadLetterFilter, Remap, Replayed};
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
@@ -45,33 +45,19 @@ pub(super) async fn replay(
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let mut results = remap_all(claimed, remap);
+    let results = remap_all(claimed, remap);
     if dry_run {
         tx.rollback().await?;
         return Ok(results.into_iter().map(|(r, _)| r).collect());
     }
-    let by = REPLAY_CREATED_BY.to_string();
-    let rows: Vec<_> = results
-        .iter()
-        .flat_map(|(_, events)| events.iter().map(|e| (e, by.clone())))
-        .collect();
-    let positions = append_events(&mut tx, &rows, outbox).await?;
-    let mut replayed: Vec<Uuid> = Vec::new();
-    for (r, events) in &mut results {
-        if r.still_failing.is_none() {
-            r.appended = events
-                .iter()
-                .filter(|e| positions.contains_key(&e.event_id))
-                .count();
-            replayed.push(r.id);
-        }
-    }
+    let positions = append_events(&mut tx, &event_rows(&results), outbox).await?;
+    let (results, replayed) = finish(results, &positions);
     sqlx::query("UPDATE dead_letters SET status = 'replayed' WHERE id = ANY($1)")
         .bind(&replayed)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok(results.into_iter().map(|(r, _)| r).collect())
+    Ok(results)
 }
 
 pub(super) async fn discard(

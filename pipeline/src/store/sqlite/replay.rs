@@ -4,7 +4,7 @@
 
 use super::batch::append_events;
 use super::now;
-use crate::store::replay::{remap_all, Claimed, REPLAY_CREATED_BY};
+use crate::store::replay::{event_rows, finish, remap_all, Claimed};
 use crate::store::{DeadLetterFilter, Remap, Replayed};
 use chrono::DateTime;
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
@@ -59,28 +59,15 @@ pub(super) async fn replay(
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let mut results = remap_all(claimed, remap);
+    let results = remap_all(claimed, remap);
     if dry_run {
         tx.rollback().await?;
         return Ok(results.into_iter().map(|(r, _)| r).collect());
     }
-    let rows: Vec<_> = results
-        .iter()
-        .flat_map(|(_, events)| events.iter().map(|e| (e, REPLAY_CREATED_BY.to_string())))
-        .collect();
-    let positions = append_events(&mut tx, &rows, &now())
+    let positions = append_events(&mut tx, &event_rows(&results), &now())
         .await
         .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
-    let mut replayed: Vec<Uuid> = Vec::new();
-    for (r, events) in &mut results {
-        if r.still_failing.is_none() {
-            r.appended = events
-                .iter()
-                .filter(|e| positions.contains_key(&e.event_id))
-                .count();
-            replayed.push(r.id);
-        }
-    }
+    let (results, replayed) = finish(results, &positions);
     for id in replayed {
         sqlx::query("UPDATE dead_letters SET status = 'replayed' WHERE id = ?")
             .bind(id)
@@ -88,7 +75,7 @@ pub(super) async fn replay(
             .await?;
     }
     tx.commit().await?;
-    Ok(results.into_iter().map(|(r, _)| r).collect())
+    Ok(results)
 }
 
 pub(super) async fn discard(
