@@ -5,7 +5,7 @@ use crate::Command;
 use anyhow::{bail, Context, Result};
 use intake_adapters::mllp::client::{split_messages, MllpClient};
 use intake_pipeline::mapping::Tenants;
-use intake_pipeline::store::{EventQuery, EventStore, SqliteStore};
+use intake_pipeline::store::{EventQuery, EventStore, SqliteStore, StoreOptions};
 use intake_pipeline::{process, Disposition, RawMessage};
 use serde_json::json;
 use std::io::Write;
@@ -63,7 +63,10 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn EventStore>> {
     if !config.database_url.starts_with("sqlite:") {
         bail!("unsupported database URL scheme (supported: sqlite://)");
     }
-    let store = SqliteStore::open(&config.database_url)
+    let options = StoreOptions {
+        outbox: config.broker().is_some(),
+    };
+    let store = SqliteStore::open(&config.database_url, options)
         .await
         .with_context(|| format!("opening {}", config.database_url))?;
     Ok(Arc::new(store))

@@ -3,7 +3,7 @@
 #![allow(dead_code, missing_docs)]
 
 use intake_adapters::mllp::client::MllpClient;
-use intake_pipeline::store::{DeadLetter, EventQuery, EventStore, SqliteStore};
+use intake_pipeline::store::{DeadLetter, EventQuery, EventStore, SqliteStore, StoreOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -184,10 +184,10 @@ impl Server {
     }
 
     pub async fn store(&self) -> SqliteStore {
-        SqliteStore::open(&format!(
-            "sqlite://{}",
-            self.dir.join("intake.db").display()
-        ))
+        SqliteStore::open(
+            &format!("sqlite://{}", self.dir.join("intake.db").display()),
+            StoreOptions::default(),
+        )
         .await
         .unwrap()
     }
