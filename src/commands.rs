@@ -50,7 +50,10 @@ pub async fn run(config_file: Option<&Path>, command: Command) -> Result<ExitCod
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("INTAKE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"))
+        // lapin logs whole frames (event bodies, so PHI) at debug and trace: never more
+        // than its warnings, whatever INTAKE_LOG asks for.
+        .add_directive("lapin=warn".parse().expect("valid directive"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
