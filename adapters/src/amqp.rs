@@ -166,7 +166,12 @@ impl Publisher {
         let mut delay = FIRST_RETRY;
         tracing::info!(exchange = %self.config.exchange, "outbox publisher started");
         while !self.stopping() {
-            match tokio::time::timeout(CONNECT_TIMEOUT, self.connect()).await {
+            let mut stop = self.stop.clone();
+            let attempt = tokio::select! {
+                a = tokio::time::timeout(CONNECT_TIMEOUT, self.connect()) => a,
+                _ = stop.wait_for(|s| *s) => break,
+            };
+            match attempt {
                 Ok(Ok((conn, channel))) => {
                     self.status.connected.store(true, Ordering::Relaxed);
                     tracing::info!(exchange = %self.config.exchange, "broker connected");
