@@ -192,9 +192,13 @@ async fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 }
 
 fn server_for(broker_url: &str, exchange: &str) -> Server {
+    server_with(broker_url, exchange, "")
+}
+
+fn server_with(broker_url: &str, exchange: &str, extra: &str) -> Server {
     Server::start_with(common::Options {
         amqp: Some(broker_url.to_string()),
-        amqp_extra: format!("exchange = \"{exchange}\"\nretry_max_secs = 1\nbatch = 16\n"),
+        amqp_extra: format!("exchange = \"{exchange}\"\nretry_max_secs = 1\nbatch = 16\n{extra}"),
         ..Default::default()
     })
 }
@@ -458,4 +462,68 @@ async fn without_a_broker_nothing_is_queued_and_readyz_has_no_outbox() {
     assert_eq!(ready, serde_json::json!({"status": "ready"}));
     assert_eq!(metric(&server, "intake_outbox_backlog"), None);
     assert_eq!(metric(&server, "intake_amqp_connected"), None);
+}
+
+/// The killed instance held the publisher lease: the restarted one takes it over once it
+/// expires (`lease_secs`), and then drains the backlog.
+#[tokio::test]
+async fn a_backlog_survives_kill_9_and_drains_after_restart() {
+    let bound = Bound::new("demo.#").await;
+    let mut proxy = Proxy::start(broker_addr()).await;
+    let mut server = server_with(
+        &url(&proxy.addr.to_string()),
+        &bound.exchange,
+        "lease_secs = 2\n",
+    );
+    let mut client = server.client().await;
+    let ack = client
+        .ack(Adt {
+            control_id: "K-first",
+            visit: "KV-first",
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(msa(&ack).0, "AA");
+    let mut got = Vec::new();
+    assert!(
+        bound
+            .take_until(&mut got, Duration::from_secs(20), |g| !g.is_empty())
+            .await
+    );
+    proxy.down().await;
+    for i in 0..20 {
+        let (ctrl, visit) = (format!("K{i}"), format!("KV{}", i % 3));
+        let ack = client
+            .ack(Adt {
+                control_id: &ctrl,
+                visit: &visit,
+                location: &format!("WARD{i}^1^A"),
+                trigger: if i < 3 { "A01" } else { "A02" },
+                ..Default::default()
+            })
+            .await;
+        assert_eq!(msa(&ack).0, "AA");
+    }
+    assert_eq!(readyz(&server)["outbox"]["backlog"], 20);
+    server.kill();
+    proxy.up();
+    let server = Server::start_in(&server.dir.clone());
+    let want = event_ids(&server.events("demo").await);
+    assert_eq!(want.len(), 21);
+    assert!(
+        bound
+            .take_until(&mut got, Duration::from_secs(30), |g| ids(g) == want)
+            .await,
+        "after the restart the broker got {} of {} events",
+        ids(&got).len(),
+        want.len()
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || readyz(&server)["outbox"]
+            ["backlog"]
+            == 0)
+        .await
+    );
+    proxy.down().await;
+    bound.delete().await;
 }

@@ -57,15 +57,25 @@ impl Default for PublisherConfig {
     }
 }
 
-/// An AMQP URL that does not parse. The message never repeats the URL (it may hold a
+/// An AMQP URL that cannot be used. The message never repeats the URL (it may hold a
 /// password).
 #[derive(Debug, thiserror::Error)]
-#[error("the AMQP URL is not valid (expected amqp://user:password@host:port/vhost)")]
-pub struct InvalidUrl;
+pub enum InvalidUrl {
+    /// It does not parse.
+    #[error("the AMQP URL is not valid (expected amqp://user:password@host:port/vhost)")]
+    Syntax,
+    /// `amqps://`: this build has no TLS for AMQP.
+    #[error("amqps:// is not supported by this build (lapin without TLS); use amqp://")]
+    Tls,
+}
 
 /// Checks an AMQP URL without connecting.
 pub fn parse_url(url: &str) -> Result<AMQPUri, InvalidUrl> {
-    url.parse::<AMQPUri>().map_err(|_| InvalidUrl)
+    let uri = url.parse::<AMQPUri>().map_err(|_| InvalidUrl::Syntax)?;
+    if uri.scheme != lapin::uri::AMQPScheme::AMQP {
+        return Err(InvalidUrl::Tls);
+    }
+    Ok(uri)
 }
 
 /// Live state of the publisher, for `/readyz` and `/metrics`.
@@ -438,6 +448,10 @@ mod tests {
         assert!(parse_url("amqp://guest:guest@127.0.0.1:5672/%2f").is_ok());
         let err = parse_url("amqp://user:s3cret@[bad").unwrap_err();
         assert!(!err.to_string().contains("s3cret"));
+        assert!(matches!(
+            parse_url("amqps://u:p@host/%2f"),
+            Err(InvalidUrl::Tls)
+        ));
     }
 
     #[test]
