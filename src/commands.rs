@@ -51,7 +51,10 @@ pub async fn run(config_file: Option<&Path>, command: Command) -> Result<ExitCod
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("INTAKE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"))
+        // lapin logs whole frames (event bodies, so PHI) at debug and trace: never more
+        // than its warnings, whatever INTAKE_LOG asks for.
+        .add_directive("lapin=warn".parse().expect("valid directive"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -61,7 +64,9 @@ fn init_logging() {
 
 /// Opens the configured store: SQLite (the embedded default) or PostgreSQL.
 pub async fn open_store(config: &Config) -> Result<Arc<dyn EventStore>> {
-    let options = StoreOptions::default();
+    let options = StoreOptions {
+        outbox: config.broker().is_some(),
+    };
     store::open(&config.database_url, options)
         .await
         .with_context(|| format!("opening the database {}", redact_url(&config.database_url)))

@@ -27,6 +27,57 @@ pub struct Config {
     pub writer: WriterSettings,
     /// Mapping files.
     pub mappings: MappingsSettings,
+    /// The RabbitMQ publisher; absent (or without a URL): no outbox, no publisher.
+    pub amqp: Option<AmqpSettings>,
+}
+
+/// `[amqp]`: publish every event to a RabbitMQ topic exchange through the outbox.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AmqpSettings {
+    /// `amqp://user:password@host:5672/%2f` (or `INTAKE_AMQP_URL`); empty: no broker.
+    pub url: String,
+    /// Topic exchange, declared durable on connect.
+    pub exchange: String,
+    /// Events claimed and published per round (confirms awaited per round).
+    pub batch: usize,
+    /// Longest wait between reconnection attempts (back-off from 100 ms doubles to this).
+    pub retry_max_secs: u64,
+    /// Milliseconds between outbox polls when idle (commits wake the publisher anyway).
+    pub poll_interval_ms: u64,
+    /// Seconds to wait for the broker's confirms of a round before reconnecting.
+    pub confirm_timeout_secs: u64,
+    /// Seconds a publisher lease lasts without renewal (one publisher per database).
+    pub lease_secs: u64,
+}
+
+impl Default for AmqpSettings {
+    fn default() -> Self {
+        AmqpSettings {
+            url: String::new(),
+            exchange: "intake.events".into(),
+            batch: 256,
+            retry_max_secs: 30,
+            poll_interval_ms: 200,
+            confirm_timeout_secs: 30,
+            lease_secs: 30,
+        }
+    }
+}
+
+impl AmqpSettings {
+    /// The adapter's view of these settings.
+    pub fn to_adapter(&self) -> intake_adapters::amqp::PublisherConfig {
+        intake_adapters::amqp::PublisherConfig {
+            url: self.url.clone(),
+            exchange: self.exchange.clone(),
+            batch: self.batch.max(1),
+            retry_max: Duration::from_secs(self.retry_max_secs.max(1)),
+            poll_interval: Duration::from_millis(self.poll_interval_ms.max(1)),
+            confirm_timeout: Duration::from_secs(self.confirm_timeout_secs.max(1)),
+            lease: Duration::from_secs(self.lease_secs.max(1)),
+        }
+    }
 }
 
 /// `[http]`.
@@ -104,6 +155,7 @@ impl Default for Config {
             mllp: vec![MllpListenerConfig::default()],
             writer: WriterSettings::default(),
             mappings: MappingsSettings::default(),
+            amqp: None,
         }
     }
 }
@@ -172,6 +224,9 @@ impl Config {
         if let Some(v) = env("INTAKE_ADMIN_TOKEN") {
             config.admin_token = Some(v);
         }
+        if let Some(v) = env("INTAKE_AMQP_URL") {
+            config.amqp.get_or_insert_with(AmqpSettings::default).url = v;
+        }
         if let Some(v) = env("INTAKE_HTTP_ADDR") {
             config.http.addr = v.parse().context("INTAKE_HTTP_ADDR must be host:port")?;
         }
@@ -186,6 +241,11 @@ impl Config {
             }
         }
         Ok(config)
+    }
+
+    /// The publisher settings when a broker is configured (an `[amqp]` URL).
+    pub fn broker(&self) -> Option<&AmqpSettings> {
+        self.amqp.as_ref().filter(|a| !a.url.trim().is_empty())
     }
 }
 
@@ -214,5 +274,18 @@ mod tests {
         let c: Config = toml::from_str("[mappings]\nreload_interval_ms = 0\n").unwrap();
         assert_eq!(c.mappings.reload_interval_ms, 0);
         assert!(toml::from_str::<Config>("[mappings]\nreload_ms = 1\n").is_err());
+    }
+
+    #[test]
+    fn amqp_section_is_optional_and_typed() {
+        let c: Config = toml::from_str("").unwrap();
+        assert!(c.broker().is_none(), "no broker by default");
+        let c: Config = toml::from_str("[amqp]\nexchange = \"x\"\n").unwrap();
+        assert!(c.broker().is_none(), "no URL, no broker");
+        let c: Config =
+            toml::from_str("[amqp]\nurl = \"amqp://127.0.0.1:5672/%2f\"\nbatch = 10\n").unwrap();
+        let a = c.broker().unwrap();
+        assert_eq!((a.exchange.as_str(), a.batch), ("intake.events", 10));
+        assert!(toml::from_str::<Config>("[amqp]\nurll = \"x\"\n").is_err());
     }
 }

@@ -19,6 +19,10 @@ use tokio::sync::watch;
 const DRAIN: Duration = Duration::from_secs(10);
 
 pub async fn serve(config: Config) -> Result<ExitCode> {
+    let broker = match config.broker() {
+        Some(a) => Some((a.to_adapter(), intake_adapters::amqp::parse_url(&a.url)?)),
+        None => None,
+    };
     let store = open_store(&config).await?;
     store
         .prepare_serving()
@@ -45,8 +49,24 @@ pub async fn serve(config: Config) -> Result<ExitCode> {
         ..WriterConfig::default()
     };
     let (writer, writer_task) = Writer::spawn(store.clone(), writer_config);
+    let committed = writer.committed();
     let ingest = Ingest::new(tenants.clone(), writer);
     let (stop, stopped) = watch::channel(false);
+    // With a broker configured, every committed event is also in the outbox; this task
+    // sends it on. Ingest never waits for it.
+    let (outbox, publisher) = match broker {
+        Some((settings, uri)) => {
+            let (status, task) = intake_adapters::amqp::spawn(
+                store.clone(),
+                settings,
+                uri,
+                committed,
+                stopped.clone(),
+            );
+            (Some(status), Some(task))
+        }
+        None => (None, None),
+    };
     let watcher = match config.mappings.reload_interval_ms {
         0 => None,
         ms => Some(spawn_watcher(
@@ -88,6 +108,7 @@ pub async fn serve(config: Config) -> Result<ExitCode> {
         store: store.clone(),
         ingest: ingest.clone(),
         auth: Arc::new(auth),
+        outbox,
     };
     let http = tokio::net::TcpListener::bind(config.http.addr)
         .await
@@ -122,6 +143,12 @@ pub async fn serve(config: Config) -> Result<ExitCode> {
     }
     // Every Writer handle is gone now: the writer commits what is queued and stops.
     writer_task.await.ok();
+    // The publisher ends after its round in flight; what is left waits in the outbox.
+    if let Some(p) = publisher {
+        if tokio::time::timeout(DRAIN, p).await.is_err() {
+            tracing::warn!("publisher still waiting for the broker after {DRAIN:?}; leaving its round to the outbox");
+        }
+    }
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -43,6 +43,8 @@ pub struct HttpState {
     pub ingest: Ingest,
     /// Tokens.
     pub auth: Arc<Auth>,
+    /// The outbox publisher's state, when a broker is configured.
+    pub outbox: Option<Arc<crate::amqp::PublisherStatus>>,
 }
 
 /// An API error with a stable code.
@@ -105,9 +107,24 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
 }
 
+/// Ready when the store answers. A broker outage does not make intake unready (ingest
+/// goes on into the outbox); the outbox section shows it and the backlog.
 async fn readyz(State(s): State<HttpState>) -> Response {
-    match s.store.ping().await {
-        Ok(()) => Json(json!({"status": "ready"})).into_response(),
+    if s.store.ping().await.is_err() {
+        return STORE_UNAVAILABLE.into_response();
+    }
+    let Some(status) = &s.outbox else {
+        return Json(json!({"status": "ready"})).into_response();
+    };
+    match s.store.outbox_backlog().await {
+        Ok(backlog) => Json(json!({
+            "status": "ready",
+            "outbox": {
+                "backlog": backlog,
+                "broker": if status.connected() { "connected" } else { "disconnected" },
+            }
+        }))
+        .into_response(),
         Err(_) => STORE_UNAVAILABLE.into_response(),
     }
 }
@@ -115,7 +132,12 @@ async fn readyz(State(s): State<HttpState>) -> Response {
 /// Counters in Prometheus text format: ids and codes only, so no token is needed.
 async fn metrics(State(s): State<HttpState>) -> Response {
     let content_type = [(header::CONTENT_TYPE, "text/plain; version=0.0.4")];
-    (content_type, s.ingest.metrics_text()).into_response()
+    let mut text = s.ingest.metrics_text();
+    if let Some(status) = &s.outbox {
+        // Without the gauge when the store does not answer; the counters still show.
+        text.push_str(&status.render(s.store.outbox_backlog().await.ok()));
+    }
+    (content_type, text).into_response()
 }
 
 fn caller(auth: &Auth, headers: &HeaderMap) -> Result<Caller, ApiError> {

@@ -1,7 +1,9 @@
-//! intake's adapters: MLLP (framing, listener, client, ACK builder) and the HTTP API.
+//! intake's adapters: MLLP (framing, listener, client, ACK builder), the HTTP API, and
+//! the AMQP outbox publisher.
 //! They turn socket bytes into [`intake_pipeline::RawMessage`]s and answer once the
 //! pipeline's writer has committed.
 
+pub mod amqp;
 pub mod dead_letters;
 pub mod http;
 pub mod mllp;

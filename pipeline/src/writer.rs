@@ -10,7 +10,7 @@ use crate::store::{EventStore, StoreError, WriteOutcome};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -58,6 +58,7 @@ struct Job {
 pub struct Writer {
     tx: mpsc::Sender<Job>,
     stats: Arc<WriterStats>,
+    committed: Arc<Notify>,
 }
 
 impl Writer {
@@ -65,8 +66,16 @@ impl Writer {
     pub fn spawn(store: Arc<dyn EventStore>, config: WriterConfig) -> (Writer, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(config.queue.max(1));
         let stats = Arc::new(WriterStats::default());
-        let task = tokio::spawn(run(store, config, rx, stats.clone()));
-        (Writer { tx, stats }, task)
+        let committed = Arc::new(Notify::new());
+        let task = tokio::spawn(run(store, config, rx, stats.clone(), committed.clone()));
+        (
+            Writer {
+                tx,
+                stats,
+                committed,
+            },
+            task,
+        )
     }
 
     /// Submits a message and waits until its batch has committed.
@@ -85,6 +94,12 @@ impl Writer {
     pub fn stats(&self) -> &WriterStats {
         &self.stats
     }
+
+    /// Notified after every committed batch (one stored permit when nobody waits): the
+    /// outbox publisher wakes on it instead of polling.
+    pub fn committed(&self) -> Arc<Notify> {
+        self.committed.clone()
+    }
 }
 
 async fn run(
@@ -92,6 +107,7 @@ async fn run(
     config: WriterConfig,
     mut rx: mpsc::Receiver<Job>,
     stats: Arc<WriterStats>,
+    committed: Arc<Notify>,
 ) {
     let max = config.max_batch.max(1);
     let mut items: Vec<Processed> = Vec::with_capacity(max);
@@ -117,6 +133,7 @@ async fn run(
                 stats.batches.fetch_add(1, Ordering::Relaxed);
                 stats.messages.fetch_add(n as u64, Ordering::Relaxed);
                 tracing::debug!(batch = n, "batch committed");
+                committed.notify_one();
                 for (reply, outcome) in replies.drain(..).zip(outcomes) {
                     let _ = reply.send(outcome);
                 }

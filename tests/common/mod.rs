@@ -99,6 +99,12 @@ pub struct Options {
     pub shipped_mappings: bool,
     /// Use this database instead of a fresh one (several servers on one database).
     pub database_url: Option<String>,
+    /// `[amqp] url`: publish events to this broker through the outbox.
+    pub amqp: Option<String>,
+    /// More lines for the `[amqp]` table, e.g. `exchange = "x"` (with `amqp` only).
+    pub amqp_extra: String,
+    /// Appended to the config file as is (top-level tables).
+    pub extra_config: String,
 }
 
 pub fn repo() -> PathBuf {
@@ -155,6 +161,12 @@ pub fn prepare(dir: &Path, opts: &Options) -> Option<pg::Database> {
             .map(|ms| format!("[mappings]\nreload_interval_ms = {ms}\n"))
             .unwrap_or_default(),
     );
+    let amqp = opts
+        .amqp
+        .as_ref()
+        .map(|url| format!("[amqp]\nurl = \"{url}\"\n{}\n", opts.amqp_extra))
+        .unwrap_or_default();
+    let config = format!("{config}{amqp}{}\n", opts.extra_config);
     std::fs::write(dir.join("intake.toml"), config).unwrap();
     db
 }
@@ -189,6 +201,7 @@ impl Server {
             .env_remove("INTAKE_MLLP_ADDR")
             .env_remove("INTAKE_HTTP_ADDR")
             .env_remove("INTAKE_ADMIN_TOKEN")
+            .env_remove("INTAKE_AMQP_URL")
             .env("INTAKE_LOG", opts.log.as_deref().unwrap_or("warn"))
             .stdout(Stdio::piped())
             .stderr(match opts.log {

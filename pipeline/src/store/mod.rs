@@ -241,4 +241,20 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Cheap liveness check of the database.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Takes (or renews) the publisher lease for `holder` for `lease`, and returns up to `limit`
+    /// unpublished events in global order; `None` when another holder's lease is still valid
+    /// (one publisher at a time across instances keeps per-stream order).
+    async fn outbox_claim(
+        &self,
+        holder: &str,
+        lease: std::time::Duration,
+        limit: i64,
+    ) -> Result<Option<Vec<EventEnvelope>>, StoreError>;
+
+    /// Marks events published (after the broker confirmed them).
+    async fn outbox_mark_published(&self, positions: &[i64]) -> Result<(), StoreError>;
+
+    /// How many events wait to be published.
+    async fn outbox_backlog(&self) -> Result<i64, StoreError>;
 }

@@ -13,7 +13,7 @@
 //!   a deadlock, serialization failure or unique violation is retried.
 
 mod batch;
-#[allow(dead_code)] // wired to the trait with the outbox publisher and FHIR polling
+#[allow(dead_code)] // poll cursors are wired to the trait with FHIR polling
 mod outbox;
 mod replay;
 
@@ -298,6 +298,23 @@ impl EventStore for PostgresStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn outbox_claim(
+        &self,
+        holder: &str,
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Option<Vec<EventEnvelope>>, StoreError> {
+        Ok(outbox::claim(&self.pool, holder, lease, limit).await?)
+    }
+
+    async fn outbox_mark_published(&self, positions: &[i64]) -> Result<(), StoreError> {
+        Ok(outbox::mark_published(&self.pool, positions).await?)
+    }
+
+    async fn outbox_backlog(&self) -> Result<i64, StoreError> {
+        Ok(outbox::backlog(&self.pool).await?)
     }
 }
 

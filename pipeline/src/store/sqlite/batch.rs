@@ -7,7 +7,7 @@
 use super::now;
 use crate::event::NewEvent;
 use crate::pipeline::{AckCode, Disposition, Processed};
-use crate::store::{StoreError, Stored, WriteOutcome};
+use crate::store::{StoreError, StoreOptions, Stored, WriteOutcome};
 use chrono::SecondsFormat;
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 use std::collections::{HashMap, HashSet};
@@ -21,6 +21,7 @@ const ROWS: usize = 256;
 pub(super) async fn commit_all(
     pool: &SqlitePool,
     batch: &[Processed],
+    options: StoreOptions,
 ) -> Result<Vec<WriteOutcome>, StoreError> {
     let now = now();
     let mut tx = pool.begin().await?;
@@ -29,7 +30,7 @@ pub(super) async fn commit_all(
         .iter()
         .filter(|p| inserted.contains(&p.raw.id))
         .collect();
-    let positions = insert_events(&mut tx, &fresh, &now).await?;
+    let positions = insert_events(&mut tx, &fresh, &now, options.outbox).await?;
     insert_dead_letters(&mut tx, &fresh, &now).await?;
     let mut outcomes = Vec::with_capacity(batch.len());
     for p in batch {
@@ -92,6 +93,7 @@ async fn insert_events(
     tx: &mut Transaction<'_, Sqlite>,
     fresh: &[&Processed],
     now: &str,
+    outbox: bool,
 ) -> Result<HashMap<Uuid, i64>, StoreError> {
     let rows: Vec<(&NewEvent, String)> = fresh
         .iter()
@@ -101,15 +103,17 @@ async fn insert_events(
         })
         .flatten()
         .collect();
-    append_events(tx, &rows, now).await
+    append_events(tx, &rows, now, outbox).await
 }
 
 /// Appends events in order, each at its stream's next version (one version query and
-/// one multi-row insert per chunk); returns the global position of each event id.
+/// one multi-row insert per chunk, plus one multi-row outbox insert per chunk when
+/// `outbox` is on); returns the global position of each event id.
 pub(super) async fn append_events(
     tx: &mut Transaction<'_, Sqlite>,
     rows: &[(&NewEvent, String)],
     now: &str,
+    outbox: bool,
 ) -> Result<HashMap<Uuid, i64>, StoreError> {
     let mut positions = HashMap::with_capacity(rows.len());
     if rows.is_empty() {
@@ -152,9 +156,27 @@ pub(super) async fn append_events(
                 .push_bind(now)
                 .push_bind(created_by.as_str());
         });
-        q.push(" RETURNING event_id, global_position");
-        for r in q.build().fetch_all(&mut **tx).await? {
-            positions.insert(r.try_get(0)?, r.try_get(1)?);
+        q.push(" RETURNING event_id, global_position, tenant_id");
+        let returned = q.build().fetch_all(&mut **tx).await?;
+        let mut queued: Vec<(i64, String)> = Vec::with_capacity(returned.len());
+        for r in returned {
+            let position: i64 = r.try_get(1)?;
+            positions.insert(r.try_get(0)?, position);
+            if outbox {
+                queued.push((position, r.try_get(2)?));
+            }
+        }
+        if !queued.is_empty() {
+            // Queued for the publisher in the events' own transaction.
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO outbox (global_position, tenant_id, created_at) ",
+            );
+            q.push_values(&queued, |mut row, (position, tenant)| {
+                row.push_bind(*position)
+                    .push_bind(tenant.as_str())
+                    .push_bind(now);
+            });
+            q.build().execute(&mut **tx).await?;
         }
     }
     Ok(positions)

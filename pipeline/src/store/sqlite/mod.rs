@@ -20,7 +20,6 @@ use uuid::Uuid;
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    #[allow(dead_code)] // the outbox is written once a publisher exists
     options: StoreOptions,
 }
 
@@ -66,6 +65,7 @@ impl SqliteStore {
 
     /// Appends events after checking the first one's stream against `expected`.
     async fn append_in(
+        &self,
         tx: &mut Transaction<'_, Sqlite>,
         events: &[NewEvent],
         expected: ExpectedVersion,
@@ -89,7 +89,7 @@ impl SqliteStore {
         }
         let rows: Vec<(&NewEvent, String)> =
             events.iter().map(|e| (e, created_by.to_string())).collect();
-        let positions = batch::append_events(tx, &rows, now).await?;
+        let positions = batch::append_events(tx, &rows, now, self.options.outbox).await?;
         Ok(events
             .iter()
             .filter_map(|e| positions.get(&e.event_id).copied())
@@ -98,7 +98,34 @@ impl SqliteStore {
 }
 
 fn now() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)
+    rfc3339(Utc::now())
+}
+
+/// RFC 3339 UTC with a fixed microsecond format: text order is time order.
+fn rfc3339(t: chrono::DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// An envelope from a row of the event columns, in table order.
+fn envelope(r: &sqlx::sqlite::SqliteRow) -> Result<EventEnvelope, StoreError> {
+    let json = |i: usize| -> Result<serde_json::Value, StoreError> {
+        let s: String = r.try_get(i)?;
+        serde_json::from_str(&s)
+            .map_err(|e| StoreError::Unavailable(format!("corrupt JSON column: {e}")))
+    };
+    Ok(EventEnvelope {
+        event_id: r.try_get(0)?,
+        stream_id: r.try_get(1)?,
+        stream_type: r.try_get(2)?,
+        event_type: r.try_get(3)?,
+        event_version: r.try_get(4)?,
+        tenant_id: r.try_get(5)?,
+        data: json(6)?,
+        metadata: json(7)?,
+        created_at: r.try_get(8)?,
+        created_by: r.try_get(9)?,
+        global_position: r.try_get(10)?,
+    })
 }
 
 #[async_trait::async_trait]
@@ -118,7 +145,7 @@ impl EventStore for SqliteStore {
         &self,
         batch: &[Processed],
     ) -> Result<Vec<Result<WriteOutcome, StoreError>>, StoreError> {
-        match batch::commit_all(&self.pool, batch).await {
+        match batch::commit_all(&self.pool, batch, self.options).await {
             Ok(outcomes) => Ok(outcomes.into_iter().map(Ok).collect()),
             Err(e) if batch.len() == 1 => Ok(vec![Err(e)]),
             Err(e) => {
@@ -132,7 +159,7 @@ impl EventStore for SqliteStore {
                 let mut results = Vec::with_capacity(batch.len());
                 for p in batch {
                     results.push(
-                        batch::commit_all(&self.pool, std::slice::from_ref(p))
+                        batch::commit_all(&self.pool, std::slice::from_ref(p), self.options)
                             .await
                             .map(|mut o| o.remove(0)),
                     );
@@ -149,7 +176,9 @@ impl EventStore for SqliteStore {
         created_by: &str,
     ) -> Result<Vec<i64>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let positions = Self::append_in(&mut tx, events, expected, &now(), created_by).await?;
+        let positions = self
+            .append_in(&mut tx, events, expected, &now(), created_by)
+            .await?;
         tx.commit().await?;
         Ok(positions)
     }
@@ -167,28 +196,7 @@ impl EventStore for SqliteStore {
         .bind(q.limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let json = |i: usize| -> Result<serde_json::Value, StoreError> {
-                    let s: String = r.try_get(i)?;
-                    serde_json::from_str(&s)
-                        .map_err(|e| StoreError::Unavailable(format!("corrupt JSON column: {e}")))
-                };
-                Ok(EventEnvelope {
-                    event_id: r.try_get(0)?,
-                    stream_id: r.try_get(1)?,
-                    stream_type: r.try_get(2)?,
-                    event_type: r.try_get(3)?,
-                    event_version: r.try_get(4)?,
-                    tenant_id: r.try_get(5)?,
-                    data: json(6)?,
-                    metadata: json(7)?,
-                    created_at: r.try_get(8)?,
-                    created_by: r.try_get(9)?,
-                    global_position: r.try_get(10)?,
-                })
-            })
-            .collect()
+        rows.iter().map(envelope).collect()
     }
 
     async fn dead_letters(&self, tenant: Option<&str>) -> Result<Vec<DeadLetter>, StoreError> {
@@ -222,7 +230,7 @@ impl EventStore for SqliteStore {
         remap: &Remap,
         dry_run: bool,
     ) -> Result<Vec<Replayed>, StoreError> {
-        Ok(replay::replay(&self.pool, filter, remap, dry_run).await?)
+        Ok(replay::replay(&self.pool, filter, remap, dry_run, self.options.outbox).await?)
     }
 
     async fn dead_letter_message(
@@ -250,6 +258,88 @@ impl EventStore for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn outbox_claim(
+        &self,
+        holder: &str,
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Option<Vec<EventEnvelope>>, StoreError> {
+        let now = Utc::now();
+        let lease = chrono::Duration::from_std(lease)
+            .map_err(|_| StoreError::Unavailable("lease too long".into()))?;
+        // A lease of ours with more than half its time left needs no write (no fsync):
+        // idle polls and busy rounds stay reads.
+        let current: Option<(String, String)> =
+            sqlx::query_as("SELECT holder, expires_at FROM publisher_lease WHERE id = 1")
+                .fetch_optional(&self.pool)
+                .await?;
+        let renew = match &current {
+            Some((h, expires)) if h == holder => *expires <= rfc3339(now + lease / 2),
+            Some((_, expires)) if *expires > rfc3339(now) => return Ok(None),
+            _ => true,
+        };
+        if renew {
+            // Take the lease when it is free, expired or already ours; otherwise no row
+            // comes back and another publisher keeps it.
+            let held: Option<String> = sqlx::query_scalar(
+                "INSERT INTO publisher_lease (id, holder, expires_at) VALUES (1, ?1, ?2) \
+                 ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+                 WHERE publisher_lease.holder = excluded.holder OR publisher_lease.expires_at <= ?3 \
+                 RETURNING holder",
+            )
+            .bind(holder)
+            .bind(rfc3339(now + lease))
+            .bind(rfc3339(now))
+            .fetch_optional(&self.pool)
+            .await?;
+            if held.is_none() {
+                return Ok(None);
+            }
+        }
+        let rows = sqlx::query(
+            "SELECT e.event_id, e.stream_id, e.stream_type, e.event_type, e.event_version, e.tenant_id, \
+             e.data, e.metadata, e.created_at, e.created_by, e.global_position \
+             FROM outbox o JOIN events e ON e.global_position = o.global_position \
+             WHERE o.published_at IS NULL ORDER BY o.global_position LIMIT ?1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(envelope)
+            .collect::<Result<_, _>>()
+            .map(Some)
+    }
+
+    async fn outbox_mark_published(&self, positions: &[i64]) -> Result<(), StoreError> {
+        if positions.is_empty() {
+            return Ok(());
+        }
+        let now = now();
+        let mut tx = self.pool.begin().await?;
+        for chunk in positions.chunks(500) {
+            let mut q = sqlx::QueryBuilder::<Sqlite>::new("UPDATE outbox SET published_at = ");
+            q.push_bind(&now);
+            q.push(" WHERE published_at IS NULL AND global_position IN (");
+            let mut list = q.separated(", ");
+            for p in chunk {
+                list.push_bind(*p);
+            }
+            q.push(")");
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn outbox_backlog(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 }
 
@@ -330,5 +420,85 @@ mod tests {
             let err = sqlx::query(sql).execute(&store.pool).await.unwrap_err();
             assert!(err.to_string().contains("append-only"), "{err}");
         }
+    }
+
+    async fn store(dir: &tempfile::TempDir, outbox: bool) -> SqliteStore {
+        let store = SqliteStore::open(
+            &format!("sqlite://{}/s.db", dir.path().display()),
+            StoreOptions { outbox },
+        )
+        .await
+        .unwrap();
+        store.migrate().await.unwrap();
+        store
+    }
+
+    fn positions(events: &[EventEnvelope]) -> Vec<i64> {
+        events.iter().map(|e| e.global_position).collect()
+    }
+
+    #[tokio::test]
+    async fn appended_events_are_queued_only_with_the_outbox_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let off = store(&dir, false).await;
+        off.append(ExpectedVersion::Any, &[ev(0)], "test")
+            .await
+            .unwrap();
+        assert_eq!(off.outbox_backlog().await.unwrap(), 0);
+        drop(off);
+        let on = store(&dir, true).await;
+        on.append(ExpectedVersion::Any, &[ev(1), ev(2)], "test")
+            .await
+            .unwrap();
+        assert_eq!(on.outbox_backlog().await.unwrap(), 2);
+        let lease = Duration::from_secs(30);
+        let batch = on.outbox_claim("a", lease, 10).await.unwrap().unwrap();
+        assert_eq!(positions(&batch), [2, 3], "in global order, not event 1");
+        assert_eq!(batch[0].event_version, 2);
+        on.outbox_mark_published(&[2]).await.unwrap();
+        assert_eq!(on.outbox_backlog().await.unwrap(), 1);
+        let batch = on.outbox_claim("a", lease, 10).await.unwrap().unwrap();
+        assert_eq!(positions(&batch), [3]);
+        on.outbox_mark_published(&[3]).await.unwrap();
+        assert_eq!(on.outbox_backlog().await.unwrap(), 0);
+        assert!(on
+            .outbox_claim("a", lease, 10)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_empty());
+    }
+
+    #[tokio::test]
+    async fn one_publisher_holds_the_lease_until_it_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir, true).await;
+        store
+            .append(ExpectedVersion::Any, &[ev(0), ev(1)], "test")
+            .await
+            .unwrap();
+        let lease = Duration::from_secs(1);
+        let a = store.outbox_claim("a", lease, 1).await.unwrap();
+        assert_eq!(positions(&a.unwrap()), [1], "limit applies");
+        assert!(
+            store.outbox_claim("b", lease, 10).await.unwrap().is_none(),
+            "b gets nothing while a's lease is valid"
+        );
+        // With less than half its lease left, a's claim renews it.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let a = store.outbox_claim("a", lease, 10).await.unwrap();
+        assert_eq!(positions(&a.unwrap()), [1, 2]);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert!(
+            store.outbox_claim("b", lease, 10).await.unwrap().is_none(),
+            "past a's first lease, but a renewed it"
+        );
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let b = store.outbox_claim("b", lease, 10).await.unwrap();
+        assert_eq!(positions(&b.unwrap()), [1, 2], "b takes the expired lease");
+        assert!(
+            store.outbox_claim("a", lease, 10).await.unwrap().is_none(),
+            "and now a waits"
+        );
     }
 }

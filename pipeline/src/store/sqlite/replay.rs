@@ -36,6 +36,7 @@ pub(super) async fn replay(
     filter: &DeadLetterFilter,
     remap: &Remap,
     dry_run: bool,
+    outbox: bool,
 ) -> Result<Vec<Replayed>, sqlx::Error> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let mut q = QueryBuilder::new(
@@ -64,7 +65,7 @@ pub(super) async fn replay(
         tx.rollback().await?;
         return Ok(results.into_iter().map(|(r, _)| r).collect());
     }
-    let positions = append_events(&mut tx, &event_rows(&results), &now())
+    let positions = append_events(&mut tx, &event_rows(&results), &now(), outbox)
         .await
         .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
     let (results, replayed) = finish(results, &positions);
