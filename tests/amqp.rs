@@ -546,3 +546,88 @@ on_each_backend! {
         bound.delete().await;
     }
 }
+
+/// Two instances on one PostgreSQL database, both configured with the broker: one holds
+/// the publisher lease at a time, and every event either instance stored arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_postgres_publish_every_event_under_one_lease() {
+    if !common::pg::available() {
+        return;
+    }
+    common::set_backend(common::Backend::Postgres);
+    let bound = Bound::new("demo.*").await;
+    let db = common::pg::Database::create();
+    let opts = common::Options {
+        database_url: Some(db.app_url.clone()),
+        amqp: Some(url(&broker_addr())),
+        amqp_extra: format!(
+            "exchange = \"{}\"\nretry_max_secs = 1\nbatch = 16\n",
+            bound.exchange
+        ),
+        ..Default::default()
+    };
+    let a = Server::start_with(opts.clone());
+    let b = Server::start_with(opts);
+    let mut tasks = Vec::new();
+    for (n, server) in [&a, &b].into_iter().enumerate() {
+        let addr = server.mllp[0];
+        tasks.push(tokio::spawn(async move {
+            let mut c =
+                intake_adapters::mllp::client::MllpClient::connect(addr, Duration::from_secs(20))
+                    .await
+                    .unwrap();
+            for i in 0..60 {
+                let ctrl = format!("P{n}-{i}");
+                let visit = format!("V{}", i % 4);
+                let ack = c
+                    .ack(Adt {
+                        control_id: &ctrl,
+                        visit: &visit,
+                        ..Default::default()
+                    })
+                    .await;
+                assert_eq!(msa(&ack).0, "AA");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let stored = a.events("demo").await;
+    assert_eq!(stored.len(), 120);
+    let mut got = Vec::new();
+    let want = event_ids(&stored);
+    let all = bound
+        .take_until(&mut got, Duration::from_secs(30), |g| {
+            ids(g).is_superset(&want)
+        })
+        .await;
+    assert!(all, "published {} of {}", ids(&got).len(), want.len());
+    assert_eq!(ids(&got), want, "by message_id exactly the stored set");
+    // Per stream, first deliveries come in version order (one publisher at a time).
+    let mut last: BTreeMap<String, i64> = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    for d in &got {
+        if !seen.insert(message_id(d)) {
+            continue;
+        }
+        let stream = text(header(d, "stream_id"));
+        let version = int(header(d, "event_version"));
+        let prev = last.insert(stream.clone(), version).unwrap_or(0);
+        assert!(
+            version > prev,
+            "stream {stream}: version {version} after {prev}"
+        );
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || readyz(&a)["outbox"]["backlog"]
+            == 0
+            && readyz(&b)["outbox"]["backlog"] == 0)
+        .await
+    );
+    let published = |s: &Server| metric(s, "intake_outbox_published_total").unwrap_or(0.0);
+    let (pa, pb) = (published(&a), published(&b));
+    assert!(pa + pb >= 120.0, "{pa} + {pb}");
+    drop((a, b));
+    bound.delete().await;
+}
