@@ -12,7 +12,7 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::event::{EventEnvelope, NewEvent};
-use crate::pipeline::{AckCode, Processed};
+use crate::pipeline::{AckCode, Disposition, Processed};
 use serde::Serialize;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -257,4 +257,36 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// How many events wait to be published.
     async fn outbox_backlog(&self) -> Result<i64, StoreError>;
+}
+
+/// Which component wrote an event: `intake/mllp`, `intake/http`, ...
+pub(crate) fn created_by(p: &Processed) -> String {
+    format!(
+        "intake/{}",
+        p.raw.channel.split(':').next().unwrap_or("unknown")
+    )
+}
+
+/// The outcome of a message whose rows were inserted by this batch.
+pub(crate) fn outcome(
+    p: &Processed,
+    positions: &std::collections::HashMap<Uuid, i64>,
+) -> WriteOutcome {
+    match &p.disposition {
+        Disposition::Events(events) => WriteOutcome {
+            stored: Stored::Events,
+            ack: AckCode::Accept,
+            reason_code: None,
+            positions: events
+                .iter()
+                .filter_map(|e| positions.get(&e.event_id).copied())
+                .collect(),
+        },
+        Disposition::DeadLetter { rejection, ack } => WriteOutcome {
+            stored: Stored::DeadLettered,
+            ack: *ack,
+            reason_code: Some(rejection.reason.code().to_string()),
+            positions: Vec::new(),
+        },
+    }
 }

@@ -5,7 +5,7 @@
 use super::{begin_scoped, check_expected};
 use crate::event::NewEvent;
 use crate::pipeline::{AckCode, Disposition, Processed};
-use crate::store::{ExpectedVersion, Stored, WriteOutcome};
+use crate::store::{created_by, outcome, ExpectedVersion, Stored, WriteOutcome};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
@@ -362,32 +362,4 @@ async fn first_answers(
         }
     }
     Ok(answers)
-}
-
-/// Which component wrote an event: `intake/mllp`, `intake/http`, ...
-fn created_by(p: &Processed) -> String {
-    format!(
-        "intake/{}",
-        p.raw.channel.split(':').next().unwrap_or("unknown")
-    )
-}
-
-fn outcome(p: &Processed, positions: &HashMap<Uuid, i64>) -> WriteOutcome {
-    match &p.disposition {
-        Disposition::Events(events) => WriteOutcome {
-            stored: Stored::Events,
-            ack: AckCode::Accept,
-            reason_code: None,
-            positions: events
-                .iter()
-                .filter_map(|e| positions.get(&e.event_id).copied())
-                .collect(),
-        },
-        Disposition::DeadLetter { rejection, ack } => WriteOutcome {
-            stored: Stored::DeadLettered,
-            ack: *ack,
-            reason_code: Some(rejection.reason.code().to_string()),
-            positions: Vec::new(),
-        },
-    }
 }

@@ -7,7 +7,7 @@
 use super::now;
 use crate::event::NewEvent;
 use crate::pipeline::{AckCode, Disposition, Processed};
-use crate::store::{StoreError, StoreOptions, Stored, WriteOutcome};
+use crate::store::{created_by, outcome, StoreError, StoreOptions, Stored, WriteOutcome};
 use chrono::SecondsFormat;
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 use std::collections::{HashMap, HashSet};
@@ -211,34 +211,6 @@ async fn insert_dead_letters(
         q.build().execute(&mut **tx).await?;
     }
     Ok(())
-}
-
-/// Which component wrote an event: `intake/mllp`, `intake/http`, ...
-fn created_by(p: &Processed) -> String {
-    format!(
-        "intake/{}",
-        p.raw.channel.split(':').next().unwrap_or("unknown")
-    )
-}
-
-fn outcome(p: &Processed, positions: &HashMap<Uuid, i64>) -> WriteOutcome {
-    match &p.disposition {
-        Disposition::Events(events) => WriteOutcome {
-            stored: Stored::Events,
-            ack: AckCode::Accept,
-            reason_code: None,
-            positions: events
-                .iter()
-                .filter_map(|e| positions.get(&e.event_id).copied())
-                .collect(),
-        },
-        Disposition::DeadLetter { rejection, ack } => WriteOutcome {
-            stored: Stored::DeadLettered,
-            ack: *ack,
-            reason_code: Some(rejection.reason.code().to_string()),
-            positions: Vec::new(),
-        },
-    }
 }
 
 /// The first copy's answer, for a message whose key was already stored.
