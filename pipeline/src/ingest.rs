@@ -31,6 +31,10 @@ pub struct Ingested {
     pub ack: AckCode,
     /// The stable error code when not accepted, or the dead-letter reason.
     pub code: Option<String>,
+    /// The dead-letter reason's PHI-free detail (field and path, FHIRPath expression).
+    pub detail: Option<String>,
+    /// The message type: `ADT^A01`, or the FHIR resource type.
+    pub message_type: Option<String>,
     /// What was stored; `None` when nothing was (storage failure).
     pub stored: Option<Stored>,
     /// Positions of appended events.
@@ -75,6 +79,11 @@ impl Ingest {
         let processed = process(raw, &tenants);
         let header = processed.header.clone();
         let tenant = processed.tenant.clone();
+        let message_type = processed.message_code();
+        let detail = match &processed.disposition {
+            crate::pipeline::Disposition::DeadLetter { rejection, .. } => rejection.detail.clone(),
+            crate::pipeline::Disposition::Events(_) => None,
+        };
         let result = self.writer.submit(processed).await;
         let out = match result {
             Ok(o) => Ingested {
@@ -82,6 +91,8 @@ impl Ingest {
                 header,
                 ack: o.ack,
                 code: o.reason_code,
+                detail,
+                message_type,
                 stored: Some(o.stored),
                 positions: o.positions,
             },
@@ -90,6 +101,8 @@ impl Ingest {
                 header,
                 ack: AckCode::Reject,
                 code: Some(e.code().to_string()),
+                detail: None,
+                message_type,
                 stored: None,
                 positions: Vec::new(),
             },
@@ -110,7 +123,7 @@ impl Ingest {
         tracing::info!(
             inbound_id = %out.inbound_id,
             tenant = tenant.as_deref().unwrap_or("-"),
-            message_type = h.map(|h| h.message_code()).as_deref().unwrap_or("-"),
+            message_type = out.message_type.as_deref().unwrap_or("-"),
             control_id = h.map(|h| h.control_id.as_str()).unwrap_or("-"),
             stored = out.stored.map(|s| format!("{s:?}")).as_deref().unwrap_or("nothing"),
             ack = out.ack.as_letter(),

@@ -4,6 +4,7 @@
 //! Adapters (MLLP, HTTP) depend on this crate; it depends on no adapter.
 
 pub mod event;
+pub mod fhir;
 pub mod hl7;
 pub mod ingest;
 pub mod mapping;

@@ -111,17 +111,27 @@ pub struct Processed {
     pub key: Option<IdempotencyKey>,
     /// Events or dead letter.
     pub disposition: Disposition,
+    /// The FHIR resource type (`Encounter`, `Bundle`), for FHIR input; HL7 v2 has its
+    /// header's `ADT^A01` instead.
+    pub resource_type: Option<String>,
 }
 
 impl Processed {
-    /// `ADT^A01` when known.
+    /// `ADT^A01` (HL7 v2) or the resource type (FHIR), when known.
     pub fn message_code(&self) -> Option<String> {
-        self.header.as_ref().map(Header::message_code)
+        self.header
+            .as_ref()
+            .map(Header::message_code)
+            .or_else(|| self.resource_type.clone())
     }
 }
 
-/// Runs decode, parse, route and map on one message.
+/// Runs decode, parse, route and map on one message: FHIR for channels named `fhir...`
+/// (see [`crate::fhir`]), HL7 v2 otherwise.
 pub fn process(raw: RawMessage, tenants: &Tenants) -> Processed {
+    if crate::fhir::is_fhir_channel(&raw.channel) {
+        return crate::fhir::process(raw, tenants);
+    }
     let bound = raw.tenant.as_deref().and_then(|t| tenants.get(t)).cloned();
     match map_message(&raw, bound, tenants) {
         Ok((header, tenant, mapped)) => Processed {
@@ -129,6 +139,7 @@ pub fn process(raw: RawMessage, tenants: &Tenants) -> Processed {
             key: Some(key(&tenant, &header)),
             tenant: Some(tenant.name.clone()),
             header: Some(header),
+            resource_type: None,
             raw,
         },
         Err(stop) => {
@@ -141,6 +152,7 @@ pub fn process(raw: RawMessage, tenants: &Tenants) -> Processed {
                 },
                 tenant: stop.tenant.map(|t| t.name.clone()),
                 header: stop.header,
+                resource_type: None,
                 raw,
             }
         }
@@ -221,9 +233,13 @@ fn key(tenant: &Tenant, header: &Header) -> IdempotencyKey {
 
 /// The dead-letter disposition with the ACK the rules give it: AR for bytes that are not
 /// an HL7 message (the sender cannot correlate anything), else the tenant's policy.
-fn dead_letter(rejection: Rejection, tenant: Option<&Tenant>) -> Disposition {
+pub(crate) fn dead_letter(rejection: Rejection, tenant: Option<&Tenant>) -> Disposition {
     let ack = match rejection.reason {
         Reason::NotHl7 | Reason::EmptyMessage | Reason::BatchEnvelope => AckCode::Reject,
+        Reason::FhirMalformed
+        | Reason::FhirInvalid
+        | Reason::FhirUnsafeXml
+        | Reason::FhirTooDeep => AckCode::Reject,
         _ => match tenant.map(|t| t.ack_on_dead_letter).unwrap_or_default() {
             DeadLetterAck::Accept => AckCode::Accept,
             DeadLetterAck::Error => AckCode::Error,

@@ -63,11 +63,22 @@ pub enum Reason {
     MappingTableMiss,
     /// A rule matched but produced no event (e.g. an ORU without any OBX).
     MappingNoEvents,
+    /// The body is not well-formed FHIR JSON or XML (detail: line and column).
+    FhirMalformed,
+    /// Well-formed, but not a valid FHIR R4 resource in the tenant's strictness mode
+    /// (detail: the FHIRPath expression of the offending element).
+    FhirInvalid,
+    /// XML with a DOCTYPE or entity declaration (refused: entity expansion, external entities).
+    FhirUnsafeXml,
+    /// Nesting deeper than the engine accepts.
+    FhirTooDeep,
+    /// The tenant has no rule for this FHIR resource type.
+    UnmappedResourceType,
 }
 
 impl Reason {
     /// Every reason, in documentation order.
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 19] = [
         Reason::NotHl7,
         Reason::EmptyMessage,
         Reason::BatchEnvelope,
@@ -82,6 +93,11 @@ impl Reason {
         Reason::MappingInvalidValue,
         Reason::MappingTableMiss,
         Reason::MappingNoEvents,
+        Reason::FhirMalformed,
+        Reason::FhirInvalid,
+        Reason::FhirUnsafeXml,
+        Reason::FhirTooDeep,
+        Reason::UnmappedResourceType,
     ];
 }
 
@@ -103,6 +119,11 @@ impl Reason {
             Reason::MappingInvalidValue => "MAPPING_INVALID_VALUE",
             Reason::MappingTableMiss => "MAPPING_TABLE_MISS",
             Reason::MappingNoEvents => "MAPPING_NO_EVENTS",
+            Reason::FhirMalformed => "FHIR_MALFORMED",
+            Reason::FhirInvalid => "FHIR_INVALID",
+            Reason::FhirUnsafeXml => "FHIR_UNSAFE_XML",
+            Reason::FhirTooDeep => "FHIR_TOO_DEEP",
+            Reason::UnmappedResourceType => "UNMAPPED_RESOURCE_TYPE",
         }
     }
 
@@ -115,12 +136,15 @@ impl Reason {
             | Reason::MalformedMessage
             | Reason::MissingMessageType
             | Reason::MissingControlId => Stage::Parse,
+            Reason::FhirUnsafeXml | Reason::FhirTooDeep => Stage::Decode,
+            Reason::FhirMalformed | Reason::FhirInvalid => Stage::Parse,
             Reason::UnknownTenant => Stage::Route,
             Reason::UnmappedMessageType
             | Reason::MappingRequiredField
             | Reason::MappingInvalidValue
             | Reason::MappingTableMiss
-            | Reason::MappingNoEvents => Stage::Map,
+            | Reason::MappingNoEvents
+            | Reason::UnmappedResourceType => Stage::Map,
         }
     }
 
@@ -137,6 +161,9 @@ impl Reason {
             Reason::MappingInvalidValue => "102",
             Reason::MappingTableMiss => "103",
             Reason::MappingNoEvents => "101",
+            Reason::FhirMalformed | Reason::FhirUnsafeXml | Reason::FhirTooDeep => "100",
+            Reason::FhirInvalid => "102",
+            Reason::UnmappedResourceType => "201",
         }
     }
 
@@ -157,6 +184,11 @@ impl Reason {
             Reason::MappingInvalidValue => "Data type error",
             Reason::MappingTableMiss => "Table value not found",
             Reason::MappingNoEvents => "No data to map",
+            Reason::FhirMalformed => "Not well-formed FHIR JSON or XML",
+            Reason::FhirInvalid => "Not a valid FHIR R4 resource",
+            Reason::FhirUnsafeXml => "XML with a DOCTYPE or entity declaration",
+            Reason::FhirTooDeep => "Nesting too deep",
+            Reason::UnmappedResourceType => "Unsupported FHIR resource type",
         }
     }
 }

@@ -55,6 +55,17 @@ pub struct Tenant {
     pub rules: RuleSet,
     /// Short hash of all the tenant's mapping files: the mapping version.
     pub version: String,
+    /// FHIR settings and rules.
+    pub fhir: FhirSettings,
+}
+
+/// A tenant's FHIR input settings and rules.
+#[derive(Debug, Clone, Default)]
+pub struct FhirSettings {
+    /// How strictly resources are validated.
+    pub mode: crate::fhir::Mode,
+    /// The compiled FHIR rules.
+    pub rules: crate::fhir::rules::FhirRules,
 }
 
 /// All tenants loaded from a mappings folder.
@@ -246,6 +257,7 @@ fn load_tenant(dir: &Path) -> Result<Tenant, Vec<LoadError>> {
         sending_facilities: settings.sending_facilities,
         receiving_facilities: settings.receiving_facilities,
         rules,
+        fhir: FhirSettings::default(),
         version: digest[..6].iter().map(|b| format!("{b:02x}")).collect(),
     })
 }

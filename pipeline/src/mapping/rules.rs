@@ -142,6 +142,11 @@ pub struct MappedEvent {
     pub data: Value,
     /// The mapping file that produced it.
     pub file: String,
+    /// A stable key of the event's own source, used for its id instead of (message key,
+    /// index): FHIR events name their resource and place in it (e.g.
+    /// `Encounter/e1#LocationChanged#2`), so a later version of the resource repeats the
+    /// ids of events already stored. `None` for HL7 v2.
+    pub source_key: Option<String>,
 }
 
 impl RuleSet {
@@ -277,6 +282,7 @@ impl Template {
             time,
             data: Value::Object(data),
             file: file.to_string(),
+            source_key: None,
         })
     }
 }

@@ -116,6 +116,23 @@ pub(super) async fn append_events(
     outbox: bool,
 ) -> Result<HashMap<Uuid, i64>, StoreError> {
     let mut positions = HashMap::with_capacity(rows.len());
+    // Replay-safe: an event whose id is already stored (the same source mapped again, e.g.
+    // a later version of a FHIR resource that repeats earlier events) is skipped, not an
+    // error, and takes no version; so is a repeat of an id within `rows`.
+    let mut seen: HashSet<Uuid> = HashSet::new();
+    for chunk in rows.chunks(ROWS) {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT event_id FROM events WHERE event_id IN (");
+        let mut list = q.separated(", ");
+        for (e, _) in chunk {
+            list.push_bind(e.event_id);
+        }
+        q.push(")");
+        seen.extend(q.build_query_scalar::<Uuid>().fetch_all(&mut **tx).await?);
+    }
+    let rows: Vec<&(&NewEvent, String)> = rows
+        .iter()
+        .filter(|(e, _)| seen.insert(e.event_id))
+        .collect();
     if rows.is_empty() {
         return Ok(positions);
     }
@@ -142,7 +159,7 @@ pub(super) async fn append_events(
             "INSERT INTO events (event_id, stream_id, stream_type, event_type, event_version, \
              tenant_id, data, metadata, created_at, created_by) ",
         );
-        q.push_values(chunk, |mut row, (e, created_by)| {
+        q.push_values(chunk, |mut row, &&(e, ref created_by)| {
             let v = version.entry(e.stream_id).or_insert(0);
             *v += 1;
             row.push_bind(e.event_id)
