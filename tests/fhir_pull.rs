@@ -1,0 +1,361 @@
+//! FHIR pull against a real FHIR-like HTTP server on loopback (axum, its own thread and
+//! runtime): `intake serve` searches it with `_lastUpdated`, follows `next` links across
+//! pages, rides out a 429 (Retry-After in seconds) and a 503 (Retry-After as an HTTP
+//! date), stores every resource once, and after a hard kill and restart fetches only what
+//! is new. On SQLite and PostgreSQL.
+//!
+//! The invariant checked is on inbound messages (events or dead letters, each resource
+//! exactly once), so it holds whether or not the tenant's FHIR rules map the resources yet.
+
+mod common;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use common::Server;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+const TOKEN: &str = "pull-secret";
+const PAGE: usize = 3;
+/// A name no log line may contain.
+const NAME: &str = "Zebediah";
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fault {
+    /// 429 with `Retry-After: 1`.
+    TooMany,
+    /// 503 with `Retry-After: <HTTP date 1 s ahead>`.
+    Unavailable,
+}
+
+#[derive(Debug, Clone)]
+struct Seen {
+    at: Instant,
+    resource_type: String,
+    /// The `_lastUpdated` parameter of a first-page search.
+    last_updated: Option<String>,
+    status: u16,
+}
+
+#[derive(Default)]
+struct Fhir {
+    resources: Vec<Value>,
+    /// Faults by request number (1-based, every request counted).
+    faults: HashMap<usize, Fault>,
+    requests: Vec<Seen>,
+    /// Ids of resources sent in 200 responses, in order.
+    served: Vec<String>,
+    /// Result snapshots for `next` links: token -> (resource type, ids).
+    pages: HashMap<String, (String, Vec<Value>)>,
+    addr: Option<SocketAddr>,
+}
+
+type Shared = Arc<Mutex<Fhir>>;
+
+fn updated(r: &Value) -> String {
+    r["meta"]["lastUpdated"].as_str().unwrap().to_string()
+}
+
+fn id(r: &Value) -> String {
+    format!("{}/{}", r["resourceType"].as_str().unwrap(), r["id"].as_str().unwrap())
+}
+
+async fn search(
+    State(fhir): State<Shared>,
+    Path(resource_type): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let mut f = fhir.lock().unwrap();
+    let n = f.requests.len() + 1;
+    let authorized = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == format!("Bearer {TOKEN}"));
+    let fault = f.faults.get(&n).copied();
+    let status = match (authorized, fault) {
+        (false, _) => 401,
+        (true, Some(Fault::TooMany)) => 429,
+        (true, Some(Fault::Unavailable)) => 503,
+        (true, None) => 200,
+    };
+    f.requests.push(Seen {
+        at: Instant::now(),
+        resource_type: resource_type.clone(),
+        last_updated: q.get("_lastUpdated").cloned(),
+        status,
+    });
+    match status {
+        401 => return StatusCode::UNAUTHORIZED.into_response(),
+        429 => return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")]).into_response(),
+        503 => {
+            let at = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(1));
+            return (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", at)]).into_response();
+        }
+        _ => {}
+    }
+    // A first page runs the search and keeps its result; `next` pages read from it.
+    let (matches, offset) = match q.get("_page") {
+        Some(token) => {
+            let (t, ids) = f.pages.get(token).cloned().expect("known page token");
+            assert_eq!(t, resource_type);
+            (ids, q["_offset"].parse::<usize>().unwrap())
+        }
+        None => {
+            assert_eq!(q.get("_sort").map(String::as_str), Some("_lastUpdated"));
+            let after = q
+                .get("_lastUpdated")
+                .map(|v| v.strip_prefix("gt").expect("gt prefix").to_string());
+            let mut m: Vec<Value> = f
+                .resources
+                .iter()
+                .filter(|r| r["resourceType"] == resource_type.as_str())
+                .filter(|r| after.as_ref().is_none_or(|a| updated(r) > *a))
+                .cloned()
+                .collect();
+            m.sort_by_key(|r| (updated(r), id(r)));
+            (m, 0)
+        }
+    };
+    let count: usize = q.get("_count").map_or(PAGE, |c| c.parse().unwrap());
+    assert!(count > 0);
+    let page: Vec<Value> = matches.iter().skip(offset).take(count).cloned().collect();
+    let mut entries: Vec<Value> = page
+        .iter()
+        .map(|r| json!({"fullUrl": format!("urn:test:{}", id(r)), "resource": r, "search": {"mode": "match"}}))
+        .collect();
+    if offset == 0 {
+        // Servers add warnings as outcome entries: not a resource to ingest.
+        entries.push(json!({"resource": {"resourceType": "OperationOutcome", "issue": []}, "search": {"mode": "outcome"}}));
+    }
+    for r in &page {
+        let i = id(r);
+        f.served.push(i);
+    }
+    let mut links = vec![json!({"relation": "self", "url": "ignored"})];
+    if offset + count < matches.len() {
+        let token = format!("t{n}");
+        f.pages.insert(token.clone(), (resource_type.clone(), matches));
+        let addr = f.addr.unwrap();
+        links.push(json!({"relation": "next",
+            "url": format!("http://{addr}/fhir/{resource_type}?_page={token}&_offset={}&_count={count}", offset + count)}));
+    }
+    let bundle = json!({"resourceType": "Bundle", "type": "searchset", "link": links, "entry": entries});
+    (
+        [("content-type", "application/fhir+json")],
+        bundle.to_string(),
+    )
+        .into_response()
+}
+
+/// Starts the FHIR server on its own thread and runtime (the test's runtime blocks while
+/// intake starts).
+fn start_fhir(fhir: Shared) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    fhir.lock().unwrap().addr = Some(addr);
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let app = Router::new()
+                .route("/fhir/{resource_type}", get(search))
+                .with_state(fhir);
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    addr
+}
+
+fn patient(n: usize, at: &str) -> Value {
+    json!({
+        "resourceType": "Patient", "id": format!("p{n}"),
+        "meta": {"versionId": "1", "lastUpdated": at},
+        "identifier": [{"system": "urn:oid:1.2.3.4.5", "value": format!("MRN-{n}")}],
+        "name": [{"family": NAME, "given": ["Test"]}],
+        "gender": "female", "birthDate": "1980-02-14"
+    })
+}
+
+fn encounter(n: usize, version: usize, at: &str) -> Value {
+    json!({
+        "resourceType": "Encounter", "id": format!("e{n}"),
+        "meta": {"versionId": version.to_string(), "lastUpdated": at},
+        "identifier": [{"system": "urn:oid:1.2.3.4.6", "value": format!("V{n}")}],
+        "status": if version > 1 { "finished" } else { "in-progress" },
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+        "subject": {"reference": format!("Patient/p{n}")},
+        "location": [{"location": {"display": "WARD1"}, "period": {"start": "2026-11-22T08:30:00Z"}}]
+    })
+}
+
+fn ts(s: u32) -> String {
+    format!("2026-11-22T09:{:02}:{:02}.000Z", s / 60, s % 60)
+}
+
+/// Inbound messages of `demo` that were stored: dead letters plus distinct inbound ids of
+/// events. Panics if an inbound message is both.
+async fn stored(server: &Server) -> (usize, usize, usize) {
+    let events = server.events("demo").await;
+    let inbound: BTreeSet<String> = events
+        .iter()
+        .map(|e| e.metadata["correlation_id"].as_str().unwrap().to_string())
+        .collect();
+    let letters: BTreeSet<String> = server
+        .dead_letters()
+        .await
+        .into_iter()
+        .filter(|d| d.tenant_id.as_deref() == Some("demo"))
+        .map(|d| d.id.to_string())
+        .collect();
+    assert!(inbound.is_disjoint(&letters));
+    (inbound.len() + letters.len(), events.len(), letters.len())
+}
+
+async fn wait_for(what: &str, timeout: Duration, mut cond: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if cond().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Whether a first-page search for `t` asked for what lies after `cursor` (so the cursor
+/// `cursor` was committed before that round).
+fn searched_after(fhir: &Shared, t: &str, cursor: &str) -> bool {
+    fhir.lock().unwrap().requests.iter().any(|r| {
+        r.resource_type == t && r.status == 200 && r.last_updated.as_deref() == Some(&format!("gt{cursor}"))
+    })
+}
+
+on_each_backend! {
+    async fn pages_retries_and_resumes_without_duplicates() {
+        let fhir: Shared = Arc::default();
+        {
+            let mut f = fhir.lock().unwrap();
+            // p3 and p4 share a timestamp across the page boundary (3 per page).
+            for (n, s) in [(1, 1), (2, 2), (3, 3), (4, 3), (5, 5), (6, 6), (7, 7)] {
+                f.resources.push(patient(n, &ts(s)));
+            }
+            for n in 1..=5 {
+                f.resources.push(encounter(n, 1, &ts(10 + n as u32)));
+            }
+            // Request 1: Patient page 1; 2: page 2 -> 429; 3: page 2; 4: page 3 -> 503.
+            f.faults.insert(2, Fault::TooMany);
+            f.faults.insert(4, Fault::Unavailable);
+        }
+        let addr = start_fhir(fhir.clone());
+        let opts = common::Options {
+            shipped_mappings: true,
+            log: Some("info".into()),
+            extra_config: format!(
+                "[[fhir_pull]]\ntenant = \"demo\"\nbase_url = \"http://{addr}/fhir/\"\n\
+                 token_env = \"INTAKE_TEST_FHIR_TOKEN\"\nresource_types = [\"Patient\", \"Encounter\"]\n\
+                 interval_ms = 200\npage_size = {PAGE}\nretry_max_secs = 2\ntimeout_secs = 10\n"
+            ),
+            ..Default::default()
+        };
+        // The token comes from the environment (token_env), as in production.
+        std::env::set_var("INTAKE_TEST_FHIR_TOKEN", TOKEN);
+        let tmp = tempfile::tempdir().unwrap();
+        let _db = common::prepare(tmp.path(), &opts);
+        let started = Instant::now();
+        let mut server = Server::start_in_with(tmp.path(), &opts);
+
+        wait_for("12 resources stored", Duration::from_secs(60), async || {
+            stored(&server).await.0 >= 12
+        })
+        .await;
+        let took = started.elapsed();
+        // Both cursors committed: a later round searched after the newest of each type.
+        wait_for("rounds after the cursors", Duration::from_secs(20), async || {
+            searched_after(&fhir, "Patient", &ts(7)) && searched_after(&fhir, "Encounter", &ts(15))
+        })
+        .await;
+        let (inbound, events, letters) = stored(&server).await;
+        assert_eq!(inbound, 12, "each resource stored once");
+        let first_events: BTreeSet<_> =
+            server.events("demo").await.into_iter().map(|e| e.event_id).collect();
+        {
+            let f = fhir.lock().unwrap();
+            let statuses: Vec<u16> = f.requests.iter().map(|r| r.status).collect();
+            assert_eq!(&statuses[..6], &[200, 429, 200, 503, 200, 200], "{statuses:?}");
+            // Retry-After was obeyed: 1 s after the 429; the HTTP date (1 s ahead, second
+            // resolution) at least not ignored.
+            let gap = f.requests[2].at - f.requests[1].at;
+            assert!(gap >= Duration::from_millis(950), "429 retried after {gap:?}");
+            let mut per_id: BTreeMap<&str, usize> = BTreeMap::new();
+            for i in &f.served {
+                *per_id.entry(i).or_default() += 1;
+            }
+            assert_eq!(per_id.len(), 12);
+            assert!(per_id.values().all(|&c| c == 1), "each fetched once: {per_id:?}");
+            eprintln!(
+                "fhir_pull: 12 resources over {} requests (1 x 429, 1 x 503) stored in {took:?}: \
+                 {events} events, {letters} dead letters",
+                f.requests.len()
+            );
+        }
+
+        // Hard stop, new and changed resources, restart: only those are fetched.
+        let first_log = server.log.lock().unwrap().clone();
+        server.kill();
+        {
+            let mut f = fhir.lock().unwrap();
+            f.served.clear();
+            f.requests.clear();
+            f.faults.clear();
+            for n in 8..=10 {
+                f.resources.push(patient(n, &ts(20 + n as u32)));
+            }
+            let e1 = f.resources.iter_mut().find(|r| id(r) == "Encounter/e1").unwrap();
+            *e1 = encounter(1, 2, &ts(40));
+        }
+        let server = Server::start_in_with(tmp.path(), &opts);
+        wait_for("16 resources stored", Duration::from_secs(60), async || {
+            stored(&server).await.0 >= 16
+        })
+        .await;
+        wait_for("rounds after the new cursors", Duration::from_secs(20), async || {
+            searched_after(&fhir, "Patient", &ts(30)) && searched_after(&fhir, "Encounter", &ts(40))
+        })
+        .await;
+        let (inbound, events, letters) = stored(&server).await;
+        assert_eq!(inbound, 16, "only the new resources were added");
+        {
+            let f = fhir.lock().unwrap();
+            let first = f.requests.iter().find(|r| r.resource_type == "Patient").unwrap();
+            assert_eq!(first.last_updated, Some(format!("gt{}", ts(7))), "resumed from the cursor");
+            let served: BTreeSet<&str> = f.served.iter().map(String::as_str).collect();
+            assert_eq!(f.served.len(), 4, "{:?}", f.served);
+            assert_eq!(
+                served,
+                BTreeSet::from(["Patient/p8", "Patient/p9", "Patient/p10", "Encounter/e1"])
+            );
+        }
+        let after: Vec<_> = server.events("demo").await;
+        let after_ids: BTreeSet<_> = after.iter().map(|e| e.event_id).collect();
+        assert_eq!(after_ids.len(), after.len(), "no event stored twice");
+        assert!(first_events.is_subset(&after_ids));
+        eprintln!("fhir_pull after restart: 4 resources fetched, {events} events, {letters} dead letters");
+
+        let log = format!("{first_log}{}", server.log.lock().unwrap());
+        for secret in [TOKEN, NAME, "_lastUpdated=", "MRN-"] {
+            assert!(!log.contains(secret), "the log holds {secret:?}");
+        }
+        assert!(log.contains("FHIR pull round"), "rounds are logged (counts only)");
+    }
+}
