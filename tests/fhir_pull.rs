@@ -32,6 +32,8 @@ enum Fault {
     TooMany,
     /// 503 with `Retry-After: <HTTP date 1 s ahead>`.
     Unavailable,
+    /// No answer for a minute.
+    Hang,
 }
 
 #[derive(Debug, Clone)]
@@ -63,7 +65,11 @@ fn updated(r: &Value) -> String {
 }
 
 fn id(r: &Value) -> String {
-    format!("{}/{}", r["resourceType"].as_str().unwrap(), r["id"].as_str().unwrap())
+    format!(
+        "{}/{}",
+        r["resourceType"].as_str().unwrap(),
+        r["id"].as_str().unwrap()
+    )
 }
 
 async fn search(
@@ -72,6 +78,20 @@ async fn search(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
+    let hang = {
+        let f = fhir.lock().unwrap();
+        f.faults.get(&(f.requests.len() + 1)) == Some(&Fault::Hang)
+    };
+    if hang {
+        fhir.lock().unwrap().requests.push(Seen {
+            at: Instant::now(),
+            resource_type,
+            last_updated: q.get("_lastUpdated").cloned(),
+            status: 0,
+        });
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        return StatusCode::GATEWAY_TIMEOUT.into_response();
+    }
     let mut f = fhir.lock().unwrap();
     let n = f.requests.len() + 1;
     let authorized = headers
@@ -83,7 +103,7 @@ async fn search(
         (false, _) => 401,
         (true, Some(Fault::TooMany)) => 429,
         (true, Some(Fault::Unavailable)) => 503,
-        (true, None) => 200,
+        (true, Some(Fault::Hang) | None) => 200,
     };
     f.requests.push(Seen {
         at: Instant::now(),
@@ -141,12 +161,14 @@ async fn search(
     let mut links = vec![json!({"relation": "self", "url": "ignored"})];
     if offset + count < matches.len() {
         let token = format!("t{n}");
-        f.pages.insert(token.clone(), (resource_type.clone(), matches));
+        f.pages
+            .insert(token.clone(), (resource_type.clone(), matches));
         let addr = f.addr.unwrap();
         links.push(json!({"relation": "next",
             "url": format!("http://{addr}/fhir/{resource_type}?_page={token}&_offset={}&_count={count}", offset + count)}));
     }
-    let bundle = json!({"resourceType": "Bundle", "type": "searchset", "link": links, "entry": entries});
+    let bundle =
+        json!({"resourceType": "Bundle", "type": "searchset", "link": links, "entry": entries});
     (
         [("content-type", "application/fhir+json")],
         bundle.to_string(),
@@ -237,7 +259,9 @@ async fn wait_for(what: &str, timeout: Duration, mut cond: impl AsyncFnMut() -> 
 /// `cursor` was committed before that round).
 fn searched_after(fhir: &Shared, t: &str, cursor: &str) -> bool {
     fhir.lock().unwrap().requests.iter().any(|r| {
-        r.resource_type == t && r.status == 200 && r.last_updated.as_deref() == Some(&format!("gt{cursor}"))
+        r.resource_type == t
+            && r.status == 200
+            && r.last_updated.as_deref() == Some(&format!("gt{cursor}"))
     })
 }
 
@@ -357,5 +381,82 @@ on_each_backend! {
             assert!(!log.contains(secret), "the log holds {secret:?}");
         }
         assert!(log.contains("FHIR pull round"), "rounds are logged (counts only)");
+    }
+}
+
+/// SIGTERM; returns how long the server took to exit (cleanly).
+fn terminate(server: &mut Server) -> Duration {
+    let start = Instant::now();
+    let status = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(server.pid().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    loop {
+        if let Some(exit) = server.child.try_wait().unwrap() {
+            assert!(exit.success(), "clean exit on SIGTERM: {exit:?}");
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "no exit on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+on_each_backend! {
+    async fn a_stop_mid_result_resumes_from_below_the_page_boundary() {
+        let fhir: Shared = Arc::default();
+        {
+            let mut f = fhir.lock().unwrap();
+            // Page 1 is p1-p3; p4 shares p3's timestamp, so after page 1 only what lies
+            // below it (p1, p2) is known complete.
+            for (n, s) in [(1, 1), (2, 2), (3, 3), (4, 3), (5, 5), (6, 6), (7, 7)] {
+                f.resources.push(patient(n, &ts(s)));
+            }
+            f.faults.insert(2, Fault::Hang);
+        }
+        let addr = start_fhir(fhir.clone());
+        let opts = common::Options {
+            shipped_mappings: true,
+            extra_config: format!(
+                "[[fhir_pull]]\ntenant = \"demo\"\nbase_url = \"http://{addr}/fhir\"\n\
+                 token = \"{TOKEN}\"\nresource_types = [\"Patient\"]\n\
+                 interval_ms = 200\npage_size = {PAGE}\ntimeout_secs = 30\n"
+            ),
+            ..Default::default()
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let _db = common::prepare(tmp.path(), &opts);
+        let mut server = Server::start_in_with(tmp.path(), &opts);
+        wait_for("page 1 stored and page 2 asked for", Duration::from_secs(30), async || {
+            fhir.lock().unwrap().requests.len() >= 2 && stored(&server).await.0 >= 3
+        })
+        .await;
+        // Shutdown does not wait for the hanging request.
+        let took = terminate(&mut server);
+        assert!(took < Duration::from_secs(5), "stopped in {took:?}");
+        assert_eq!(stored(&server).await.0, 3);
+        {
+            let mut f = fhir.lock().unwrap();
+            f.faults.clear();
+            f.requests.clear();
+            f.served.clear();
+        }
+        let server = Server::start_in_with(tmp.path(), &opts);
+        wait_for("all 7 stored", Duration::from_secs(30), async || {
+            stored(&server).await.0 >= 7 && searched_after(&fhir, "Patient", &ts(7))
+        })
+        .await;
+        assert_eq!(stored(&server).await.0, 7, "p3, fetched again, is a duplicate");
+        let f = fhir.lock().unwrap();
+        assert_eq!(f.requests[0].last_updated, Some(format!("gt{}", ts(2))));
+        assert_eq!(
+            f.served,
+            ["Patient/p3", "Patient/p4", "Patient/p5", "Patient/p6", "Patient/p7"]
+        );
+        eprintln!("fhir_pull: stopped mid-result in {took:?}; resumed below the page boundary");
     }
 }

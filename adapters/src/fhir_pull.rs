@@ -78,7 +78,9 @@ pub enum InvalidPull {
         tenant: String,
     },
     /// A resource type is not shaped like one.
-    #[error("FHIR pull for tenant {tenant:?}: resource type {index} is not a FHIR resource type name")]
+    #[error(
+        "FHIR pull for tenant {tenant:?}: resource type {index} is not a FHIR resource type name"
+    )]
     ResourceType {
         /// The tenant.
         tenant: String,
@@ -384,7 +386,13 @@ impl Poller {
             if let Some(token) = &self.config.token {
                 request = request.bearer_auth(token);
             }
-            let (retry_after, why) = match request.send().await {
+            // A request in flight does not hold up shutdown.
+            let mut stop = self.stop.clone();
+            let sent = tokio::select! {
+                r = request.send() => r,
+                _ = stop.wait_for(|s| *s) => return Err(End::Stop),
+            };
+            let (retry_after, why) = match sent {
                 Ok(resp) if resp.status().is_success() => match read_json(resp).await {
                     Ok(v) => return Ok(v),
                     Err(why) => (None, why),
@@ -401,7 +409,10 @@ impl Poller {
                         || status == StatusCode::TOO_MANY_REQUESTS
                         || status == StatusCode::REQUEST_TIMEOUT;
                     if !retryable {
-                        return Err(End::Failed(format!("page {page}: HTTP {}", status.as_u16())));
+                        return Err(End::Failed(format!(
+                            "page {page}: HTTP {}",
+                            status.as_u16()
+                        )));
                     }
                     (retry_after, format!("HTTP {}", status.as_u16()))
                 }
@@ -471,13 +482,8 @@ async fn read_json(mut resp: reqwest::Response) -> Result<Value, String> {
         body.extend_from_slice(&chunk);
     }
     // serde_json's messages may quote input: keep only the position.
-    serde_json::from_slice(&body).map_err(|e| {
-        format!(
-            "body is not JSON (line {} column {})",
-            e.line(),
-            e.column()
-        )
-    })
+    serde_json::from_slice(&body)
+        .map_err(|e| format!("body is not JSON (line {} column {})", e.line(), e.column()))
 }
 
 /// The entry resources of `resource_type` in a searchset Bundle, and how many entries
