@@ -106,8 +106,14 @@ fn check(dir: &Path) -> ExitCode {
     };
     for t in tenants.iter() {
         let codes: Vec<&str> = t.rules.message_codes().collect();
+        let types: Vec<&str> = t.fhir.rules.resource_types().collect();
+        let fhir = if types.is_empty() {
+            String::new()
+        } else {
+            format!("; FHIR {}", types.join(", "))
+        };
         out!(
-            "ok: tenant {} (mapping version {}): {}",
+            "ok: tenant {} (mapping version {}): {}{fhir}",
             t.name,
             t.version,
             codes.join(", ")
@@ -127,9 +133,15 @@ fn map(config: &Config, tenant: &str, files: &[PathBuf]) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     for file in files {
         let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-        for (i, message) in split_messages(&bytes).into_iter().enumerate() {
+        // A FHIR file (.json / .xml) is one resource or Bundle, mapped as if posted.
+        let (channel, messages) = if is_fhir_file(file) {
+            ("fhir", vec![bytes])
+        } else {
+            ("map", split_messages(&bytes))
+        };
+        for (i, message) in messages.into_iter().enumerate() {
             let p = process(
-                RawMessage::new(Some(tenant.into()), "map", message),
+                RawMessage::new(Some(tenant.into()), channel, message),
                 &tenants,
             );
             let line = match &p.disposition {
@@ -151,6 +163,13 @@ fn map(config: &Config, tenant: &str, files: &[PathBuf]) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Whether a file holds FHIR (a resource or Bundle): its extension is .json or .xml.
+pub fn is_fhir_file(path: &Path) -> bool {
+    path.extension()
+        .and_then(|x| x.to_str())
+        .is_some_and(|x| x.eq_ignore_ascii_case("json") || x.eq_ignore_ascii_case("xml"))
 }
 
 async fn send(to: &str, timeout: Duration, files: &[PathBuf]) -> Result<ExitCode> {

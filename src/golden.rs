@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! samples/<tenant>/<case>.hl7           one or more messages (each starts at a line beginning MSH)
+//! samples/<tenant>/<case>.json|.xml     one FHIR resource or Bundle (mapped as if posted)
 //! samples/<tenant>/<case>.events.json   expected outcome, one entry per message, in file order
 //! ```
 //! Each entry is `{"events": [{"event_type", "stream_type", "stream_id", "data"}, ...]}` or
@@ -97,7 +98,7 @@ pub fn run(dir: &Path, tenants: &Tenants, update: bool) -> Result<ExitCode> {
     let cases = find_cases(dir)?;
     if cases.is_empty() {
         bail!(
-            "no cases in {}: expected <tenant>/<case>.hl7",
+            "no cases in {}: expected <tenant>/<case>.hl7 (or .json / .xml)",
             dir.display()
         );
     }
@@ -132,13 +133,16 @@ pub fn run(dir: &Path, tenants: &Tenants, update: bool) -> Result<ExitCode> {
     Ok(ExitCode::from(u8::from(failed > 0)))
 }
 
-/// `dir/<tenant>/<case>.hl7`, sorted by tenant and case.
+/// `dir/<tenant>/<case>.hl7|.json|.xml`, sorted by tenant and case.
 fn find_cases(dir: &Path) -> Result<Vec<Case>> {
     let mut cases = Vec::new();
     for tdir in sorted_entries(dir)?.into_iter().filter(|p| p.is_dir()) {
         let tenant = tdir.file_name().unwrap_or_default().to_string_lossy();
         for hl7 in sorted_entries(&tdir)? {
-            if hl7.extension().is_some_and(|x| x == "hl7") && hl7.is_file() {
+            let name = hl7.file_name().unwrap_or_default().to_string_lossy();
+            let sample = hl7.extension().is_some_and(|x| x == "hl7")
+                || (crate::commands::is_fhir_file(&hl7) && !name.ends_with(".events.json"));
+            if sample && hl7.is_file() {
                 let stem = hl7.file_stem().unwrap_or_default().to_string_lossy();
                 cases.push(Case {
                     tenant: tenant.to_string(),
@@ -166,19 +170,31 @@ fn actual(case: &Case, tenants: &Tenants, filled: &mut Filled) -> Result<Vec<Out
         return Err(format!("no tenant {:?} in the mappings", case.tenant));
     }
     let bytes = std::fs::read(&case.hl7).map_err(|e| format!("{}: {e}", case.hl7.display()))?;
-    let messages = split_messages(&bytes);
+    let fhir = crate::commands::is_fhir_file(&case.hl7);
+    let (channel, messages) = if fhir {
+        ("fhir", vec![bytes])
+    } else {
+        ("test", split_messages(&bytes))
+    };
     if messages.is_empty() {
         return Err(format!("{} holds no message", case.hl7.display()));
     }
     let seen = filled.entry(case.tenant.clone()).or_default();
     let mut outcomes = Vec::new();
     for message in messages {
-        let raw = RawMessage::new(Some(case.tenant.clone()), "test", message);
+        let raw = RawMessage::new(Some(case.tenant.clone()), channel, message);
         let p = process(raw, tenants);
         let code = p.message_code().unwrap_or_default();
         outcomes.push(match p.disposition {
             Disposition::Events(events) => {
-                let events = events.into_iter().map(|e| GoldenEvent::new(e, &code, seen));
+                let events = events.into_iter().map(|e| {
+                    // FHIR coverage is per resource type: a Bundle's events name theirs.
+                    let code = match e.metadata.pointer("/source").and_then(Value::as_str) {
+                        Some(s) if fhir => s.split(['/', '#']).next().unwrap_or(&code).to_string(),
+                        _ => code.clone(),
+                    };
+                    GoldenEvent::new(e, &code, seen)
+                });
                 Outcome::Events(events.collect())
             }
             Disposition::DeadLetter { rejection: r, .. } => {
@@ -319,7 +335,12 @@ fn coverage(cases: &[Case], tenants: &Tenants, filled: &Filled) {
     let names: BTreeSet<&str> = cases.iter().map(|c| c.tenant.as_str()).collect();
     for tenant in names.into_iter().filter_map(|n| tenants.get(n)) {
         let seen = filled.get(&tenant.name);
-        let fields: BTreeSet<(&str, &str, &str)> = tenant.rules.fields().into_iter().collect();
+        let fields: BTreeSet<(&str, &str, &str)> = tenant
+            .rules
+            .fields()
+            .into_iter()
+            .chain(tenant.fhir.rules.fields())
+            .collect();
         let mut covered = 0;
         for &(code, event, field) in &fields {
             let key = (code.to_string(), event.to_string(), field.to_string());

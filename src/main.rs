@@ -50,7 +50,7 @@ enum Command {
         /// Tenant whose mappings to use.
         #[arg(long)]
         tenant: String,
-        /// Files holding one or more HL7 v2 messages.
+        /// Files holding one or more HL7 v2 messages, or (.json / .xml) one FHIR resource or Bundle.
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -74,7 +74,7 @@ enum Command {
         /// Seconds to wait for each ACK.
         #[arg(long, default_value_t = 30)]
         timeout: u64,
-        /// Files holding one or more HL7 v2 messages.
+        /// Files holding one or more HL7 v2 messages, or (.json / .xml) one FHIR resource or Bundle.
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },

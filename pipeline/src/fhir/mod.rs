@@ -11,7 +11,9 @@
 //! only what is new.
 
 pub mod decode;
+pub mod path;
 pub mod rules;
+pub mod values;
 
 pub use decode::Mode;
 

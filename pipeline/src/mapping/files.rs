@@ -20,6 +20,19 @@ struct SettingsFile {
     ack_on_dead_letter: DeadLetterAck,
     #[serde(default)]
     routing: Routing,
+    #[serde(default)]
+    fhir: FhirSpec,
+}
+
+/// The `fhir:` block of `tenant.yaml`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FhirSpec {
+    #[serde(default)]
+    mode: crate::fhir::Mode,
+    /// Identifier systems by name (`mrn`, `visit`), used in paths as `%mrn`.
+    #[serde(default)]
+    identifiers: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -37,6 +50,8 @@ pub(super) struct Settings {
     pub ack_on_dead_letter: DeadLetterAck,
     pub sending_facilities: Vec<String>,
     pub receiving_facilities: Vec<String>,
+    pub fhir_mode: crate::fhir::Mode,
+    pub identifiers: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -141,13 +156,23 @@ fn space() -> String {
     " ".into()
 }
 
-fn at(file: &FsPath, loc: &Location, offset: usize, message: String) -> LoadError {
+pub(super) fn at(file: &FsPath, loc: &Location, offset: usize, message: String) -> LoadError {
     LoadError {
         file: file.to_path_buf(),
         line: loc.line() as u32,
         column: loc.column() as u32 + offset as u32,
         message,
     }
+}
+
+/// 1 when the scalar at `loc` is quoted: its text starts one column after the quote.
+pub(super) fn quoted_offset(text: &str, loc: &Location) -> usize {
+    let quoted = text
+        .lines()
+        .nth((loc.line() as usize).saturating_sub(1))
+        .and_then(|l| l.chars().nth((loc.column() as usize).saturating_sub(1)))
+        .is_some_and(|c| c == '"' || c == '\'');
+    usize::from(quoted)
 }
 
 /// A YAML syntax or schema error, located.
@@ -188,7 +213,17 @@ pub(super) fn settings(file: &FsPath, text: &str) -> Result<Settings, Vec<LoadEr
             ),
         )]
     })?;
+    if let Some(bad) = s.fhir.identifiers.keys().find(|k| !is_snake(k)) {
+        return Err(vec![LoadError {
+            file: file.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: format!("fhir.identifiers: name {bad:?} must be snake_case"),
+        }]);
+    }
     Ok(Settings {
+        fhir_mode: s.fhir.mode,
+        identifiers: s.fhir.identifiers,
         timezone,
         ack_on_dead_letter: s.ack_on_dead_letter,
         sending_facilities: s.routing.sending_facilities,
@@ -230,22 +265,9 @@ impl Checker<'_> {
         match Path::parse(&s.value) {
             Ok(p) => Some(p),
             Err(e) => {
-                // In a quoted scalar the text starts one column after the quote.
-                let quoted = self
-                    .text
-                    .lines()
-                    .nth((s.referenced.line() as usize).saturating_sub(1))
-                    .and_then(|l| {
-                        l.chars()
-                            .nth((s.referenced.column() as usize).saturating_sub(1))
-                    })
-                    .is_some_and(|c| c == '"' || c == '\'');
-                self.errors.push(at(
-                    self.file,
-                    &s.referenced,
-                    e.offset + usize::from(quoted),
-                    e.to_string(),
-                ));
+                let offset = e.offset + quoted_offset(self.text, &s.referenced);
+                self.errors
+                    .push(at(self.file, &s.referenced, offset, e.to_string()));
                 None
             }
         }

@@ -2,13 +2,15 @@
 //!
 //! ```text
 //! mappings/<tenant>/tenant.yaml   settings: time zone, ACK policy, routing (MSH-4 / MSH-6 claims)
-//! mappings/<tenant>/*.yaml        rule files: `rules:` matched on MSH-9, emitting events
+//! mappings/<tenant>/*.yaml        rule files: `rules:` matched on MSH-9, emitting events,
+//!                                 or `resources:` matched on the FHIR resource type
 //! mappings/<tenant>/tables/*.csv  code tables (or .yaml), used by fields with `table:`
 //! ```
 //! Loading validates everything (paths, names, types) and reports every problem as
 //! `file:line:col: message`. A tenant's mapping version is a hash of all its files.
 //! [`reload`] swaps in edited mappings while the engine runs.
 
+mod fhir_files;
 mod files;
 pub mod reload;
 mod rules;
@@ -59,7 +61,7 @@ pub struct Tenant {
     pub fhir: FhirSettings,
 }
 
-/// A tenant's FHIR input settings and rules.
+/// A tenant's FHIR input settings (`fhir:` in tenant.yaml) and rules (`resources:` files).
 #[derive(Debug, Clone, Default)]
 pub struct FhirSettings {
     /// How strictly resources are validated.
@@ -216,9 +218,10 @@ fn load_tenant(dir: &Path) -> Result<Tenant, Vec<LoadError>> {
         hash.update([0]);
     }
     let mut rules = RuleSet {
-        tables,
+        tables: tables.clone(),
         ..RuleSet::default()
     };
+    let mut fhir_files = Vec::new();
     for file in &files {
         let text = match std::fs::read_to_string(file) {
             Ok(t) => t,
@@ -239,6 +242,8 @@ fn load_tenant(dir: &Path) -> Result<Tenant, Vec<LoadError>> {
             settings = files::settings(file, &text)
                 .map_err(|e| errors.extend(e))
                 .ok();
+        } else if fhir_files::is_fhir(&text) {
+            fhir_files.push((file, text)); // after tenant.yaml: paths use its identifiers
         } else if let Err(e) = files::rules(file, &text, &mut rules) {
             errors.extend(e);
         }
@@ -246,6 +251,19 @@ fn load_tenant(dir: &Path) -> Result<Tenant, Vec<LoadError>> {
     let Some(settings) = settings else {
         return Err(errors);
     };
+    let mut fhir = FhirSettings {
+        mode: settings.fhir_mode,
+        rules: crate::fhir::rules::FhirRules {
+            tables,
+            identifiers: settings.identifiers.clone(),
+            ..Default::default()
+        },
+    };
+    for (file, text) in fhir_files {
+        if let Err(e) = fhir_files::rules(file, &text, &mut fhir.rules) {
+            errors.extend(e);
+        }
+    }
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -257,7 +275,7 @@ fn load_tenant(dir: &Path) -> Result<Tenant, Vec<LoadError>> {
         sending_facilities: settings.sending_facilities,
         receiving_facilities: settings.receiving_facilities,
         rules,
-        fhir: FhirSettings::default(),
+        fhir,
         version: digest[..6].iter().map(|b| format!("{b:02x}")).collect(),
     })
 }
