@@ -542,16 +542,36 @@ mod tests {
         .unwrap();
         store.migrate().await.unwrap();
         assert_eq!(store.poll_cursor("t", "fhir:Patient").await.unwrap(), None);
-        store.set_poll_cursor("t", "fhir:Patient", "a").await.unwrap();
-        store.set_poll_cursor("t", "fhir:Patient", "b").await.unwrap();
-        store.set_poll_cursor("u", "fhir:Patient", "x").await.unwrap();
+        store
+            .set_poll_cursor("t", "fhir:Patient", "a")
+            .await
+            .unwrap();
+        store
+            .set_poll_cursor("t", "fhir:Patient", "b")
+            .await
+            .unwrap();
+        store
+            .set_poll_cursor("u", "fhir:Patient", "x")
+            .await
+            .unwrap();
         assert_eq!(
-            store.poll_cursor("t", "fhir:Patient").await.unwrap().as_deref(),
+            store
+                .poll_cursor("t", "fhir:Patient")
+                .await
+                .unwrap()
+                .as_deref(),
             Some("b")
         );
-        assert_eq!(store.poll_cursor("t", "fhir:Encounter").await.unwrap(), None);
         assert_eq!(
-            store.poll_cursor("u", "fhir:Patient").await.unwrap().as_deref(),
+            store.poll_cursor("t", "fhir:Encounter").await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .poll_cursor("u", "fhir:Patient")
+                .await
+                .unwrap()
+                .as_deref(),
             Some("x")
         );
     }
