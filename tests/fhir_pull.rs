@@ -4,8 +4,8 @@
 //! date), stores every resource once, and after a hard kill and restart fetches only what
 //! is new. On SQLite and PostgreSQL.
 //!
-//! The invariant checked is on inbound messages (events or dead letters, each resource
-//! exactly once), so it holds whether or not the tenant's FHIR rules map the resources yet.
+//! Each resource is one inbound message, mapped by the shipped demo tenant's FHIR rules;
+//! the tests count inbound messages (events or dead letters) and events by type.
 
 mod common;
 
@@ -25,6 +25,9 @@ const TOKEN: &str = "pull-secret";
 const PAGE: usize = 3;
 /// A name no log line may contain.
 const NAME: &str = "Zebediah";
+/// The demo tenant's identifier systems (mappings/demo/tenant.yaml, `fhir.identifiers`).
+const MRN_SYSTEM: &str = "urn:oid:2.16.840.1.113883.3.9999.1";
+const VISIT_SYSTEM: &str = "urn:oid:2.16.840.1.113883.3.9999.2";
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Fault {
@@ -203,22 +206,40 @@ fn patient(n: usize, at: &str) -> Value {
     json!({
         "resourceType": "Patient", "id": format!("p{n}"),
         "meta": {"versionId": "1", "lastUpdated": at},
-        "identifier": [{"system": "urn:oid:1.2.3.4.5", "value": format!("MRN-{n}")}],
+        "identifier": [{"system": MRN_SYSTEM, "value": format!("MRN-{n}")}],
         "name": [{"family": NAME, "given": ["Test"]}],
         "gender": "female", "birthDate": "1980-02-14"
     })
 }
 
+/// Version 1 is in progress (AdmissionCreated, one LocationChanged); version 2 finished
+/// (adds DischargeCompleted).
 fn encounter(n: usize, version: usize, at: &str) -> Value {
-    json!({
+    let mut e = json!({
         "resourceType": "Encounter", "id": format!("e{n}"),
         "meta": {"versionId": version.to_string(), "lastUpdated": at},
-        "identifier": [{"system": "urn:oid:1.2.3.4.6", "value": format!("V{n}")}],
-        "status": if version > 1 { "finished" } else { "in-progress" },
+        "identifier": [{"system": VISIT_SYSTEM, "value": format!("V{n}")}],
+        "status": "in-progress",
         "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
-        "subject": {"reference": format!("Patient/p{n}")},
+        "subject": {"reference": format!("Patient/p{n}"),
+                    "identifier": {"system": MRN_SYSTEM, "value": format!("MRN-{n}")}},
+        "period": {"start": "2026-11-22T08:30:00Z"},
         "location": [{"location": {"display": "WARD1"}, "period": {"start": "2026-11-22T08:30:00Z"}}]
-    })
+    });
+    if version > 1 {
+        e["status"] = json!("finished");
+        e["period"]["end"] = json!("2026-11-23T10:00:00Z");
+    }
+    e
+}
+
+/// Event types and their counts.
+fn tally(events: &[intake_pipeline::event::EventEnvelope]) -> BTreeMap<String, usize> {
+    let mut t = BTreeMap::new();
+    for e in events {
+        *t.entry(e.event_type.clone()).or_default() += 1;
+    }
+    t
 }
 
 fn ts(s: u32) -> String {
@@ -311,8 +332,18 @@ on_each_backend! {
         .await;
         let (inbound, events, letters) = stored(&server).await;
         assert_eq!(inbound, 12, "each resource stored once");
-        let first_events: BTreeSet<_> =
-            server.events("demo").await.into_iter().map(|e| e.event_id).collect();
+        assert_eq!(letters, 0, "{:?}", server.dead_letters().await);
+        let first = server.events("demo").await;
+        assert_eq!(
+            tally(&first),
+            BTreeMap::from([
+                ("PatientRegistered".to_string(), 7),
+                ("AdmissionCreated".to_string(), 5),
+                ("LocationChanged".to_string(), 5),
+            ])
+        );
+        assert!(first.iter().all(|e| e.created_by == "intake/fhir-pull"));
+        let first_events: BTreeSet<_> = first.iter().map(|e| e.event_id).collect();
         {
             let f = fhir.lock().unwrap();
             let statuses: Vec<u16> = f.requests.iter().map(|r| r.status).collect();
@@ -359,6 +390,18 @@ on_each_backend! {
         .await;
         let (inbound, events, letters) = stored(&server).await;
         assert_eq!(inbound, 16, "only the new resources were added");
+        assert_eq!(letters, 0);
+        // Encounter e1 version 2 adds only its discharge: its admission and location
+        // change are already stored (same source keys, same event ids).
+        assert_eq!(
+            tally(&server.events("demo").await),
+            BTreeMap::from([
+                ("PatientRegistered".to_string(), 10),
+                ("AdmissionCreated".to_string(), 5),
+                ("LocationChanged".to_string(), 5),
+                ("DischargeCompleted".to_string(), 1),
+            ])
+        );
         {
             let f = fhir.lock().unwrap();
             let first = f.requests.iter().find(|r| r.resource_type == "Patient").unwrap();
@@ -451,6 +494,10 @@ on_each_backend! {
         })
         .await;
         assert_eq!(stored(&server).await.0, 7, "p3, fetched again, is a duplicate");
+        assert_eq!(
+            tally(&server.events("demo").await),
+            BTreeMap::from([("PatientRegistered".to_string(), 7)])
+        );
         let f = fhir.lock().unwrap();
         assert_eq!(f.requests[0].last_updated, Some(format!("gt{}", ts(2))));
         assert_eq!(
