@@ -59,6 +59,8 @@ struct Fhir {
     /// Result snapshots for `next` links: token -> (resource type, ids).
     pages: HashMap<String, (String, Vec<Value>)>,
     addr: Option<SocketAddr>,
+    /// Where `next` links point, when not at this server (another origin).
+    next_origin: Option<SocketAddr>,
 }
 
 type Shared = Arc<Mutex<Fhir>>;
@@ -166,7 +168,7 @@ async fn search(
         let token = format!("t{n}");
         f.pages
             .insert(token.clone(), (resource_type.clone(), matches));
-        let addr = f.addr.unwrap();
+        let addr = f.next_origin.or(f.addr).unwrap();
         links.push(json!({"relation": "next",
             "url": format!("http://{addr}/fhir/{resource_type}?_page={token}&_offset={}&_count={count}", offset + count)}));
     }
@@ -505,5 +507,45 @@ on_each_backend! {
             ["Patient/p3", "Patient/p4", "Patient/p5", "Patient/p6", "Patient/p7"]
         );
         eprintln!("fhir_pull: stopped mid-result in {took:?}; resumed below the page boundary");
+    }
+}
+
+on_each_backend! {
+    async fn next_links_to_another_origin_are_not_followed() {
+        let fhir: Shared = Arc::default();
+        let elsewhere: Shared = Arc::default();
+        let other = start_fhir(elsewhere.clone());
+        {
+            let mut f = fhir.lock().unwrap();
+            for n in 1..=5 {
+                f.resources.push(patient(n, &ts(n as u32)));
+            }
+            f.next_origin = Some(other);
+        }
+        let addr = start_fhir(fhir.clone());
+        let opts = common::Options {
+            shipped_mappings: true,
+            log: Some("warn".into()),
+            extra_config: format!(
+                "[[fhir_pull]]\ntenant = \"demo\"\nbase_url = \"http://{addr}/fhir\"\n\
+                 token = \"{TOKEN}\"\nresource_types = [\"Patient\"]\n\
+                 interval_ms = 100\npage_size = 3\nretry_max_secs = 1\n"
+            ),
+            ..Default::default()
+        };
+        let server = Server::start_with(opts);
+        // Each round takes page 1 of what is left and stops at its next link.
+        wait_for("all stored, a page per round", Duration::from_secs(30), async || {
+            fhir.lock().unwrap().requests.len() >= 2 && stored(&server).await.0 >= 5
+        })
+        .await;
+        assert!(elsewhere.lock().unwrap().requests.is_empty(), "the token went to another origin");
+        assert_eq!(stored(&server).await.0, 5, "each resource once");
+        // The next round starts below page 1's last timestamp: p3 again, a duplicate.
+        let f = fhir.lock().unwrap();
+        assert_eq!(f.requests[1].last_updated, Some(format!("gt{}", ts(2))));
+        let log = server.log.lock().unwrap().clone();
+        assert!(log.contains("links to another origin"), "{log}");
+        assert!(!log.contains(&other.to_string()), "no URL in the log");
     }
 }
