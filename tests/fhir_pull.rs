@@ -549,3 +549,45 @@ on_each_backend! {
         assert!(!log.contains(&other.to_string()), "no URL in the log");
     }
 }
+
+/// Pull throughput on SQLite: `cargo test --release --test fhir_pull -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "measurement"]
+async fn pull_throughput() {
+    const N: usize = 2000;
+    let fhir: Shared = Arc::default();
+    {
+        let mut f = fhir.lock().unwrap();
+        for n in 1..=N {
+            let at = format!("2026-11-22T09:00:00.{:03}Z", n % 1000);
+            let at = if n > 1000 {
+                at.replace("09:00:00", "09:00:01")
+            } else {
+                at
+            };
+            f.resources.push(patient(n, &at));
+        }
+    }
+    let addr = start_fhir(fhir.clone());
+    let opts = common::Options {
+        shipped_mappings: true,
+        extra_config: format!(
+            "[[fhir_pull]]\ntenant = \"demo\"\nbase_url = \"http://{addr}/fhir\"\n\
+             token = \"{TOKEN}\"\nresource_types = [\"Patient\"]\ninterval_ms = 100\npage_size = 100\n"
+        ),
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let server = Server::start_with(opts);
+    wait_for("all stored", Duration::from_secs(300), async || {
+        stored(&server).await.0 >= N
+    })
+    .await;
+    let took = started.elapsed();
+    assert_eq!(server.events("demo").await.len(), N);
+    eprintln!(
+        "fhir_pull throughput: {N} Patients in pages of 100 in {took:?} ({:.0} resources/s, \
+         including start-up)",
+        N as f64 / took.as_secs_f64()
+    );
+}
