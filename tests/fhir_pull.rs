@@ -352,6 +352,10 @@ on_each_backend! {
             assert_eq!(&statuses[..6], &[200, 429, 200, 503, 200, 200], "{statuses:?}");
             // Retry-After was obeyed: 1 s after the 429; the HTTP date (1 s ahead, second
             // resolution) at least not ignored.
+            let (_, metrics) = server.http("GET", "/metrics", None, b"");
+            for series in ["status=\"429\"} 1", "status=\"503\"} 1"] {
+                assert!(metrics.contains(series), "{series} in {metrics}");
+            }
             let gap = f.requests[2].at - f.requests[1].at;
             assert!(gap >= Duration::from_millis(950), "429 retried after {gap:?}");
             let mut per_id: BTreeMap<&str, usize> = BTreeMap::new();
@@ -421,6 +425,13 @@ on_each_backend! {
         assert!(first_events.is_subset(&after_ids));
         eprintln!("fhir_pull after restart: 4 resources fetched, {events} events, {letters} dead letters");
 
+        let (_, metrics) = server.http("GET", "/metrics", None, b"");
+        for series in [
+            "intake_fhir_pull_requests_total{tenant=\"demo\",resource_type=\"Patient\",status=\"200\"}",
+            "intake_fhir_pull_last_success_seconds{tenant=\"demo\",resource_type=\"Encounter\"}",
+        ] {
+            assert!(metrics.contains(series), "{series} in {metrics}");
+        }
         let log = format!("{first_log}{}", server.log.lock().unwrap());
         for secret in [TOKEN, NAME, "_lastUpdated=", "MRN-"] {
             assert!(!log.contains(secret), "the log holds {secret:?}");

@@ -234,7 +234,14 @@ impl Poller {
         'rounds: while !self.stopping() {
             let mut failed = false;
             for resource_type in self.config.resource_types.clone() {
-                match self.round(&resource_type).await {
+                let result = self.round(&resource_type).await;
+                if result.is_ok() {
+                    let now = chrono::Utc::now().timestamp();
+                    self.ingest
+                        .metrics()
+                        .record_pull_success(&tenant, &resource_type, now);
+                }
+                match result {
                     Ok(r) if r.pages > 0 && r.events + r.dead_lettered + r.duplicates > 0 => {
                         tracing::info!(
                             tenant = %tenant,
@@ -392,6 +399,13 @@ impl Poller {
                 r = request.send() => r,
                 _ = stop.wait_for(|s| *s) => return Err(End::Stop),
             };
+            let status = match &sent {
+                Ok(resp) => resp.status().as_u16().to_string(),
+                Err(_) => "error".to_string(),
+            };
+            self.ingest
+                .metrics()
+                .record_pull_request(&tenant, resource_type, &status);
             let (retry_after, why) = match sent {
                 Ok(resp) if resp.status().is_success() => match read_json(resp).await {
                     Ok(v) => return Ok(v),
