@@ -269,7 +269,7 @@ fn holds(conditions: &[Condition], ctx: &Value, env: &Env<'_>) -> bool {
         Condition::Equals(p, v) => texts(p).contains(v),
         Condition::In(p, vs) => texts(p).iter().any(|x| vs.contains(x)),
         Condition::NotIn(p, vs) => !texts(p).iter().any(|x| vs.contains(x)),
-        Condition::Present(p, want) => !p.eval(ctx, env).is_empty() == *want,
+        Condition::Present(p, want) => p.eval(ctx, env).is_empty() != *want,
     })
 }
 
@@ -404,7 +404,7 @@ impl FieldRule {
                 .first()
                 .map_or(Value::Null, |n| values::coded(n.value)),
             (FieldType::ObservationValue, Source::Path(p)) => match p.eval(ctx, env).first() {
-                Some(n) => values::observation_value(n, tz).map_err(|w| invalid(w))?,
+                Some(n) => values::observation_value(n, tz).map_err(&invalid)?,
                 None => Value::Null,
             },
             (FieldType::ValueType, Source::Path(p)) => p
