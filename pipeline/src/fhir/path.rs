@@ -198,6 +198,13 @@ impl FhirPath {
         &self.source
     }
 
+    /// Whether the expression is `{}`: a field FHIR does not carry, always empty.
+    pub fn is_always_empty(&self) -> bool {
+        self.alternatives
+            .iter()
+            .all(|c| matches!(c.start, Start::Empty))
+    }
+
     /// The values of the first chain that finds any.
     pub fn eval<'a>(&'a self, ctx: &'a Value, env: &Env<'a>) -> Vec<Node<'a>> {
         for chain in &self.alternatives {

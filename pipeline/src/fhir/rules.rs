@@ -234,12 +234,16 @@ impl FhirRules {
         Ok(Some(out))
     }
 
-    /// Every output field the rules can fill, as (resource type, event type, field name).
+    /// Every output field the rules can fill, as (resource type, event type, field name);
+    /// fields declared not carried (`path: "{}"`) are left out.
     pub fn fields(&self) -> Vec<(&str, &str, &str)> {
         let mut out = Vec::new();
         for (t, rules) in &self.rules {
             for e in rules.iter().flat_map(|r| &r.events) {
                 for f in &e.fields {
+                    if matches!(&f.source, Source::Path(p) if p.is_always_empty()) {
+                        continue;
+                    }
                     out.push((t.as_str(), e.event_type.as_str(), f.name.as_str()));
                 }
             }
