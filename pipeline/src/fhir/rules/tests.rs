@@ -285,7 +285,8 @@ fn diagnostic_reports_map_contained_and_bundled_results_once() {
         [
             "LabResultReceived",
             "LabResultReceived",
-            "LabResultCorrected"
+            "LabResultCorrected",
+            "LabResultRetracted"
         ]
     );
     assert!(ev
