@@ -31,6 +31,18 @@ fn run_bytes(
     }
 }
 
+/// The rules alone, for values the decoder (fhirbolt, strict) would refuse first.
+fn apply(
+    tenants: &Tenants,
+    resource: &Value,
+) -> Result<Vec<crate::mapping::MappedEvent>, (Reason, Option<String>)> {
+    let t = tenants.get("demo").unwrap();
+    t.fhir
+        .rules
+        .apply(resource, t.timezone)
+        .map_err(|r| (r.reason, r.detail))
+}
+
 fn types(events: &[NewEvent]) -> Vec<&str> {
     events.iter().map(|e| e.event_type.as_str()).collect()
 }
@@ -348,7 +360,7 @@ fn bundles_map_every_entry_or_fail_whole() {
     );
     let mut bad = sample("fhir-transaction.json");
     bad["entry"][3]["resource"]["valueQuantity"]["value"] = json!("Doe");
-    let (reason, detail) = run(&t, &bad).unwrap_err();
+    let (reason, detail) = apply(&t, &bad).unwrap_err();
     assert_eq!(reason, Reason::MappingInvalidValue);
     assert_eq!(
         detail.as_deref(),
@@ -379,12 +391,12 @@ fn bundles_map_every_entry_or_fail_whole() {
 fn details_name_paths_and_types_never_values() {
     let t = demo();
     let hostile = json!({"resourceType": "Doe, John 1970-01-01", "id": "x"});
-    let (reason, detail) = run(&t, &hostile).unwrap_err();
+    let (reason, detail) = apply(&t, &hostile).unwrap_err();
     assert_eq!(reason, Reason::UnmappedResourceType);
     assert_eq!(detail.as_deref(), Some("unrecognised resource type"));
     let mut p = sample("fhir-patient-create.json");
     p["birthDate"] = json!("SECRET-1980");
-    let (reason, detail) = run(&t, &p).unwrap_err();
+    let (reason, detail) = apply(&t, &p).unwrap_err();
     assert_eq!(reason, Reason::MappingInvalidValue);
     let detail = detail.unwrap();
     assert!(
