@@ -1,6 +1,6 @@
 //! Configuration: defaults, an optional TOML file, then environment overrides.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -29,6 +29,88 @@ pub struct Config {
     pub mappings: MappingsSettings,
     /// The RabbitMQ publisher; absent (or without a URL): no outbox, no publisher.
     pub amqp: Option<AmqpSettings>,
+    /// FHIR servers polled for new and changed resources, one per tenant.
+    pub fhir_pull: Vec<FhirPullSettings>,
+}
+
+/// `[[fhir_pull]]`: poll one tenant's FHIR R4 server. Secrets live here (or in the
+/// environment), never in the mapping folders.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FhirPullSettings {
+    /// The tenant every pulled resource belongs to (must have a mapping folder).
+    pub tenant: String,
+    /// Service base URL, e.g. `https://fhir.example.org/r4`.
+    pub base_url: String,
+    /// Bearer token (prefer `token_env`).
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Name of an environment variable holding the bearer token.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Resource types searched each round, in this order.
+    pub resource_types: Vec<String>,
+    /// Milliseconds between rounds.
+    #[serde(default = "default_pull_interval")]
+    pub interval_ms: u64,
+    /// `_count` asked for per page.
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
+    /// Longest back-off between retries (seconds).
+    #[serde(default = "default_pull_retry_max")]
+    pub retry_max_secs: u64,
+    /// Timeout of one HTTP request (seconds).
+    #[serde(default = "default_pull_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_pull_interval() -> u64 {
+    60_000
+}
+fn default_page_size() -> u32 {
+    100
+}
+fn default_pull_retry_max() -> u64 {
+    300
+}
+fn default_pull_timeout() -> u64 {
+    60
+}
+
+impl FhirPullSettings {
+    /// The adapter's view of these settings, with the token read from `token_env` when
+    /// named. Errors name the variable, never its value.
+    pub fn to_adapter(&self) -> Result<intake_adapters::fhir_pull::PullConfig> {
+        let token = match (&self.token, &self.token_env) {
+            (Some(_), Some(_)) => bail!(
+                "[[fhir_pull]] for tenant {:?}: set token or token_env, not both",
+                self.tenant
+            ),
+            (Some(t), None) => Some(t.clone()),
+            (None, Some(var)) => Some(
+                std::env::var(var)
+                    .ok()
+                    .filter(|v| !v.is_empty())
+                    .with_context(|| {
+                        format!(
+                            "[[fhir_pull]] for tenant {:?}: environment variable {var} (token_env) is not set",
+                            self.tenant
+                        )
+                    })?,
+            ),
+            (None, None) => None,
+        };
+        Ok(intake_adapters::fhir_pull::PullConfig {
+            tenant: self.tenant.clone(),
+            base_url: self.base_url.clone(),
+            token,
+            resource_types: self.resource_types.clone(),
+            interval: Duration::from_millis(self.interval_ms.max(1)),
+            page_size: self.page_size.max(1),
+            retry_max: Duration::from_secs(self.retry_max_secs.max(1)),
+            timeout: Duration::from_secs(self.timeout_secs.max(1)),
+        })
+    }
 }
 
 /// `[amqp]`: publish every event to a RabbitMQ topic exchange through the outbox.
@@ -156,6 +238,7 @@ impl Default for Config {
             writer: WriterSettings::default(),
             mappings: MappingsSettings::default(),
             amqp: None,
+            fhir_pull: Vec::new(),
         }
     }
 }
@@ -243,6 +326,18 @@ impl Config {
         Ok(config)
     }
 
+    /// Checks the `[[fhir_pull]]` tables: at most one per tenant (the cursors are kept per
+    /// tenant and resource type).
+    pub fn check_fhir_pull(&self) -> Result<()> {
+        let mut seen = std::collections::BTreeSet::new();
+        for p in &self.fhir_pull {
+            if !seen.insert(p.tenant.as_str()) {
+                bail!("[[fhir_pull]]: tenant {:?} appears twice", p.tenant);
+            }
+        }
+        Ok(())
+    }
+
     /// The publisher settings when a broker is configured (an `[amqp]` URL).
     pub fn broker(&self) -> Option<&AmqpSettings> {
         self.amqp.as_ref().filter(|a| !a.url.trim().is_empty())
@@ -287,5 +382,30 @@ mod tests {
         let a = c.broker().unwrap();
         assert_eq!((a.exchange.as_str(), a.batch), ("intake.events", 10));
         assert!(toml::from_str::<Config>("[amqp]\nurll = \"x\"\n").is_err());
+    }
+
+    #[test]
+    fn fhir_pull_tables_and_tokens() {
+        let c: Config = toml::from_str(
+            "[[fhir_pull]]\ntenant = \"demo\"\nbase_url = \"https://f/r4\"\nresource_types = [\"Patient\"]\ntoken_env = \"INTAKE_TEST_NO_SUCH_VAR\"\n",
+        )
+        .unwrap();
+        let p = &c.fhir_pull[0];
+        assert_eq!((p.interval_ms, p.page_size), (60_000, 100));
+        let err = p.to_adapter().unwrap_err().to_string();
+        assert!(err.contains("INTAKE_TEST_NO_SUCH_VAR"), "{err}");
+        let c: Config = toml::from_str(
+            "[[fhir_pull]]\ntenant = \"demo\"\nbase_url = \"https://f/r4\"\nresource_types = [\"Patient\"]\ntoken = \"t\"\ninterval_ms = 5\n\
+             [[fhir_pull]]\ntenant = \"demo\"\nbase_url = \"https://g/r4\"\nresource_types = [\"Patient\"]\n",
+        )
+        .unwrap();
+        let a = c.fhir_pull[0].to_adapter().unwrap();
+        assert_eq!(a.token.as_deref(), Some("t"));
+        assert_eq!(a.interval, Duration::from_millis(5));
+        assert!(c.check_fhir_pull().is_err(), "one server per tenant");
+        assert!(toml::from_str::<Config>(
+            "[[fhir_pull]]\ntenant = \"d\"\nbase_url = \"x\"\nresource_types = []\nintervall = 1\n"
+        )
+        .is_err());
     }
 }

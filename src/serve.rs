@@ -23,6 +23,16 @@ pub async fn serve(config: Config) -> Result<ExitCode> {
         Some(a) => Some((a.to_adapter(), intake_adapters::amqp::parse_url(&a.url)?)),
         None => None,
     };
+    config.check_fhir_pull()?;
+    let pulls = config
+        .fhir_pull
+        .iter()
+        .map(|p| {
+            let adapter = p.to_adapter()?;
+            intake_adapters::fhir_pull::validate(&adapter)?;
+            Ok(adapter)
+        })
+        .collect::<Result<Vec<_>>>()?;
     let store = open_store(&config).await?;
     store
         .prepare_serving()
@@ -40,6 +50,15 @@ pub async fn serve(config: Config) -> Result<ExitCode> {
                     config.mappings_dir.display()
                 );
             }
+        }
+    }
+    for p in &pulls {
+        if tenants.get(&p.tenant).is_none() {
+            bail!(
+                "[[fhir_pull]] is for tenant {:?}, which has no folder in {}",
+                p.tenant,
+                config.mappings_dir.display()
+            );
         }
     }
     let tenants = TenantsHandle::new(Arc::new(tenants));
@@ -81,6 +100,21 @@ pub async fn serve(config: Config) -> Result<ExitCode> {
             stopped.clone(),
         )),
     };
+
+    // Pollers feed the same ingest (and writer) as the listeners; each stops after the
+    // resource in flight is committed.
+    let mut pollers = Vec::new();
+    for p in pulls {
+        let tenant = p.tenant.clone();
+        let types = p.resource_types.join(",");
+        pollers.push(intake_adapters::fhir_pull::spawn(
+            p,
+            ingest.clone(),
+            store.clone(),
+            stopped.clone(),
+        )?);
+        out!("intake polling: fhir tenant={tenant} types={types}");
+    }
 
     let mut listeners = tokio::task::JoinSet::new();
     for l in &config.mllp {
@@ -128,15 +162,22 @@ pub async fn serve(config: Config) -> Result<ExitCode> {
     shutdown_signal().await;
     tracing::info!("shutting down: finishing messages in flight");
     let _ = stop.send(true);
+    let poller_aborts: Vec<_> = pollers.iter().map(|p| p.abort_handle()).collect();
     let drained = tokio::time::timeout(DRAIN, async {
         while listeners.join_next().await.is_some() {}
         let _ = http_task.await;
+        for p in pollers {
+            let _ = p.await;
+        }
     })
     .await;
     if drained.is_err() {
         tracing::warn!("connections still busy after {DRAIN:?}; closing them");
         listeners.abort_all();
         http_abort.abort();
+        for p in poller_aborts {
+            p.abort();
+        }
     }
     if let Some(w) = watcher {
         w.await.ok();

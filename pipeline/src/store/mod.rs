@@ -257,6 +257,19 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// How many events wait to be published.
     async fn outbox_backlog(&self) -> Result<i64, StoreError>;
+
+    /// The saved position of a polling source of `tenant` (e.g. `fhir:Patient`), if any.
+    /// Cursors are opaque text to the store.
+    async fn poll_cursor(&self, tenant: &str, source: &str) -> Result<Option<String>, StoreError>;
+
+    /// Saves the position of a polling source of `tenant`. Pollers call it only once
+    /// everything up to `cursor` is committed, so a restart resumes without losing anything.
+    async fn set_poll_cursor(
+        &self,
+        tenant: &str,
+        source: &str,
+        cursor: &str,
+    ) -> Result<(), StoreError>;
 }
 
 /// Which component wrote an event: `intake/mllp`, `intake/http`, ...

@@ -13,7 +13,6 @@
 //!   a deadlock, serialization failure or unique violation is retried.
 
 mod batch;
-#[allow(dead_code)] // poll cursors are wired to the trait with FHIR polling
 mod outbox;
 mod replay;
 
@@ -315,6 +314,19 @@ impl EventStore for PostgresStore {
 
     async fn outbox_backlog(&self) -> Result<i64, StoreError> {
         Ok(outbox::backlog(&self.pool).await?)
+    }
+
+    async fn poll_cursor(&self, tenant: &str, source: &str) -> Result<Option<String>, StoreError> {
+        Ok(outbox::cursor(&self.pool, tenant, source).await?)
+    }
+
+    async fn set_poll_cursor(
+        &self,
+        tenant: &str,
+        source: &str,
+        cursor: &str,
+    ) -> Result<(), StoreError> {
+        Ok(outbox::set_cursor(&self.pool, tenant, source, cursor).await?)
     }
 }
 

@@ -341,6 +341,35 @@ impl EventStore for SqliteStore {
                 .await?,
         )
     }
+
+    async fn poll_cursor(&self, tenant: &str, source: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT cursor FROM poll_cursors WHERE tenant_id = ?1 AND source = ?2",
+        )
+        .bind(tenant)
+        .bind(source)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn set_poll_cursor(
+        &self,
+        tenant: &str,
+        source: &str,
+        cursor: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO poll_cursors (tenant_id, source, cursor, updated_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (tenant_id, source) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+        )
+        .bind(tenant)
+        .bind(source)
+        .bind(cursor)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -499,6 +528,51 @@ mod tests {
         assert!(
             store.outbox_claim("a", lease, 10).await.unwrap().is_none(),
             "and now a waits"
+        );
+    }
+
+    #[tokio::test]
+    async fn poll_cursors_are_per_tenant_and_source_and_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(
+            &format!("sqlite://{}/c.db", dir.path().display()),
+            StoreOptions::default(),
+        )
+        .await
+        .unwrap();
+        store.migrate().await.unwrap();
+        assert_eq!(store.poll_cursor("t", "fhir:Patient").await.unwrap(), None);
+        store
+            .set_poll_cursor("t", "fhir:Patient", "a")
+            .await
+            .unwrap();
+        store
+            .set_poll_cursor("t", "fhir:Patient", "b")
+            .await
+            .unwrap();
+        store
+            .set_poll_cursor("u", "fhir:Patient", "x")
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .poll_cursor("t", "fhir:Patient")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            store.poll_cursor("t", "fhir:Encounter").await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .poll_cursor("u", "fhir:Patient")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("x")
         );
     }
 }
