@@ -270,20 +270,55 @@ fn golden_dir(files: &[(&str, &[u8])]) -> tempfile::TempDir {
 }
 
 #[test]
+fn map_and_check_read_fhir_files() {
+    let repo = common::repo();
+    let (code, out, err) = intake(
+        &repo,
+        &[
+            "map",
+            "--tenant",
+            "demo",
+            "samples/demo/fhir-encounter-history.json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let events = v["events"].as_array().unwrap();
+    assert_eq!(events.len(), 6, "AdmissionCreated and 5 LocationChanged");
+    assert_eq!(events[5]["data"]["to_location"], "SDU2");
+    assert_eq!(events[5]["metadata"]["channel"], "fhir");
+    let (code, out, _) = intake(
+        &repo,
+        &["map", "--tenant", "demo", "samples/demo/fhir-unmapped.json"],
+    );
+    assert_eq!(code, 1);
+    assert!(out.contains("UNMAPPED_RESOURCE_TYPE"), "{out}");
+    let (code, out, err) = intake(&repo, &["check"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("; FHIR DiagnosticReport, Encounter, Observation, Patient"),
+        "{out}"
+    );
+}
+
+#[test]
 fn test_passes_on_the_shipped_samples() {
     let (code, out, err) = intake(&common::repo(), &["test"]);
     assert_eq!(code, 0, "{out}{err}");
-    let cases = std::fs::read_dir(common::repo().join("samples/demo"))
+    // HL7 cases (.hl7) and FHIR cases (.json / .xml beside their .events.json).
+    let names: Vec<String> = std::fs::read_dir(common::repo().join("samples/demo"))
         .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "hl7")
-        })
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let fhir = names
+        .iter()
+        .filter(|n| (n.ends_with(".json") || n.ends_with(".xml")) && !n.ends_with(".events.json"))
         .count();
-    assert!(cases >= 23, "golden samples for every trigger and lab case");
+    let cases = names.iter().filter(|n| n.ends_with(".hl7")).count() + fhir;
+    assert!(
+        cases >= 23 + 10,
+        "golden samples for every trigger, lab case and FHIR case"
+    );
     assert_eq!(
         out.lines().filter(|l| l.starts_with("ok   demo/")).count(),
         cases,

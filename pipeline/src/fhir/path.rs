@@ -48,6 +48,8 @@ enum Start {
 #[derive(Debug, Clone)]
 enum Step {
     Member(String),
+    /// `member.ofType(T)`: the choice element `memberT`, or the resources of type T.
+    MemberOfType(String, String),
     Type(String),
     Index(usize),
     Where(Vec<String>, Operand),
@@ -196,6 +198,13 @@ impl FhirPath {
         &self.source
     }
 
+    /// Whether the expression is `{}`: a field FHIR does not carry, always empty.
+    pub fn is_always_empty(&self) -> bool {
+        self.alternatives
+            .iter()
+            .all(|c| matches!(c.start, Start::Empty))
+    }
+
     /// The values of the first chain that finds any.
     pub fn eval<'a>(&'a self, ctx: &'a Value, env: &Env<'a>) -> Vec<Node<'a>> {
         for chain in &self.alternatives {
@@ -275,6 +284,23 @@ impl Step {
         let mut out = Vec::new();
         match self {
             Step::Member(name) => cur.iter().for_each(|n| member(&mut out, n.value, name)),
+            Step::MemberOfType(name, t) => {
+                for n in &cur {
+                    let mut upper = t.clone();
+                    if let Some(first) = upper.get_mut(..1) {
+                        first.make_ascii_uppercase();
+                    }
+                    match n.value.get(format!("{name}{upper}")) {
+                        Some(x) => push(&mut out, x, Some(t)),
+                        None => {
+                            let mut found = Vec::new();
+                            member(&mut found, n.value, name);
+                            let of_type = |x: &Node<'_>| text(x.value, "resourceType") == Some(t);
+                            out.extend(found.into_iter().filter(of_type));
+                        }
+                    }
+                }
+            }
             Step::Type(t) => out.extend(cur.into_iter().filter(|n| {
                 n.choice == Some(t.as_str()) || text(n.value, "resourceType") == Some(t)
             })),
@@ -472,12 +498,12 @@ impl Parser<'_> {
                 "ofType" => {
                     let t = self.ident()?;
                     // `value.ofType(Quantity)` is the element `valueQuantity`.
-                    match steps.last_mut() {
-                        Some(Step::Member(m)) => {
-                            *m = format!("{m}{t}");
-                            Step::Type(String::new())
+                    match steps.pop() {
+                        Some(Step::Member(m)) => Step::MemberOfType(m, t),
+                        other => {
+                            steps.extend(other);
+                            Step::Type(t)
                         }
-                        _ => Step::Type(t),
                     }
                 }
                 _ => {
@@ -490,9 +516,7 @@ impl Parser<'_> {
             if !self.eat(b')') {
                 return Err(self.error("expected ')'"));
             }
-            if !matches!(&step, Step::Type(t) if t.is_empty()) {
-                steps.push(step);
-            }
+            steps.push(step);
         } else if name.starts_with(|c: char| c.is_ascii_uppercase()) {
             steps.push(Step::Type(name));
         } else {

@@ -234,12 +234,16 @@ impl FhirRules {
         Ok(Some(out))
     }
 
-    /// Every output field the rules can fill, as (resource type, event type, field name).
+    /// Every output field the rules can fill, as (resource type, event type, field name);
+    /// fields declared not carried (`path: "{}"`) are left out.
     pub fn fields(&self) -> Vec<(&str, &str, &str)> {
         let mut out = Vec::new();
         for (t, rules) in &self.rules {
             for e in rules.iter().flat_map(|r| &r.events) {
                 for f in &e.fields {
+                    if matches!(&f.source, Source::Path(p) if p.is_always_empty()) {
+                        continue;
+                    }
                     out.push((t.as_str(), e.event_type.as_str(), f.name.as_str()));
                 }
             }
@@ -269,7 +273,7 @@ fn holds(conditions: &[Condition], ctx: &Value, env: &Env<'_>) -> bool {
         Condition::Equals(p, v) => texts(p).contains(v),
         Condition::In(p, vs) => texts(p).iter().any(|x| vs.contains(x)),
         Condition::NotIn(p, vs) => !texts(p).iter().any(|x| vs.contains(x)),
-        Condition::Present(p, want) => !p.eval(ctx, env).is_empty() == *want,
+        Condition::Present(p, want) => p.eval(ctx, env).is_empty() != *want,
     })
 }
 
@@ -404,7 +408,7 @@ impl FieldRule {
                 .first()
                 .map_or(Value::Null, |n| values::coded(n.value)),
             (FieldType::ObservationValue, Source::Path(p)) => match p.eval(ctx, env).first() {
-                Some(n) => values::observation_value(n, tz).map_err(|w| invalid(w))?,
+                Some(n) => values::observation_value(n, tz).map_err(&invalid)?,
                 None => Value::Null,
             },
             (FieldType::ValueType, Source::Path(p)) => p

@@ -104,7 +104,18 @@ pub fn coded(v: &Value) -> Value {
 /// The `value[x]` type of a node: its choice suffix, else guessed from the JSON.
 fn kind<'a>(n: &Node<'a>) -> &'a str {
     if let Some(c) = n.choice {
-        return c;
+        // Choice suffixes capitalise primitive type names: valueDateTime, valueString.
+        return match c {
+            "String" => "string",
+            "Integer" => "integer",
+            "Decimal" => "decimal",
+            "Boolean" => "boolean",
+            "DateTime" => "dateTime",
+            "Instant" => "instant",
+            "Time" => "time",
+            "Date" => "dateTime",
+            _ => c,
+        };
     }
     match n.value {
         Value::Number(_) => "decimal",
