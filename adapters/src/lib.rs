@@ -5,5 +5,6 @@
 
 pub mod amqp;
 pub mod dead_letters;
+pub mod fhir;
 pub mod http;
 pub mod mllp;
