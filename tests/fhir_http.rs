@@ -296,7 +296,8 @@ on_each_backend! {
                 (401, "login", None),
             ),
         ];
-        for (name, headers, token, body, (status, code, expression)) in cases.drain(..) {
+        for (name, mut headers, token, body, (status, code, expression)) in cases.drain(..) {
+            headers.push(("Accept", JSON));
             let r = post(&server, PATH, token, &headers, &body);
             let (s, c, e) = r.issue();
             assert_eq!(

@@ -310,10 +310,13 @@ fn decode_xml(body: &[u8], mode: Mode) -> Result<Value, Rejection> {
         Err(e) => {
             use fhirbolt::xml::Error as X;
             match e {
-                X::Message(m) => Err(Rejection::with_detail(
-                    Reason::FhirInvalid,
-                    expression(&root, "", &m),
-                )),
+                X::Message(m) => {
+                    let path = locate_xml(body, mode, &m);
+                    Err(Rejection::with_detail(
+                        Reason::FhirInvalid,
+                        expression(&root, &path, &m),
+                    ))
+                }
                 X::InvalidFhirEvent { .. } | X::InvalidXmlNamespace(..) => {
                     Err(Rejection::with_detail(Reason::FhirInvalid, root))
                 }
@@ -325,6 +328,113 @@ fn decode_xml(body: &[u8], mode: Mode) -> Result<Value, Rejection> {
             }
         }
     }
+}
+
+/// An element of an XML body: its local name and byte span, and its child elements.
+struct XmlNode {
+    name: String,
+    start: usize,
+    end: usize,
+    children: Vec<XmlNode>,
+}
+
+/// The element tree of a (pre-scanned, well-formed) XML body.
+fn xml_tree(body: &[u8]) -> Option<XmlNode> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_reader(body);
+    let mut stack: Vec<XmlNode> = Vec::new();
+    let name = |e: &quick_xml::events::BytesStart| {
+        String::from_utf8_lossy(e.local_name().as_ref()).into_owned()
+    };
+    loop {
+        let start = reader.buffer_position();
+        match reader.read_event().ok()? {
+            Event::Start(e) => stack.push(XmlNode {
+                name: name(&e),
+                start,
+                end: start,
+                children: Vec::new(),
+            }),
+            Event::Empty(e) => {
+                let node = XmlNode {
+                    name: name(&e),
+                    start,
+                    end: reader.buffer_position(),
+                    children: Vec::new(),
+                };
+                stack.last_mut()?.children.push(node);
+            }
+            Event::End(_) => {
+                let mut node = stack.pop()?;
+                node.end = reader.buffer_position();
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(node),
+                    None => return Some(node),
+                }
+            }
+            Event::Eof => return None,
+            _ => {}
+        }
+    }
+}
+
+/// [`locate`] for XML: probes the parse with element spans cut out of the body. The
+/// first child whose removal changes the error holds the fault (found by bisecting on
+/// prefixes of the children). Resource-type wrapper elements (`<Patient>` inside
+/// `<resource>`) are not part of the path; a repeated element gets its index among its
+/// same-named siblings.
+fn locate_xml(body: &[u8], mode: Mode, message: &str) -> String {
+    let Some(root) = xml_tree(body) else {
+        return String::new();
+    };
+    let fails_the_same = |cut: (usize, usize)| {
+        let probe = [&body[..cut.0], &body[cut.1..]].concat();
+        match fhirbolt::xml::from_slice::<Resource>(&probe, Some(mode.config())) {
+            Ok(_) => false,
+            Err(e) => e.to_string() == message,
+        }
+    };
+    let mut path = String::new();
+    let mut node = &root;
+    for _ in 0..MAX_DEPTH {
+        let kids = &node.children;
+        if kids.is_empty() {
+            break;
+        }
+        let cut = |k: usize| (kids[0].start, kids[k - 1].end);
+        if fails_the_same(cut(kids.len())) {
+            break;
+        }
+        // Smallest k such that cutting children[..k] changes the error.
+        let (mut lo, mut hi) = (1, kids.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if fails_the_same(cut(mid)) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let child = &kids[lo - 1];
+        if !child.name.starts_with(|c: char| c.is_ascii_uppercase()) {
+            if !is_element_name(&child.name) {
+                path.push_str(".?");
+                break;
+            }
+            path.push('.');
+            path.push_str(&child.name);
+            let same: Vec<&XmlNode> = kids.iter().filter(|k| k.name == child.name).collect();
+            if same.len() > 1 {
+                let i = same
+                    .iter()
+                    .position(|k| std::ptr::eq(*k, child))
+                    .unwrap_or(0);
+                path.push_str(&format!("[{i}]"));
+            }
+        }
+        node = child;
+    }
+    path
 }
 
 /// Refuses DOCTYPE and entity declarations and over-deep nesting, checks well-formedness
