@@ -93,6 +93,15 @@ fn post(
     }
 }
 
+/// (name, headers, token, body, expected (status, issue code, expression))
+type Case<'a> = (
+    &'a str,
+    Vec<(&'a str, &'a str)>,
+    Option<&'a str>,
+    Vec<u8>,
+    (u16, &'a str, Option<&'a str>),
+);
+
 fn post_json(server: &Server, body: &str) -> Reply {
     post(
         server,
@@ -172,7 +181,7 @@ on_each_backend! {
         let server = server();
         let rules = fhir_rules_shipped();
         let mut n = 0;
-        let mut cases: Vec<(&str, Vec<(&str, &str)>, Option<&str>, Vec<u8>, (u16, &str, Option<&str>))> = vec![
+        let mut cases: Vec<Case> = vec![
             (
                 "billion laughs",
                 vec![("Content-Type", XML)],

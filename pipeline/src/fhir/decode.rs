@@ -492,10 +492,8 @@ fn xml_prescan(body: &[u8]) -> Result<String, Rejection> {
             Event::DocType(_) => {
                 return Err(Rejection::with_detail(Reason::FhirUnsafeXml, "DOCTYPE"));
             }
-            Event::Text(t) if depth == 0 => {
-                if t.iter().any(|b| !b.is_ascii_whitespace()) {
-                    return Err(malformed_at(body, before));
-                }
+            Event::Text(t) if depth == 0 && t.iter().any(|b| !b.is_ascii_whitespace()) => {
+                return Err(malformed_at(body, before));
             }
             Event::Eof => break,
             _ => {}
