@@ -1,4 +1,4 @@
-//! The HTTP API (axum): health, events, and HL7 v2 over HTTP.
+//! The HTTP API (axum): health, events, HL7 v2 over HTTP, and FHIR push ([`crate::fhir`]).
 //!
 //! Every `/api` route needs `Authorization: Bearer <token>`: an admin token sees every
 //! tenant, a tenant token only its own. Errors are `{"error": {"code", "message"}}` and
@@ -65,6 +65,23 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The HTTP status.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The stable error code.
+    pub(crate) fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// The fixed message.
+    pub(crate) fn message(&self) -> &'static str {
+        self.message
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"code": self.code, "message": self.message}});
@@ -102,6 +119,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/api/v1/tenants/{tenant}/events", get(events))
         .route("/api/v1/tenants/{tenant}/hl7v2", post(hl7v2))
         .merge(crate::dead_letters::routes())
+        .merge(crate::fhir::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route") })
         .with_state(state)
