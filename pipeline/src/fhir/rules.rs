@@ -318,10 +318,19 @@ impl Template {
             .iter()
             .find_map(|s| s.key.first_text(ctx, env).map(|k| (s, k)))
             .ok_or_else(|| {
-                let keys: Vec<&str> = self.streams.iter().map(|s| s.key.as_str()).collect();
+                // The stream types, not the key paths (long FHIRPath fallbacks).
+                let types: Vec<&str> = self
+                    .streams
+                    .iter()
+                    .map(|s| s.stream_type.as_str())
+                    .collect();
                 Rejection::with_detail(
                     Reason::MappingRequiredField,
-                    format!("stream key of {} ({})", self.event_type, keys.join(" / ")),
+                    format!(
+                        "stream key of {} ({} stream)",
+                        self.event_type,
+                        types.join(" / ")
+                    ),
                 )
             })?;
         let time = self
@@ -380,10 +389,10 @@ impl Template {
 impl FieldRule {
     fn describe(&self) -> String {
         match &self.source {
-            Source::Path(p) => format!("field {} ({})", self.name, p),
+            Source::Path(p) => format!("field {} ({})", self.name, short(p.as_str())),
             Source::Value(_) => format!("field {} (constant)", self.name),
             Source::Concat(ps, _) => {
-                let ps: Vec<&str> = ps.iter().map(FhirPath::as_str).collect();
+                let ps: Vec<String> = ps.iter().map(|p| short(p.as_str())).collect();
                 format!("field {} ({})", self.name, ps.join(" + "))
             }
         }
@@ -527,3 +536,16 @@ impl FieldRule {
 
 #[cfg(test)]
 mod tests;
+
+/// A path as a dead-letter detail names it: whole when short, else its first alternative
+/// (support staff find the rest in the mapping file).
+fn short(path: &str) -> String {
+    const MAX: usize = 60;
+    if path.len() <= MAX {
+        return path.to_string();
+    }
+    match path.split_once(" | ") {
+        Some((first, _)) if first.len() <= MAX => format!("{first} | ..."),
+        _ => format!("{}...", path.chars().take(MAX).collect::<String>()),
+    }
+}
