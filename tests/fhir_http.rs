@@ -409,7 +409,8 @@ on_each_backend! {
         let bundle = format!(
             r#"{{"resourceType":"Bundle","type":"transaction","entry":[
             {{"fullUrl":"urn:uuid:1","resource":{},"request":{{"method":"PUT","url":"Patient/b1"}}}},
-            {{"fullUrl":"urn:uuid:2","resource":{{"resourceType":"Patient","id":"b2","active":"{SECRET}"}},
+            {{"fullUrl":"urn:uuid:2","resource":{{"resourceType":"Patient","id":"b2","active":"{SECRET}",
+              "identifier":[{{"system":"urn:oid:1.2.36.146.595.217.0.1","value":"MRN-b2"}}]}},
               "request":{{"method":"PUT","url":"Patient/b2"}}}}]}}"#,
             patient_json("b1", "1")
         );
