@@ -1,8 +1,11 @@
 //! The YAML schema of FHIR rule files (top key `resources:`), validated into
 //! [`FhirRules`].
 
-use super::files::{at, quoted_offset, yaml_error};
-use super::{LoadError, OnMiss, Tables, Transform};
+use super::files::{at, quoted_offset, yaml_error, StreamSpec};
+
+/// A FHIR rule file's field: FHIR field types.
+type FieldSpec = super::files::FieldSpec<FieldType>;
+use super::{LoadError, Tables};
 use crate::fhir::path::FhirPath;
 use crate::fhir::rules::{
     Condition, FhirRules, FieldRule, FieldType, Rule, Source, StreamRule, Template,
@@ -72,45 +75,6 @@ struct EventSpec {
     #[serde(default)]
     time: Option<Spanned<String>>,
     fields: BTreeMap<String, Spanned<FieldSpec>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StreamSpec {
-    #[serde(rename = "type")]
-    stream_type: Spanned<String>,
-    key: Spanned<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FieldSpec {
-    #[serde(default)]
-    path: Option<Spanned<String>>,
-    #[serde(default)]
-    value: Option<String>,
-    #[serde(default)]
-    concat: Option<Vec<Spanned<String>>>,
-    #[serde(default = "space")]
-    separator: String,
-    #[serde(default)]
-    default: Option<String>,
-    #[serde(default)]
-    required: bool,
-    #[serde(default, rename = "type")]
-    field_type: FieldType,
-    #[serde(default)]
-    all: bool,
-    #[serde(default)]
-    transform: Vec<Transform>,
-    #[serde(default)]
-    table: Option<Spanned<String>>,
-    #[serde(default)]
-    on_miss: OnMiss,
-}
-
-fn space() -> String {
-    " ".into()
 }
 
 fn is_pascal(s: &str) -> bool {

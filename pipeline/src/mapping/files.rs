@@ -117,39 +117,41 @@ struct ForEachSpec {
     children: Vec<String>,
 }
 
+/// `stream:` of an event, in HL7 and FHIR rule files alike.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct StreamSpec {
+pub(super) struct StreamSpec {
     #[serde(rename = "type")]
-    stream_type: Spanned<String>,
-    key: Spanned<String>,
+    pub(super) stream_type: Spanned<String>,
+    pub(super) key: Spanned<String>,
 }
 
+/// One output field, in HL7 and FHIR rule files alike; `T` is the language's field type.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FieldSpec {
+pub(super) struct FieldSpec<T = FieldType> {
     #[serde(default)]
-    path: Option<Spanned<String>>,
+    pub(super) path: Option<Spanned<String>>,
     #[serde(default)]
-    value: Option<String>,
+    pub(super) value: Option<String>,
     #[serde(default)]
-    concat: Option<Vec<Spanned<String>>>,
+    pub(super) concat: Option<Vec<Spanned<String>>>,
     #[serde(default = "space")]
-    separator: String,
+    pub(super) separator: String,
     #[serde(default)]
-    default: Option<String>,
+    pub(super) default: Option<String>,
     #[serde(default)]
-    required: bool,
+    pub(super) required: bool,
     #[serde(default, rename = "type")]
-    field_type: FieldType,
+    pub(super) field_type: T,
     #[serde(default)]
-    all: bool,
+    pub(super) all: bool,
     #[serde(default)]
-    transform: Vec<Transform>,
+    pub(super) transform: Vec<Transform>,
     #[serde(default)]
-    table: Option<Spanned<String>>,
+    pub(super) table: Option<Spanned<String>>,
     #[serde(default)]
-    on_miss: OnMiss,
+    pub(super) on_miss: OnMiss,
 }
 
 fn space() -> String {
