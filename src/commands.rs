@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use intake_adapters::mllp::client::{split_messages, MllpClient};
 use intake_pipeline::mapping::Tenants;
 use intake_pipeline::store::{self, EventQuery, EventStore, StoreOptions};
-use intake_pipeline::{process, Disposition, RawMessage};
+use intake_pipeline::{process, Disposition, Format, RawMessage};
 use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -134,14 +134,14 @@ fn map(config: &Config, tenant: &str, files: &[PathBuf]) -> Result<ExitCode> {
     for file in files {
         let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
         // A FHIR file (.json / .xml) is one resource or Bundle, mapped as if posted.
-        let (channel, messages) = if is_fhir_file(file) {
-            ("fhir", vec![bytes])
+        let (format, messages) = if is_fhir_file(file) {
+            (Format::sniff_fhir(&bytes), vec![bytes])
         } else {
-            ("map", split_messages(&bytes))
+            (Format::Hl7v2, split_messages(&bytes))
         };
         for (i, message) in messages.into_iter().enumerate() {
             let p = process(
-                RawMessage::new(Some(tenant.into()), channel, message),
+                RawMessage::new(Some(tenant.into()), format, "map", message),
                 &tenants,
             );
             let line = match &p.disposition {

@@ -18,7 +18,7 @@ use anyhow::{bail, Context, Result};
 use intake_adapters::mllp::client::split_messages;
 use intake_pipeline::event::NewEvent;
 use intake_pipeline::mapping::Tenants;
-use intake_pipeline::{process, Disposition, RawMessage};
+use intake_pipeline::{process, Disposition, Format, RawMessage};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -171,10 +171,10 @@ fn actual(case: &Case, tenants: &Tenants, filled: &mut Filled) -> Result<Vec<Out
     }
     let bytes = std::fs::read(&case.hl7).map_err(|e| format!("{}: {e}", case.hl7.display()))?;
     let fhir = crate::commands::is_fhir_file(&case.hl7);
-    let (channel, messages) = if fhir {
-        ("fhir", vec![bytes])
+    let (format, messages) = if fhir {
+        (Format::sniff_fhir(&bytes), vec![bytes])
     } else {
-        ("test", split_messages(&bytes))
+        (Format::Hl7v2, split_messages(&bytes))
     };
     if messages.is_empty() {
         return Err(format!("{} holds no message", case.hl7.display()));
@@ -182,9 +182,9 @@ fn actual(case: &Case, tenants: &Tenants, filled: &mut Filled) -> Result<Vec<Out
     let seen = filled.entry(case.tenant.clone()).or_default();
     let mut outcomes = Vec::new();
     for message in messages {
-        let raw = RawMessage::new(Some(case.tenant.clone()), channel, message);
+        let raw = RawMessage::new(Some(case.tenant.clone()), format, "test", message);
         let p = process(raw, tenants);
-        let code = p.message_code().unwrap_or_default();
+        let code = p.message_type.clone().unwrap_or_default();
         outcomes.push(match p.disposition {
             Disposition::Events(events) => {
                 let events = events.into_iter().map(|e| {

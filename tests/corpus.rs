@@ -8,7 +8,7 @@
 
 use intake_adapters::mllp::client::split_messages;
 use intake_pipeline::mapping::Tenants;
-use intake_pipeline::{process, Disposition, RawMessage, Reason};
+use intake_pipeline::{process, Disposition, Format, RawMessage, Reason};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -56,7 +56,7 @@ fn every_corpus_message_maps_or_has_a_precise_reason() {
         let bytes = std::fs::read(&file).unwrap();
         // Whole file as one message (what an MLLP frame would carry)…
         let whole = process(
-            RawMessage::new(Some("demo".into()), "corpus", bytes.clone()),
+            RawMessage::new(Some("demo".into()), Format::Hl7v2, "corpus", bytes.clone()),
             &tenants,
         );
         // …and split into messages the way `intake send` does.
@@ -64,7 +64,7 @@ fn every_corpus_message_maps_or_has_a_precise_reason() {
         for p in std::iter::once(whole).chain(
             parts
                 .into_iter()
-                .map(|m| process(RawMessage::new(Some("demo".into()), "corpus", m), &tenants)),
+                .map(|m| process(RawMessage::new(Some("demo".into()), Format::Hl7v2, "corpus", m), &tenants)),
         ) {
             message_count += 1;
             let key = match &p.disposition {
@@ -93,7 +93,7 @@ fn every_corpus_message_maps_or_has_a_precise_reason() {
         }
         // Decode + parse alone: the stage every file must get through without a panic.
         let stage = match process(
-            RawMessage::new(Some("demo".into()), "corpus", bytes),
+            RawMessage::new(Some("demo".into()), Format::Hl7v2, "corpus", bytes),
             &tenants,
         )
         .disposition

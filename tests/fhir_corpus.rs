@@ -9,7 +9,7 @@
 
 use intake_pipeline::fhir::decode::decode;
 use intake_pipeline::mapping::Tenants;
-use intake_pipeline::{process, Disposition, RawMessage, Reason};
+use intake_pipeline::{process, Disposition, Format, RawMessage, Reason};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -115,7 +115,7 @@ fn every_corpus_fhir_file_is_stored_or_has_a_precise_reason() {
         let bytes = std::fs::read(file).unwrap();
         let ext = file.extension().unwrap().to_string_lossy().into_owned();
         let name = file.display().to_string();
-        let d = std::panic::catch_unwind(|| decode(&bytes, mode))
+        let d = std::panic::catch_unwind(|| decode(&bytes, Format::sniff_fhir(&bytes), mode))
             .unwrap_or_else(|_| panic!("{name}: decode panicked"));
         let key = match d {
             Ok(v) => {
@@ -140,7 +140,7 @@ fn every_corpus_fhir_file_is_stored_or_has_a_precise_reason() {
         };
         *decoded.entry(format!("{ext:<4} {key}")).or_default() += 1;
 
-        let raw = RawMessage::new(Some("demo".into()), "fhir", bytes.clone());
+        let raw = RawMessage::new(Some("demo".into()), Format::sniff_fhir(&bytes), "fhir", bytes.clone());
         let p = std::panic::catch_unwind(|| process(raw, &tenants))
             .unwrap_or_else(|_| panic!("{name}: pipeline panicked"));
         let key = match &p.disposition {

@@ -32,9 +32,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use intake_pipeline::ingest::Ingested;
-use intake_pipeline::store::Stored;
-use intake_pipeline::{RawMessage, Reason, Stage};
+use intake_pipeline::Outcome as Committed;
+use intake_pipeline::Stored;
+use intake_pipeline::{Format, RawMessage, Reason, Stage};
 use serde_json::{json, Value};
 
 /// Largest FHIR body accepted (Bundles are larger than HL7 v2 messages).
@@ -246,12 +246,12 @@ async fn answer(
     };
     let result = s
         .ingest
-        .ingest(RawMessage::new(Some(tenant), "fhir", body.to_vec()))
+        .ingest(RawMessage::new(Some(tenant), Format::sniff_fhir(&body), "fhir", body.to_vec()))
         .await;
     outcome_of(&result)
 }
 
-fn outcome_of(r: &Ingested) -> Outcome {
+fn outcome_of(r: &Committed) -> Outcome {
     let Some(stored) = r.stored else {
         return Outcome::error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -260,11 +260,7 @@ fn outcome_of(r: &Ingested) -> Outcome {
         );
     };
     let resource = r.message_type.as_deref().unwrap_or("resource");
-    let reason = r
-        .code
-        .as_deref()
-        .and_then(|c| Reason::ALL.into_iter().find(|r| r.code() == c));
-    match (stored, reason) {
+    match (stored, r.reason) {
         (Stored::Events, _) => {
             let n = r.positions.len();
             Outcome {

@@ -23,8 +23,9 @@
 //! body, or a body.
 
 use intake_pipeline::ingest::Ingest;
-use intake_pipeline::store::{EventStore, Stored};
-use intake_pipeline::RawMessage;
+use intake_pipeline::store::EventStore;
+use intake_pipeline::Stored;
+use intake_pipeline::{Format, RawMessage};
 use reqwest::header::{HeaderMap, ACCEPT, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 use serde_json::Value;
@@ -330,7 +331,7 @@ impl Poller {
                 }
                 let bytes = serde_json::to_vec(resource)
                     .map_err(|_| End::Failed("re-serialising a resource".into()))?;
-                let raw = RawMessage::new(Some(tenant.clone()), CHANNEL, bytes);
+                let raw = RawMessage::new(Some(tenant.clone()), Format::FhirJson, CHANNEL, bytes);
                 let done = self.ingest.ingest(raw).await;
                 match done.stored {
                     Some(Stored::Events) => round.events += 1,
@@ -340,7 +341,7 @@ impl Poller {
                         return Err(End::Failed(format!(
                             "storing a resource of page {}: {}",
                             round.pages,
-                            done.code.as_deref().unwrap_or("STORE_UNAVAILABLE")
+                            done.code().unwrap_or("STORE_UNAVAILABLE")
                         )))
                     }
                 }

@@ -4,7 +4,6 @@
 //! tenant, a tenant token only its own. Errors are `{"error": {"code", "message"}}` and
 //! never echo request content.
 
-use crate::mllp::listener::ack_for;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -13,7 +12,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use intake_pipeline::ingest::Ingest;
 use intake_pipeline::store::{EventQuery, EventStore};
-use intake_pipeline::{AckCode, RawMessage};
+use intake_pipeline::{AckCode, Format, RawMessage};
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -255,14 +254,14 @@ async fn hl7v2(
     })?;
     let result = s
         .ingest
-        .ingest(RawMessage::new(Some(tenant), "http", body.to_vec()))
+        .ingest(RawMessage::new(Some(tenant), Format::Hl7v2, "http", body.to_vec()))
         .await;
     let status = match (result.stored, result.ack) {
         (None, _) => StatusCode::SERVICE_UNAVAILABLE,
         (Some(_), AckCode::Reject) => StatusCode::BAD_REQUEST,
         _ => StatusCode::OK,
     };
-    let ack = ack_for(&result);
+    let ack = result.hl7_ack();
     Ok((
         status,
         [(header::CONTENT_TYPE, "x-application/hl7-v2+er7")],

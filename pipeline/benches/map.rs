@@ -4,7 +4,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use intake_pipeline::mapping::Tenants;
-use intake_pipeline::{process, RawMessage};
+use intake_pipeline::{process, Format, RawMessage};
 use std::hint::black_box;
 use std::path::Path;
 
@@ -32,7 +32,7 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("parse+map");
     g.throughput(Throughput::Elements(1));
     for (name, bytes) in [("ADT^A01", adt), ("ORU^R01 10 OBX", oru10)] {
-        let raw = RawMessage::new(Some("demo".into()), "bench", bytes);
+        let raw = RawMessage::new(Some("demo".into()), Format::Hl7v2, "bench", bytes);
         g.bench_function(name, |b| {
             b.iter(|| process(black_box(raw.clone()), &tenants))
         });

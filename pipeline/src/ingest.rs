@@ -2,15 +2,14 @@
 //! batching writer, and say how to acknowledge it. It is also the single place where an
 //! inbound message is logged — with ids and codes only, never content.
 
-use crate::hl7::Header;
 use crate::mapping::reload::TenantsHandle;
 use crate::mapping::Tenants;
+use crate::message::RawMessage;
 use crate::metrics::Metrics;
-use crate::pipeline::{process, AckCode, RawMessage};
-use crate::store::Stored;
+use crate::outcome::{Outcome, Stored};
+use crate::pipeline::process;
 use crate::writer::Writer;
 use std::sync::Arc;
-use uuid::Uuid;
 
 /// Processing plus storage, shared by all listeners.
 #[derive(Clone)]
@@ -18,27 +17,6 @@ pub struct Ingest {
     tenants: TenantsHandle,
     writer: Writer,
     metrics: Arc<Metrics>,
-}
-
-/// The committed result of one inbound message: everything an adapter needs to answer.
-#[derive(Debug, Clone)]
-pub struct Ingested {
-    /// The inbound message id.
-    pub inbound_id: Uuid,
-    /// The message header, when it could be read (for the ACK).
-    pub header: Option<Header>,
-    /// The acknowledgement class.
-    pub ack: AckCode,
-    /// The stable error code when not accepted, or the dead-letter reason.
-    pub code: Option<String>,
-    /// The dead-letter reason's PHI-free detail (field and path, FHIRPath expression).
-    pub detail: Option<String>,
-    /// The message type: `ADT^A01`, or the FHIR resource type.
-    pub message_type: Option<String>,
-    /// What was stored; `None` when nothing was (storage failure).
-    pub stored: Option<Stored>,
-    /// Positions of appended events.
-    pub positions: Vec<i64>,
 }
 
 impl Ingest {
@@ -77,62 +55,25 @@ impl Ingest {
     }
 
     /// Processes and durably stores one message; returns once committed (or failed).
-    pub async fn ingest(&self, raw: RawMessage) -> Ingested {
-        let inbound_id = raw.id;
+    pub async fn ingest(&self, raw: RawMessage) -> Outcome {
         // One snapshot per message: a reload never splits a message across versions.
         let tenants = self.tenants.current();
-        let processed = process(raw, &tenants);
-        let header = processed.header.clone();
-        let tenant = processed.tenant.clone();
-        let message_type = processed.message_code();
-        let detail = match &processed.disposition {
-            crate::pipeline::Disposition::DeadLetter { rejection, .. } => rejection.detail.clone(),
-            crate::pipeline::Disposition::Events(_) => None,
-        };
-        let result = self.writer.submit(processed).await;
-        let out = match result {
-            Ok(o) => Ingested {
-                inbound_id,
-                header,
-                ack: o.ack,
-                code: o.reason_code,
-                detail,
-                message_type,
-                stored: Some(o.stored),
-                positions: o.positions,
-            },
-            Err(e) => Ingested {
-                inbound_id,
-                header,
-                ack: AckCode::Reject,
-                code: Some(e.code().to_string()),
-                detail: None,
-                message_type,
-                stored: None,
-                positions: Vec::new(),
-            },
-        };
-        let outcome = match out.stored {
-            Some(Stored::Events) => "events",
-            Some(Stored::DeadLettered) => "dead_lettered",
-            Some(Stored::Duplicate) => "duplicate",
-            None => "not_stored",
-        };
+        let out = self.writer.submit(process(raw, &tenants)).await;
         self.metrics.record(
-            tenant.as_deref(),
-            outcome,
-            out.code.as_deref(),
+            out.tenant.as_deref(),
+            out.stored.map_or("not_stored", Stored::as_str),
+            out.code(),
             out.positions.len(),
         );
         let h = out.header.as_ref();
         tracing::info!(
             inbound_id = %out.inbound_id,
-            tenant = tenant.as_deref().unwrap_or("-"),
+            tenant = out.tenant.as_deref().unwrap_or("-"),
             message_type = out.message_type.as_deref().unwrap_or("-"),
             control_id = h.map(|h| h.control_id.as_str()).unwrap_or("-"),
             stored = out.stored.map(|s| format!("{s:?}")).as_deref().unwrap_or("nothing"),
             ack = out.ack.as_letter(),
-            code = out.code.as_deref().unwrap_or("-"),
+            code = out.code().unwrap_or("-"),
             events = out.positions.len(),
             "message"
         );

@@ -8,11 +8,16 @@ pub mod fhir;
 pub mod hl7;
 pub mod ingest;
 pub mod mapping;
+pub mod message;
 pub mod metrics;
+pub mod outcome;
 pub mod pipeline;
 pub mod reason;
 pub mod store;
 pub mod writer;
 
-pub use pipeline::{process, AckCode, Disposition, Processed, RawMessage};
+pub use hl7::ack::AckCode;
+pub use message::{Format, IdempotencyKey, RawMessage};
+pub use outcome::{Outcome, Stored};
+pub use pipeline::{process, Disposition, Processed};
 pub use reason::{Reason, Rejection, Stage};

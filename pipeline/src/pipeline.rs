@@ -1,88 +1,30 @@
-//! The pipeline: raw bytes in, events or a dead letter out.
+//! The pipeline: one raw message in, events or a dead letter out, whatever its format.
 //!
 //! [`process`] is a pure function of the raw message and the tenant mappings: the same
 //! input gives the same events with the same ids. It stores nothing; the batching writer
 //! does that, and the adapter acknowledges once the writer's batch has committed.
+//!
+//! The hops, in order:
+//! 1. decode by [`Format`]: HL7 v2 bytes to text (MSH-18 charset) and segments; FHIR JSON
+//!    or XML to a validated FHIR JSON value;
+//! 2. route: the tenant the listener is bound to, else the one claiming MSH-4 / MSH-6;
+//! 3. the idempotency key: (tenant, MSH-4, MSH-10), or the FHIR resource's version key;
+//! 4. the tenant's mapping rules;
+//! 5. envelopes: deterministic event ids, stream ids and provenance ([`to_events`]).
+//!
+//! A message that stops at any hop becomes a dead letter, built in one place
+//! ([`dead_letter`]), with everything learnt up to that hop (header, tenant, key).
 
 use crate::event::{self, NewEvent};
-use crate::hl7::{charset, Header, Hl7Message};
-use crate::mapping::{DeadLetterAck, Tenant, Tenants};
+use crate::fhir;
+use crate::hl7::ack::AckCode;
+use crate::hl7::{self, Header, Hl7Message};
+use crate::mapping::{DeadLetterAck, MappedEvent, Tenant, Tenants};
+use crate::message::{Format, IdempotencyKey, RawMessage};
 use crate::reason::{Reason, Rejection};
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::sync::Arc;
-use uuid::Uuid;
-
-/// A message as it came off the wire.
-#[derive(Debug, Clone)]
-pub struct RawMessage {
-    /// Inbound message id (UUIDv7, assigned on receipt); events carry it as correlation id.
-    pub id: Uuid,
-    /// The tenant the listener or URL is bound to, if any.
-    pub tenant: Option<String>,
-    /// Where it came from, e.g. `mllp:127.0.0.1:2575` or `http`.
-    pub channel: String,
-    /// The bytes, verbatim.
-    pub bytes: Vec<u8>,
-    /// When it was received.
-    pub received_at: DateTime<Utc>,
-}
-
-impl RawMessage {
-    /// A freshly received message.
-    pub fn new(tenant: Option<String>, channel: impl Into<String>, bytes: Vec<u8>) -> Self {
-        RawMessage {
-            id: Uuid::now_v7(),
-            tenant,
-            channel: channel.into(),
-            bytes,
-            received_at: Utc::now(),
-        }
-    }
-}
-
-/// The acknowledgement class a message earns once stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AckCode {
-    /// AA / CA.
-    Accept,
-    /// AE / CE.
-    Error,
-    /// AR / CR.
-    Reject,
-}
-
-impl AckCode {
-    /// One-letter form stored with the inbound message (`A`, `E`, `R`).
-    pub fn as_letter(self) -> &'static str {
-        match self {
-            AckCode::Accept => "A",
-            AckCode::Error => "E",
-            AckCode::Reject => "R",
-        }
-    }
-
-    /// Inverse of [`AckCode::as_letter`].
-    pub fn from_letter(s: &str) -> Option<Self> {
-        match s {
-            "A" => Some(AckCode::Accept),
-            "E" => Some(AckCode::Error),
-            "R" => Some(AckCode::Reject),
-            _ => None,
-        }
-    }
-}
-
-/// The idempotency key of an HL7 message: (tenant, MSH-4, MSH-10).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdempotencyKey {
-    /// Tenant id.
-    pub tenant: String,
-    /// MSH-4 as sent.
-    pub sending_facility: String,
-    /// MSH-10 as sent.
-    pub control_id: String,
-}
 
 /// What should happen to a message.
 #[derive(Debug, Clone)]
@@ -103,137 +45,135 @@ pub enum Disposition {
 pub struct Processed {
     /// The input, unchanged.
     pub raw: RawMessage,
-    /// The MSH fields, when the bytes got that far (used for the ACK).
+    /// The MSH fields, when the bytes are HL7 v2 and got that far (used for the ACK).
     pub header: Option<Header>,
     /// The resolved tenant, if any.
     pub tenant: Option<String>,
-    /// Present when tenant, MSH-4 and MSH-10 are known.
+    /// Present once the tenant and the message's own key are known.
     pub key: Option<IdempotencyKey>,
+    /// `ADT^A01` (HL7 v2) or the resource type (FHIR), when known.
+    pub message_type: Option<String>,
     /// Events or dead letter.
     pub disposition: Disposition,
-    /// The FHIR resource type (`Encounter`, `Bundle`), for FHIR input; HL7 v2 has its
-    /// header's `ADT^A01` instead.
-    pub resource_type: Option<String>,
 }
 
-impl Processed {
-    /// `ADT^A01` (HL7 v2) or the resource type (FHIR), when known.
-    pub fn message_code(&self) -> Option<String> {
-        self.header
-            .as_ref()
-            .map(Header::message_code)
-            .or_else(|| self.resource_type.clone())
-    }
+/// A message decoded by its format, ready for the mapping engine.
+enum Input<'t> {
+    Hl7 {
+        message: Hl7Message<'t>,
+        header: Header,
+    },
+    Fhir {
+        resource: Value,
+    },
 }
 
-/// Runs decode, parse, route and map on one message: FHIR for channels named `fhir...`
-/// (see [`crate::fhir`]), HL7 v2 otherwise.
+/// What the hops learnt before a message stopped (kept on its dead letter).
+#[derive(Default)]
+struct Learnt {
+    tenant: Option<Arc<Tenant>>,
+    header: Option<Header>,
+    message_type: Option<String>,
+    key: Option<IdempotencyKey>,
+}
+
+/// Runs decode, route, key and mapping on one message.
 pub fn process(raw: RawMessage, tenants: &Tenants) -> Processed {
-    if crate::fhir::is_fhir_channel(&raw.channel) {
-        return crate::fhir::process(raw, tenants);
+    let mut learnt = Learnt::default();
+    let disposition = match events(&raw, tenants, &mut learnt) {
+        Ok(events) => Disposition::Events(events),
+        Err(rejection) => dead_letter(rejection, learnt.tenant.as_deref()),
+    };
+    // A header sniffed from a message that did not parse still names its type.
+    let message_type = (learnt.message_type)
+        .or_else(|| learnt.header.as_ref().map(Header::message_code));
+    Processed {
+        raw,
+        header: learnt.header,
+        tenant: learnt.tenant.map(|t| t.name.clone()),
+        key: learnt.key,
+        message_type,
+        disposition,
     }
-    let bound = raw.tenant.as_deref().and_then(|t| tenants.get(t)).cloned();
-    match map_message(&raw, bound, tenants) {
-        Ok((header, tenant, mapped)) => Processed {
-            disposition: Disposition::Events(to_events(&raw, &header, &tenant, mapped)),
-            key: Some(key(&tenant, &header)),
-            tenant: Some(tenant.name.clone()),
-            header: Some(header),
-            resource_type: None,
-            raw,
+}
+
+fn events(
+    raw: &RawMessage,
+    tenants: &Tenants,
+    learnt: &mut Learnt,
+) -> Result<Vec<NewEvent>, Rejection> {
+    learnt.tenant = raw.tenant.as_deref().and_then(|t| tenants.get(t)).cloned();
+    let mut text = String::new();
+    let input = decode(raw, &mut text, learnt)?;
+    let tenant = route(raw, &input, tenants, learnt)?;
+    let key = match &input {
+        Input::Hl7 { header, .. } => IdempotencyKey {
+            tenant: tenant.name.clone(),
+            sending_facility: header.sending_facility.clone(),
+            control_id: header.control_id.clone(),
         },
-        Err(stop) => {
-            let stop = *stop;
-            Processed {
-                disposition: dead_letter(stop.rejection, stop.tenant.as_deref()),
-                key: match (&stop.tenant, &stop.header) {
-                    (Some(t), Some(h)) if stop.keyed => Some(key(t, h)),
-                    _ => None,
-                },
-                tenant: stop.tenant.map(|t| t.name.clone()),
-                header: stop.header,
-                resource_type: None,
-                raw,
-            }
+        Input::Fhir { resource } => fhir::key(&tenant.name, resource),
+    };
+    learnt.key = Some(key.clone());
+    let mapped = match &input {
+        Input::Hl7 { message, header } => tenant.rules.apply(message, header, tenant.timezone),
+        Input::Fhir { resource } => tenant.fhir.rules.apply(resource, tenant.timezone),
+    }?;
+    Ok(to_events(raw, &tenant, &key, &input, learnt, mapped))
+}
+
+/// Hop 1: bytes to a decoded message, by format. HL7 v2 text is kept in `text`, which
+/// the parsed message borrows.
+fn decode<'t>(
+    raw: &RawMessage,
+    text: &'t mut String,
+    learnt: &mut Learnt,
+) -> Result<Input<'t>, Rejection> {
+    match raw.format {
+        Format::Hl7v2 => {
+            *text = hl7::decode(&raw.bytes).map_err(|(rejection, header)| {
+                learnt.header = header;
+                rejection
+            })?;
+            let message = Hl7Message::parse(text).inspect_err(|_| {
+                learnt.header = hl7::sniff_header(&raw.bytes);
+            })?;
+            let header = message.header_lenient();
+            learnt.header = Some(header.clone());
+            learnt.message_type = Some(header.message_code());
+            header.check()?;
+            Ok(Input::Hl7 { message, header })
+        }
+        Format::FhirJson | Format::FhirXml => {
+            // FHIR carries no header naming its tenant: only a bound source can send it.
+            let Some(tenant) = &learnt.tenant else {
+                return Err(Rejection::new(Reason::UnknownTenant));
+            };
+            let resource = fhir::decode::decode(&raw.bytes, raw.format, tenant.fhir.mode)?;
+            learnt.message_type = fhir::resource_type(&resource).map(str::to_string);
+            Ok(Input::Fhir { resource })
         }
     }
 }
 
-/// Why and where a message stopped short of events.
-struct Stop {
-    rejection: Rejection,
-    /// The header, when the bytes got that far (for the ACK).
-    header: Option<Header>,
-    /// The tenant, when known (for its ACK policy).
-    tenant: Option<Arc<Tenant>>,
-    /// Whether the idempotency key (tenant, MSH-4, MSH-10) is known.
-    keyed: bool,
-}
-
-fn map_message(
+/// Hop 2: the tenant bound to the source, else the one claiming MSH-4 / MSH-6.
+fn route(
     raw: &RawMessage,
-    bound: Option<Arc<Tenant>>,
+    input: &Input<'_>,
     tenants: &Tenants,
-) -> Result<(Header, Arc<Tenant>, Vec<crate::mapping::MappedEvent>), Box<Stop>> {
-    let stop = |rejection, header, tenant: &Option<Arc<Tenant>>| {
-        Box::new(Stop {
-            rejection,
-            header,
-            tenant: tenant.clone(),
-            keyed: false,
-        })
+    learnt: &mut Learnt,
+) -> Result<Arc<Tenant>, Rejection> {
+    let tenant = match (&raw.tenant, input) {
+        (None, Input::Hl7 { header, .. }) => tenants.route(header).cloned(),
+        _ => learnt.tenant.clone(),
     };
-    let mut decoded = charset::decode(&raw.bytes).map_err(|e| {
-        let reason = match e {
-            charset::DecodeError::NotHl7 => Reason::NotHl7,
-            charset::DecodeError::Empty => Reason::EmptyMessage,
-            charset::DecodeError::BatchEnvelope => Reason::BatchEnvelope,
-            charset::DecodeError::UnsupportedCharset => Reason::UnsupportedCharset,
-        };
-        let header = (reason == Reason::UnsupportedCharset)
-            .then(|| crate::hl7::sniff_header_latin1(&raw.bytes));
-        stop(Rejection::new(reason), header.flatten(), &bound)
-    })?;
-    crate::hl7::prepare(&mut decoded.text);
-    let msg = Hl7Message::parse(&decoded.text)
-        .map_err(|r| stop(r, crate::hl7::sniff_header(&raw.bytes), &bound))?;
-    let header = msg.header_lenient();
-    if let Err(r) = header.check() {
-        return Err(stop(r, Some(header), &bound));
-    }
-    let tenant = match &raw.tenant {
-        Some(_) => bound,
-        None => tenants.route(&header).cloned(),
-    };
-    let Some(tenant) = tenant else {
-        return Err(stop(
-            Rejection::new(Reason::UnknownTenant),
-            Some(header),
-            &None,
-        ));
-    };
-    match tenant.rules.apply(&msg, &header, tenant.timezone) {
-        Ok(mapped) => Ok((header, tenant, mapped)),
-        Err(rejection) => Err(Box::new(Stop {
-            rejection,
-            header: Some(header),
-            tenant: Some(tenant),
-            keyed: true,
-        })),
-    }
-}
-
-fn key(tenant: &Tenant, header: &Header) -> IdempotencyKey {
-    IdempotencyKey {
-        tenant: tenant.name.clone(),
-        sending_facility: header.sending_facility.clone(),
-        control_id: header.control_id.clone(),
-    }
+    learnt.tenant = tenant.clone();
+    tenant.ok_or_else(|| Rejection::new(Reason::UnknownTenant))
 }
 
 /// The dead-letter disposition with the ACK the rules give it: AR for bytes that are not
-/// an HL7 message (the sender cannot correlate anything), else the tenant's policy.
-pub(crate) fn dead_letter(rejection: Rejection, tenant: Option<&Tenant>) -> Disposition {
+/// a message at all (the sender cannot correlate anything), else the tenant's policy.
+pub fn dead_letter(rejection: Rejection, tenant: Option<&Tenant>) -> Disposition {
     let ack = match rejection.reason {
         Reason::NotHl7 | Reason::EmptyMessage | Reason::BatchEnvelope => AckCode::Reject,
         Reason::FhirMalformed
@@ -248,33 +188,64 @@ pub(crate) fn dead_letter(rejection: Rejection, tenant: Option<&Tenant>) -> Disp
     Disposition::DeadLetter { rejection, ack }
 }
 
+/// Events without a time of their own but with a source key of their own (a FHIR
+/// resource version) get this time in their id, not the receipt time, so that every post
+/// of that resource gives them the same id.
+const NO_TIME: DateTime<Utc> = DateTime::UNIX_EPOCH;
+
+/// Hop 5: mapped events to envelopes. An event's id comes from its own source key when
+/// the mapping gives one (FHIR: resource, event type, place), else from the message key
+/// and its index in the message; its time is its own, else the receipt time.
 fn to_events(
     raw: &RawMessage,
-    header: &Header,
-    tenant: &Arc<Tenant>,
-    mapped: Vec<crate::mapping::MappedEvent>,
+    tenant: &Tenant,
+    key: &IdempotencyKey,
+    input: &Input<'_>,
+    learnt: &Learnt,
+    mapped: Vec<MappedEvent>,
 ) -> Vec<NewEvent> {
-    let source_key = format!("{}\u{0}{}", header.sending_facility, header.control_id);
+    let message_key = format!("{}\u{0}{}", key.sending_facility, key.control_id);
+    let received_at = raw.received_at.to_rfc3339_opts(SecondsFormat::Millis, true);
     mapped
         .into_iter()
         .enumerate()
-        .map(|(i, m)| NewEvent {
-            event_id: event::event_id(m.time.unwrap_or(raw.received_at), &tenant.name, &source_key, i),
-            stream_id: event::stream_id(&tenant.name, &m.stream_type, &m.stream_key),
-            metadata: json!({
+        .map(|(i, m)| {
+            let event_id = match &m.source_key {
+                Some(source) => event::event_id(m.time.unwrap_or(NO_TIME), &tenant.name, source, 0),
+                None => event::event_id(
+                    m.time.unwrap_or(raw.received_at),
+                    &tenant.name,
+                    &message_key,
+                    i,
+                ),
+            };
+            let mut metadata = json!({
                 "correlation_id": raw.id,
-                "control_id": header.control_id,
-                "sender": {"application": header.sending_application, "facility": header.sending_facility},
+                "control_id": key.control_id,
                 "channel": raw.channel,
-                "message_type": header.message_code(),
+                "message_type": learnt.message_type,
                 "mapping": {"tenant": tenant.name, "file": m.file, "version": tenant.version},
-                "received_at": raw.received_at.to_rfc3339_opts(SecondsFormat::Millis, true),
-            }),
-            stream_type: m.stream_type,
-            stream_key: m.stream_key,
-            event_type: m.event_type,
-            tenant_id: tenant.name.clone(),
-            data: m.data,
+                "received_at": received_at,
+            });
+            match input {
+                Input::Hl7 { header, .. } => {
+                    metadata["sender"] = json!({
+                        "application": header.sending_application,
+                        "facility": header.sending_facility,
+                    })
+                }
+                Input::Fhir { .. } => metadata["source"] = json!(m.source_key),
+            }
+            NewEvent {
+                event_id,
+                stream_id: event::stream_id(&tenant.name, &m.stream_type, &m.stream_key),
+                metadata,
+                stream_type: m.stream_type,
+                stream_key: m.stream_key,
+                event_type: m.event_type,
+                tenant_id: tenant.name.clone(),
+                data: m.data,
+            }
         })
         .collect()
 }

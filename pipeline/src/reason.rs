@@ -127,6 +127,11 @@ impl Reason {
         }
     }
 
+    /// The reason with this stable code (as stored in `reason_code` columns).
+    pub fn from_code(code: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.code() == code)
+    }
+
     /// The stage this reason belongs to.
     pub fn stage(self) -> Stage {
         match self {

@@ -5,8 +5,9 @@
 //! in one transaction, and only then answers each submitter — so an acknowledgement
 //! never leaves before its commit, and many connections share one fsync.
 
+use crate::outcome::Outcome;
 use crate::pipeline::Processed;
-use crate::store::{EventStore, StoreError, WriteOutcome};
+use crate::store::EventStore;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,16 +79,15 @@ impl Writer {
         )
     }
 
-    /// Submits a message and waits until its batch has committed.
-    pub async fn submit(&self, item: Processed) -> Result<WriteOutcome, StoreError> {
+    /// Submits a message and waits until its batch has committed; when nothing could be
+    /// stored (database failed, writer stopped) the outcome says so.
+    pub async fn submit(&self, item: Processed) -> Outcome {
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send(Job { item, reply })
-            .await
-            .map_err(|_| StoreError::Unavailable("writer stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("writer stopped".into()))?
+        let stopped = Outcome::not_stored(&item);
+        if self.tx.send(Job { item, reply }).await.is_err() {
+            return stopped;
+        }
+        answer.await.unwrap_or(stopped)
     }
 
     /// The writer's counters.
@@ -127,29 +127,29 @@ async fn run(
         }
         let result = store.commit_batch(&items).await;
         let n = items.len();
-        items.clear();
         match result {
             Ok(outcomes) => {
                 stats.batches.fetch_add(1, Ordering::Relaxed);
                 stats.messages.fetch_add(n as u64, Ordering::Relaxed);
                 tracing::debug!(batch = n, "batch committed");
                 committed.notify_one();
-                for (reply, outcome) in replies.drain(..).zip(outcomes) {
-                    let _ = reply.send(outcome);
+                for ((reply, outcome), item) in replies.drain(..).zip(outcomes).zip(&items) {
+                    let _ = reply.send(outcome.unwrap_or_else(|_| Outcome::not_stored(item)));
                 }
             }
             Err(e) => {
                 stats.failed_batches.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(batch = n, code = e.code(), error = %e, "batch commit failed");
-                for reply in replies.drain(..) {
-                    let _ = reply.send(Err(StoreError::Unavailable("batch commit failed".into())));
+                for (reply, item) in replies.drain(..).zip(&items) {
+                    let _ = reply.send(Outcome::not_stored(item));
                 }
             }
         }
+        items.clear();
     }
 }
 
-type Reply = oneshot::Sender<Result<WriteOutcome, StoreError>>;
+type Reply = oneshot::Sender<Outcome>;
 
 fn take(j: Job, items: &mut Vec<Processed>, replies: &mut Vec<Reply>) {
     items.push(j.item);

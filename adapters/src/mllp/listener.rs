@@ -1,11 +1,11 @@
 //! The MLLP listener: one task per connection, messages processed and acknowledged in
 //! order, the ACK sent only after the message's batch has committed.
 
-use super::ack::{build_ack, AckError, InboundHeader};
 use super::frame::{write_frame, Frame, FrameError, FrameLimits, FrameReader};
-use intake_pipeline::hl7::{sniff_header, Header};
-use intake_pipeline::ingest::{Ingest, Ingested};
-use intake_pipeline::{AckCode, RawMessage, Reason};
+use intake_pipeline::hl7::sniff_header;
+use intake_pipeline::hl7::ack::{build_ack, AckCode, AckError};
+use intake_pipeline::ingest::Ingest;
+use intake_pipeline::{Format, RawMessage};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -98,8 +98,8 @@ async fn connection(
         let ack = match frame {
             Ok(None) => break,
             Ok(Some(Frame::Message(bytes))) => {
-                let raw = RawMessage::new(config.tenant.clone(), channel.as_ref(), bytes);
-                ack_for(&ingest.ingest(raw).await)
+                let raw = RawMessage::new(config.tenant.clone(), Format::Hl7v2, channel.as_ref(), bytes);
+                ingest.ingest(raw).await.hl7_ack()
             }
             Ok(Some(Frame::Oversized {
                 prefix,
@@ -113,7 +113,7 @@ async fn connection(
                     text: "Message exceeds the size limit",
                 };
                 build_ack(
-                    header.as_ref().map(inbound).as_ref(),
+                    header.as_ref(),
                     AckCode::Reject,
                     Some(&err),
                     &ack_id(),
@@ -137,47 +137,6 @@ async fn connection(
         }
     }
     tracing::debug!(%peer, "connection closed");
-}
-
-/// The ACK for a committed (or failed) message.
-pub fn ack_for(r: &Ingested) -> String {
-    let header = r.header.as_ref().map(inbound);
-    let err = r
-        .code
-        .as_deref()
-        .filter(|_| r.ack != AckCode::Accept)
-        .map(|code| {
-            let reason = reason_of(code);
-            AckError {
-                code,
-                hl7_code: reason.map(Reason::hl7_error_code).unwrap_or("207"),
-                text: reason
-                    .map(Reason::text)
-                    .unwrap_or("Application internal error"),
-            }
-        });
-    build_ack(header.as_ref(), r.ack, err.as_ref(), &ack_id(), now())
-}
-
-fn reason_of(code: &str) -> Option<Reason> {
-    Reason::ALL.into_iter().find(|r| r.code() == code)
-}
-
-fn inbound(h: &Header) -> InboundHeader {
-    InboundHeader {
-        field_sep: h.field_sep,
-        encoding_chars: h.encoding_chars.clone(),
-        sending_application: h.sending_application.clone(),
-        sending_facility: h.sending_facility.clone(),
-        receiving_application: h.receiving_application.clone(),
-        receiving_facility: h.receiving_facility.clone(),
-        message_type: h.message_type.clone(),
-        trigger: h.trigger.clone(),
-        control_id: h.control_id.clone(),
-        processing_id: h.processing_id.clone(),
-        version: h.version.clone(),
-        accept_ack_type: h.accept_ack_type.clone(),
-    }
 }
 
 /// A unique control id for an ACK (20 characters, time-ordered).

@@ -1,6 +1,5 @@
 //! MLLP: `0x0B` message `0x1C 0x0D` over TCP.
 
-pub mod ack;
 pub mod client;
 pub mod frame;
 pub mod listener;

@@ -1,8 +1,8 @@
 //! FHIR bodies (JSON or XML) to validated FHIR JSON values.
 //!
 //! Order of checks, cheapest and safest first:
-//! 1. sniff: `{` (after an optional BOM and whitespace) is JSON, `<` is XML, anything else
-//!    is `FHIR_MALFORMED`;
+//! 1. syntax: the [`Format`] sniffed where the body entered (`{` after an optional BOM and
+//!    whitespace is JSON, `<` is XML); a body not shaped like it is `FHIR_MALFORMED`;
 //! 2. safety before any parser builds or expands anything: XML with `<!DOCTYPE` or
 //!    `<!ENTITY` anywhere is `FHIR_UNSAFE_XML` (no entity is ever expanded, no external
 //!    entity fetched); nesting deeper than [`MAX_DEPTH`] (JSON objects and arrays, XML
@@ -16,6 +16,7 @@
 //! No detail ever quotes the body: library errors that quote input are reduced to a
 //! position or an element path.
 
+use crate::message::Format;
 use crate::reason::{Reason, Rejection};
 use fhirbolt::model::r4::Resource;
 use fhirbolt::serde::{DeserializationConfig, DeserializationMode};
@@ -50,15 +51,17 @@ impl Mode {
     }
 }
 
-/// Parses a FHIR R4 resource or Bundle (JSON or XML) and returns it as FHIR JSON.
-pub fn decode(bytes: &[u8], mode: Mode) -> Result<Value, Rejection> {
+/// Parses a FHIR R4 resource or Bundle in the syntax `format` names and returns it as
+/// FHIR JSON. A body that does not start like that syntax (`{`, `<`, after an optional
+/// BOM and whitespace) is `FHIR_MALFORMED` at its first character.
+pub fn decode(bytes: &[u8], format: Format, mode: Mode) -> Result<Value, Rejection> {
     let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let first = body.iter().position(|b| !b.is_ascii_whitespace());
-    match first.map(|i| body[i]) {
-        Some(b'{') => decode_json(body, mode),
-        Some(b'<') => decode_xml(body, mode),
-        Some(_) => Err(malformed_at(body, first.unwrap_or(0))),
-        None => Err(Rejection::with_detail(Reason::FhirMalformed, "empty body")),
+    match (format, first.map(|i| body[i])) {
+        (Format::FhirJson, Some(b'{')) => decode_json(body, mode),
+        (Format::FhirXml, Some(b'<')) => decode_xml(body, mode),
+        (_, Some(_)) => Err(malformed_at(body, first.unwrap_or(0))),
+        (_, None) => Err(Rejection::with_detail(Reason::FhirMalformed, "empty body")),
     }
 }
 
@@ -511,8 +514,13 @@ fn xml_prescan(body: &[u8]) -> Result<String, Rejection> {
 mod tests {
     use super::*;
 
+    /// Decodes in the syntax the body's first character names, as adapters do.
+    fn sniffed(bytes: &[u8], mode: Mode) -> Result<Value, Rejection> {
+        decode(bytes, Format::sniff_fhir(bytes), mode)
+    }
+
     fn code(bytes: &[u8]) -> (Reason, Option<String>) {
-        let r = decode(bytes, Mode::Strict).unwrap_err();
+        let r = sniffed(bytes, Mode::Strict).unwrap_err();
         (r.reason, r.detail)
     }
 
@@ -525,19 +533,19 @@ mod tests {
 
     #[test]
     fn json_and_xml_give_the_same_value() {
-        let a = decode(PATIENT_JSON.as_bytes(), Mode::Strict).unwrap();
-        let b = decode(PATIENT_XML.as_bytes(), Mode::Strict).unwrap();
+        let a = sniffed(PATIENT_JSON.as_bytes(), Mode::Strict).unwrap();
+        let b = sniffed(PATIENT_XML.as_bytes(), Mode::Strict).unwrap();
         assert_eq!(a, b);
         assert_eq!(a["name"][0]["given"][0], "Alex");
         let bom = [b"\xEF\xBB\xBF".as_slice(), PATIENT_JSON.as_bytes()].concat();
-        assert_eq!(decode(&bom, Mode::Strict).unwrap(), a);
+        assert_eq!(sniffed(&bom, Mode::Strict).unwrap(), a);
     }
 
     #[test]
     fn decimals_keep_their_precision() {
         let obs = r#"{"resourceType":"Observation","status":"final","code":{"text":"x"},
             "valueQuantity":{"value":1.50,"unit":"mg"}}"#;
-        let v = decode(obs.as_bytes(), Mode::Strict).unwrap();
+        let v = sniffed(obs.as_bytes(), Mode::Strict).unwrap();
         assert_eq!(v["valueQuantity"]["value"].to_string(), "1.50");
     }
 
@@ -597,7 +605,7 @@ mod tests {
             r#"{{"resourceType":"Patient","id":"x","name":[{{"text":"{}"}}]}}"#,
             "[".repeat(500)
         );
-        assert!(decode(s.as_bytes(), Mode::Strict).is_ok());
+        assert!(sniffed(s.as_bytes(), Mode::Strict).is_ok());
     }
 
     #[test]
@@ -637,9 +645,9 @@ mod tests {
     #[test]
     fn laxer_modes_accept_unknown_elements() {
         let body = br#"{"resourceType":"Patient","id":"p1","nickname":"x"}"#;
-        assert!(decode(body, Mode::Strict).is_err());
-        let v = decode(body, Mode::Compatibility).unwrap();
+        assert!(sniffed(body, Mode::Strict).is_err());
+        let v = sniffed(body, Mode::Compatibility).unwrap();
         assert!(v.get("nickname").is_none());
-        assert!(decode(body, Mode::Lax).is_ok());
+        assert!(sniffed(body, Mode::Lax).is_ok());
     }
 }

@@ -1,4 +1,4 @@
-//! HL7 v2 escape sequence decoding.
+//! HL7 v2 escape sequences: decoding ([`unescape`]) and encoding ([`escape`]).
 //!
 //! [`unescape`] turns the escape sequences of an HL7 v2 field value (already
 //! split out of its segment) back into text: delimiter escapes (`\F\`, `\S\`,
@@ -38,6 +38,42 @@ impl Default for Delimiters {
             subcomponent: '&',
         }
     }
+}
+
+/// Encode `value` for use as a field value written with `d`: each delimiter, the
+/// truncation character (HL7 2.7, when the message declares one) and CR/LF become their
+/// escape sequences (`\F\`, `\S\`, `\T\`, `\R\`, `\E\`, `\P\`, `\X0D\`,
+/// `\X0A\`), so that a value can never break the segment structure. The inverse of
+/// [`unescape`] for the characters it escapes.
+#[must_use]
+pub fn escape(value: &str, d: &Delimiters, truncation: Option<char>) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        let seq = if c == d.field {
+            "F"
+        } else if c == d.component {
+            "S"
+        } else if c == d.subcomponent {
+            "T"
+        } else if c == d.repetition {
+            "R"
+        } else if c == d.escape {
+            "E"
+        } else if Some(c) == truncation {
+            "P"
+        } else if c == '\r' {
+            "X0D"
+        } else if c == '\n' {
+            "X0A"
+        } else {
+            out.push(c);
+            continue;
+        };
+        out.push(d.escape);
+        out.push_str(seq);
+        out.push(d.escape);
+    }
+    out
 }
 
 /// Decode the escape sequences in `value`.
@@ -187,6 +223,17 @@ mod tests {
 
     fn u(s: &str) -> String {
         unescape(s, &Delimiters::default()).into_owned()
+    }
+
+    #[test]
+    fn escape_round_trips_through_unescape() {
+        let d = Delimiters::default();
+        let text = "a|b^c&d~e\\f#g\r\nh";
+        let encoded = escape(text, &d, Some('#'));
+        assert_eq!(encoded, "a\\F\\b\\S\\c\\T\\d\\R\\e\\E\\f\\P\\g\\X0D\\\\X0A\\h");
+        assert!(!encoded.contains(['|', '^', '&', '~', '\r', '\n']));
+        // `\P\` (truncation) has no meaning in plain text: unescape keeps it literally.
+        assert_eq!(u(&encoded), text.replace('#', "\\P\\"));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! before, stopped at such a segment and still returned `Ok`) and splits fields only when
 //! a path reads them. Errors carry codes and positions, never message text.
 
+pub mod ack;
 pub mod charset;
 pub mod er7;
 pub mod escape;
@@ -181,6 +182,26 @@ impl<'m> Hl7Message<'m> {
     pub fn unescape<'a>(&self, value: &'a str) -> std::borrow::Cow<'a, str> {
         escape::unescape(value, &self.delimiters)
     }
+}
+
+/// Bytes to text ready for [`Hl7Message::parse`]: the charset MSH-18 names, decoded, and
+/// MSH-2 normalized ([`prepare`]). A failure carries the header when it can still be read
+/// (an undecodable charset: MSH is ASCII), for the acknowledgement.
+pub fn decode(bytes: &[u8]) -> Result<String, (Rejection, Option<Header>)> {
+    let mut decoded = charset::decode(bytes).map_err(|e| {
+        let reason = match e {
+            charset::DecodeError::NotHl7 => Reason::NotHl7,
+            charset::DecodeError::Empty => Reason::EmptyMessage,
+            charset::DecodeError::BatchEnvelope => Reason::BatchEnvelope,
+            charset::DecodeError::UnsupportedCharset => Reason::UnsupportedCharset,
+        };
+        let header = (reason == Reason::UnsupportedCharset)
+            .then(|| sniff_header_latin1(bytes))
+            .flatten();
+        (Rejection::new(reason), header)
+    })?;
+    prepare(&mut decoded.text);
+    Ok(decoded.text)
 }
 
 /// Reads the MSH header out of raw bytes for acknowledging something that was not

@@ -1,7 +1,8 @@
 //! The mapping language end to end: a tenant folder on disk, a message, the events.
 
 use super::Tenants;
-use crate::pipeline::{process, Disposition, RawMessage};
+use crate::message::{Format, RawMessage};
+use crate::pipeline::{process, Disposition};
 use crate::reason::Reason;
 use serde_json::{json, Value};
 
@@ -23,7 +24,7 @@ type Outcome = Result<Vec<(String, String, Value)>, (Reason, Option<String>)>;
 
 fn run(tenants: &Tenants, msg: &str) -> Outcome {
     let p = process(
-        RawMessage::new(Some("t1".into()), "test", msg.as_bytes().to_vec()),
+        RawMessage::new(Some("t1".into()), Format::Hl7v2, "test", msg.as_bytes().to_vec()),
         tenants,
     );
     match p.disposition {

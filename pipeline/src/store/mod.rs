@@ -12,7 +12,11 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::event::{EventEnvelope, NewEvent};
-use crate::pipeline::{AckCode, Disposition, Processed};
+use crate::hl7::ack::AckCode;
+use crate::message::RawMessage;
+use crate::outcome::Outcome;
+use crate::pipeline::Processed;
+use crate::reason::Reason;
 use serde::Serialize;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -36,31 +40,6 @@ pub async fn open(url: &str, options: StoreOptions) -> Result<Arc<dyn EventStore
             "unsupported database URL scheme (supported: sqlite://, postgres://)".into(),
         ))
     }
-}
-
-/// What happened to one message in a committed batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stored {
-    /// Its events were appended.
-    Events,
-    /// It was kept as a dead letter.
-    DeadLettered,
-    /// Its idempotency key was already stored: nothing new was written.
-    Duplicate,
-}
-
-/// The committed outcome of one message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WriteOutcome {
-    /// What was stored.
-    pub stored: Stored,
-    /// The acknowledgement it earned (for a duplicate: the first one's).
-    pub ack: AckCode,
-    /// The reason code when dead-lettered (for a duplicate: the first one's).
-    pub reason_code: Option<String>,
-    /// Global positions of the appended events.
-    pub positions: Vec<i64>,
 }
 
 /// Expected stream version for an append.
@@ -165,7 +144,7 @@ pub struct DeadLetterFilter {
 }
 
 /// Maps a dead letter's raw message again, with the mappings in force now.
-pub type Remap = dyn Fn(crate::pipeline::RawMessage) -> Processed + Send + Sync;
+pub type Remap = dyn Fn(RawMessage) -> Processed + Send + Sync;
 
 /// What replaying one dead letter did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -198,7 +177,7 @@ pub trait EventStore: Send + Sync + 'static {
     async fn commit_batch(
         &self,
         batch: &[Processed],
-    ) -> Result<Vec<Result<WriteOutcome, StoreError>>, StoreError>;
+    ) -> Result<Vec<Result<Outcome, StoreError>>, StoreError>;
 
     /// Appends events to one stream, checking the expected version; returns positions.
     async fn append(
@@ -281,25 +260,16 @@ pub(crate) fn created_by(p: &Processed) -> String {
 }
 
 /// The outcome of a message whose rows were inserted by this batch.
-pub(crate) fn outcome(
-    p: &Processed,
-    positions: &std::collections::HashMap<Uuid, i64>,
-) -> WriteOutcome {
-    match &p.disposition {
-        Disposition::Events(events) => WriteOutcome {
-            stored: Stored::Events,
-            ack: AckCode::Accept,
-            reason_code: None,
-            positions: events
-                .iter()
-                .filter_map(|e| positions.get(&e.event_id).copied())
-                .collect(),
-        },
-        Disposition::DeadLetter { rejection, ack } => WriteOutcome {
-            stored: Stored::DeadLettered,
-            ack: *ack,
-            reason_code: Some(rejection.reason.code().to_string()),
-            positions: Vec::new(),
-        },
-    }
+pub(crate) fn outcome(p: &Processed, positions: &std::collections::HashMap<Uuid, i64>) -> Outcome {
+    Outcome::inserted(p, positions)
+}
+
+/// The outcome of a message whose key was stored before, from the first one's stored
+/// acknowledgement letter and reason code.
+pub(crate) fn duplicate(p: &Processed, ack: &str, reason: Option<&str>) -> Outcome {
+    Outcome::duplicate(
+        p,
+        AckCode::from_letter(ack).unwrap_or(AckCode::Accept),
+        reason.and_then(Reason::from_code),
+    )
 }

@@ -4,7 +4,8 @@
 
 use super::{Remap, Replayed};
 use crate::event::NewEvent;
-use crate::pipeline::{Disposition, RawMessage};
+use crate::message::{Format, RawMessage};
+use crate::pipeline::Disposition;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -13,8 +14,14 @@ pub(super) struct Claimed {
     pub id: Uuid,
     pub tenant: Option<String>,
     pub channel: String,
+    pub format: Format,
     pub raw: Vec<u8>,
     pub received_at: DateTime<Utc>,
+}
+
+/// The stored `format` column's value.
+pub(super) fn format(name: String) -> Result<Format, sqlx::Error> {
+    Format::from_name(&name).ok_or_else(|| sqlx::Error::Decode("unknown inbound format".into()))
 }
 
 /// Maps every claimed letter again; returns each one's result and its events.
@@ -25,6 +32,7 @@ pub(super) fn remap_all(claimed: Vec<Claimed>, remap: &Remap) -> Vec<(Replayed, 
             let raw = RawMessage {
                 id: c.id,
                 tenant: c.tenant,
+                format: c.format,
                 channel: c.channel,
                 bytes: c.raw,
                 received_at: c.received_at,

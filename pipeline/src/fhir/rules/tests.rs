@@ -2,7 +2,8 @@
 
 use crate::event::NewEvent;
 use crate::mapping::Tenants;
-use crate::pipeline::{process, Disposition, RawMessage};
+use crate::message::{Format, RawMessage};
+use crate::pipeline::{process, Disposition};
 use crate::reason::Reason;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -13,16 +14,16 @@ fn demo() -> Tenants {
 }
 
 fn run(tenants: &Tenants, resource: &Value) -> Result<Vec<NewEvent>, (Reason, Option<String>)> {
-    run_bytes(tenants, resource.to_string().into_bytes(), "fhir")
+    run_bytes(tenants, resource.to_string().into_bytes(), Format::FhirJson)
 }
 
 fn run_bytes(
     tenants: &Tenants,
     bytes: Vec<u8>,
-    channel: &str,
+    format: Format,
 ) -> Result<Vec<NewEvent>, (Reason, Option<String>)> {
     let p = process(
-        RawMessage::new(Some("demo".into()), channel, bytes),
+        RawMessage::new(Some("demo".into()), format, "test", bytes),
         tenants,
     );
     match p.disposition {
@@ -172,7 +173,7 @@ fn hl7_a02_and_the_equivalent_fhir_encounter_have_the_same_shape_on_the_same_str
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/demo/a02-transfer.hl7"),
     )
     .unwrap();
-    let a02 = run_bytes(&t, hl7, "test").unwrap();
+    let a02 = run_bytes(&t, hl7, Format::Hl7v2).unwrap();
     let fhir = run(&t, &sample("fhir-encounter-history.json")).unwrap();
     let fhir_move = fhir
         .iter()
@@ -210,7 +211,7 @@ fn hl7_a02_and_the_equivalent_fhir_encounter_have_the_same_shape_on_the_same_str
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/demo/oru-numeric.hl7"),
     )
     .unwrap();
-    let oru = run_bytes(&t, oru, "test").unwrap();
+    let oru = run_bytes(&t, oru, Format::Hl7v2).unwrap();
     let obs = run(&t, &sample("fhir-observation-lab.json")).unwrap();
     assert_eq!(keys(&oru[0].data), keys(&obs[0].data));
     assert_eq!(oru[0].stream_id, obs[0].stream_id);

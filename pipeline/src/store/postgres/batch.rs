@@ -4,8 +4,10 @@
 
 use super::{begin_scoped, check_expected};
 use crate::event::NewEvent;
-use crate::pipeline::{AckCode, Disposition, Processed};
-use crate::store::{created_by, outcome, ExpectedVersion, Stored, WriteOutcome};
+use crate::hl7::ack::AckCode;
+use crate::outcome::Outcome;
+use crate::pipeline::{Disposition, Processed};
+use crate::store::{created_by, duplicate, outcome, ExpectedVersion};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
@@ -20,7 +22,7 @@ pub(super) async fn commit_all(
     pool: &PgPool,
     batch: &[Processed],
     outbox: bool,
-) -> Result<Vec<WriteOutcome>, sqlx::Error> {
+) -> Result<Vec<Outcome>, sqlx::Error> {
     let mut tx = begin_scoped(pool, "*").await?;
     let inserted = insert_inbound(&mut tx, batch).await?;
     let fresh: Vec<&Processed> = batch
@@ -113,6 +115,7 @@ async fn insert_inbound(tx: &mut Tx, batch: &[Processed]) -> Result<HashSet<Uuid
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
+    let mut formats = Vec::with_capacity(n);
     for p in order {
         let (outcome, ack, reason, count) = match &p.disposition {
             Disposition::Events(ev) => ("stored", AckCode::Accept, None, ev.len() as i32),
@@ -126,7 +129,8 @@ async fn insert_inbound(tx: &mut Tx, batch: &[Processed]) -> Result<HashSet<Uuid
         facilities.push(key.map(|k| k.sending_facility.as_str()));
         controls.push(key.map(|k| k.control_id.as_str()));
         channels.push(p.raw.channel.as_str());
-        types.push(p.message_code());
+        types.push(p.message_type.as_deref());
+        formats.push(p.raw.format.as_str());
         raws.push(p.raw.bytes.as_slice());
         received.push(p.raw.received_at);
         outcomes.push(outcome);
@@ -136,10 +140,10 @@ async fn insert_inbound(tx: &mut Tx, batch: &[Processed]) -> Result<HashSet<Uuid
     }
     let inserted: Vec<Uuid> = sqlx::query_scalar(
         "INSERT INTO inbound_messages (id, tenant_id, sending_facility, control_id, channel, \
-         message_type, raw, received_at, outcome, ack_code, reason_code, event_count) \
+         message_type, raw, received_at, outcome, ack_code, reason_code, event_count, format) \
          SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], \
          $6::text[], $7::bytea[], $8::timestamptz[], $9::text[], $10::text[], $11::text[], \
-         $12::int4[]) ON CONFLICT DO NOTHING RETURNING id",
+         $12::int4[], $13::text[]) ON CONFLICT DO NOTHING RETURNING id",
     )
     .bind(&ids)
     .bind(&tenants)
@@ -153,6 +157,7 @@ async fn insert_inbound(tx: &mut Tx, batch: &[Processed]) -> Result<HashSet<Uuid
     .bind(&acks)
     .bind(&reasons)
     .bind(&counts)
+    .bind(&formats)
     .fetch_all(&mut **tx)
     .await?;
     Ok(inserted.into_iter().collect())
@@ -312,7 +317,7 @@ async fn first_answers(
     tx: &mut Tx,
     batch: &[Processed],
     inserted: &HashSet<Uuid>,
-) -> Result<HashMap<Uuid, WriteOutcome>, sqlx::Error> {
+) -> Result<HashMap<Uuid, Outcome>, sqlx::Error> {
     let dups: Vec<&Processed> = batch
         .iter()
         .filter(|p| !inserted.contains(&p.raw.id) && p.key.is_some())
@@ -321,7 +326,7 @@ async fn first_answers(
     if dups.is_empty() {
         return Ok(answers);
     }
-    let keys = |f: fn(&crate::pipeline::IdempotencyKey) -> &str| -> Vec<&str> {
+    let keys = |f: fn(&crate::message::IdempotencyKey) -> &str| -> Vec<&str> {
         dups.iter().filter_map(|p| p.key.as_ref().map(f)).collect()
     };
     let rows = sqlx::query(
@@ -350,15 +355,7 @@ async fn first_answers(
             k.control_id.clone(),
         );
         if let Some((ack, reason)) = by_key.get(&key) {
-            answers.insert(
-                p.raw.id,
-                WriteOutcome {
-                    stored: Stored::Duplicate,
-                    ack: AckCode::from_letter(ack).unwrap_or(AckCode::Accept),
-                    reason_code: reason.clone(),
-                    positions: Vec::new(),
-                },
-            );
+            answers.insert(p.raw.id, duplicate(p, ack, reason.as_deref()));
         }
     }
     Ok(answers)

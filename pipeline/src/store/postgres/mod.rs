@@ -18,7 +18,7 @@ mod replay;
 
 use super::{
     DeadLetter, DeadLetterFilter, EventQuery, EventStore, ExpectedVersion, Remap, Replayed,
-    StoreError, StoreOptions, WriteOutcome,
+    StoreError, StoreOptions, Outcome,
 };
 use crate::event::{EventEnvelope, NewEvent};
 use crate::pipeline::Processed;
@@ -164,7 +164,7 @@ impl EventStore for PostgresStore {
     async fn commit_batch(
         &self,
         batch: &[Processed],
-    ) -> Result<Vec<Result<WriteOutcome, StoreError>>, StoreError> {
+    ) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
         let outbox = self.options.outbox;
         match with_retry!(batch::commit_all(&self.pool, batch, outbox)) {
             Ok(outcomes) => Ok(outcomes.into_iter().map(Ok).collect()),

@@ -4,7 +4,7 @@
 
 use super::batch::append_events;
 use super::begin_scoped;
-use crate::store::replay::{event_rows, finish, remap_all, Claimed};
+use crate::store::replay::{event_rows, finish, format, remap_all, Claimed};
 use crate::store::{DeadLetterFilter, Remap, Replayed};
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
@@ -23,7 +23,7 @@ pub(super) async fn replay(
 ) -> Result<Vec<Replayed>, sqlx::Error> {
     let mut tx = begin_scoped(pool, filter.tenant.as_deref().unwrap_or("*")).await?;
     let rows = sqlx::query(&format!(
-        "SELECT d.id, i.tenant_id, i.channel, i.raw, i.received_at \
+        "SELECT d.id, i.tenant_id, i.channel, i.raw, i.received_at, i.format \
          FROM dead_letters d JOIN inbound_messages i ON i.id = d.inbound_id \
          WHERE {SELECTED} FOR UPDATE OF d SKIP LOCKED"
     ))
@@ -41,6 +41,7 @@ pub(super) async fn replay(
                 tenant: r.try_get(1)?,
                 channel: r.try_get(2)?,
                 raw: r.try_get(3)?,
+                format: format(r.try_get(5)?)?,
                 received_at: r.try_get(4)?,
             })
         })

@@ -6,8 +6,10 @@
 
 use super::now;
 use crate::event::NewEvent;
-use crate::pipeline::{AckCode, Disposition, Processed};
-use crate::store::{created_by, outcome, StoreError, StoreOptions, Stored, WriteOutcome};
+use crate::hl7::ack::AckCode;
+use crate::outcome::Outcome;
+use crate::pipeline::{Disposition, Processed};
+use crate::store::{created_by, outcome, StoreError, StoreOptions};
 use chrono::SecondsFormat;
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 use std::collections::{HashMap, HashSet};
@@ -22,7 +24,7 @@ pub(super) async fn commit_all(
     pool: &SqlitePool,
     batch: &[Processed],
     options: StoreOptions,
-) -> Result<Vec<WriteOutcome>, StoreError> {
+) -> Result<Vec<Outcome>, StoreError> {
     let now = now();
     let mut tx = pool.begin().await?;
     let inserted = insert_inbound(&mut tx, batch).await?;
@@ -54,7 +56,7 @@ async fn insert_inbound(
     for chunk in batch.chunks(ROWS) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO inbound_messages (id, tenant_id, sending_facility, control_id, channel, \
-             message_type, raw, received_at, outcome, ack_code, reason_code, event_count) ",
+             message_type, raw, received_at, outcome, ack_code, reason_code, event_count, format) ",
         );
         q.push_values(chunk, |mut row, p| {
             let (outcome, ack, reason, count) = match &p.disposition {
@@ -69,7 +71,7 @@ async fn insert_inbound(
                 .push_bind(key.map(|k| k.sending_facility.as_str()))
                 .push_bind(key.map(|k| k.control_id.as_str()))
                 .push_bind(p.raw.channel.as_str())
-                .push_bind(p.message_code())
+                .push_bind(p.message_type.as_deref())
                 .push_bind(p.raw.bytes.as_slice())
                 .push_bind(
                     p.raw
@@ -79,7 +81,8 @@ async fn insert_inbound(
                 .push_bind(outcome)
                 .push_bind(ack.as_letter())
                 .push_bind(reason)
-                .push_bind(count);
+                .push_bind(count)
+                .push_bind(p.raw.format.as_str());
         });
         q.push(" ON CONFLICT DO NOTHING RETURNING id");
         let ids: Vec<Uuid> = q.build_query_scalar().fetch_all(&mut **tx).await?;
@@ -234,7 +237,7 @@ async fn insert_dead_letters(
 async fn duplicate(
     tx: &mut Transaction<'_, Sqlite>,
     p: &Processed,
-) -> Result<WriteOutcome, StoreError> {
+) -> Result<Outcome, StoreError> {
     let Some(k) = &p.key else {
         return Err(StoreError::Unavailable(
             "inbound message id collision".into(),
@@ -250,10 +253,6 @@ async fn duplicate(
     .fetch_one(&mut **tx)
     .await?;
     let ack: String = row.try_get(0)?;
-    Ok(WriteOutcome {
-        stored: Stored::Duplicate,
-        ack: AckCode::from_letter(&ack).unwrap_or(AckCode::Accept),
-        reason_code: row.try_get(1)?,
-        positions: Vec::new(),
-    })
+    let reason: Option<String> = row.try_get(1)?;
+    Ok(crate::store::duplicate(p, &ack, reason.as_deref()))
 }

@@ -5,7 +5,7 @@ mod replay;
 
 use super::{
     DeadLetter, DeadLetterFilter, EventQuery, EventStore, ExpectedVersion, Remap, Replayed,
-    StoreError, StoreOptions, WriteOutcome,
+    StoreError, StoreOptions, Outcome,
 };
 use crate::event::{EventEnvelope, NewEvent};
 use crate::pipeline::Processed;
@@ -144,7 +144,7 @@ impl EventStore for SqliteStore {
     async fn commit_batch(
         &self,
         batch: &[Processed],
-    ) -> Result<Vec<Result<WriteOutcome, StoreError>>, StoreError> {
+    ) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
         match batch::commit_all(&self.pool, batch, self.options).await {
             Ok(outcomes) => Ok(outcomes.into_iter().map(Ok).collect()),
             Err(e) if batch.len() == 1 => Ok(vec![Err(e)]),

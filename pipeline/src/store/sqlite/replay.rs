@@ -4,7 +4,7 @@
 
 use super::batch::append_events;
 use super::now;
-use crate::store::replay::{event_rows, finish, remap_all, Claimed};
+use crate::store::replay::{event_rows, finish, format, remap_all, Claimed};
 use crate::store::{DeadLetterFilter, Remap, Replayed};
 use chrono::DateTime;
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
@@ -40,7 +40,7 @@ pub(super) async fn replay(
 ) -> Result<Vec<Replayed>, sqlx::Error> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let mut q = QueryBuilder::new(
-        "SELECT d.id, i.tenant_id, i.channel, i.raw, i.received_at \
+        "SELECT d.id, i.tenant_id, i.channel, i.raw, i.received_at, i.format \
          FROM dead_letters d JOIN inbound_messages i ON i.id = d.inbound_id",
     );
     push_selected(&mut q, filter);
@@ -54,6 +54,7 @@ pub(super) async fn replay(
                 tenant: r.try_get(1)?,
                 channel: r.try_get(2)?,
                 raw: r.try_get(3)?,
+                format: format(r.try_get(5)?)?,
                 received_at: DateTime::parse_from_rfc3339(&received)
                     .map_err(|e| sqlx::Error::Decode(Box::new(e)))?
                     .to_utc(),

@@ -1,4 +1,4 @@
-//! HL7 v2 acknowledgement (ACK) builder.
+//! HL7 v2 acknowledgement (ACK) encoding: MLLP and `POST .../hl7v2` both answer with it.
 //!
 //! [`build_ack`] renders an ER7 `ACK` message (MSH, MSA and, for a negative
 //! acknowledgement with an error, ERR), each segment terminated by `\r`.
@@ -12,6 +12,8 @@
 //! Nothing built here carries message content beyond the echoed header
 //! routing fields and control id; error texts are fixed strings.
 
+use super::escape::{self, Delimiters};
+use super::Header;
 use chrono::{DateTime, FixedOffset};
 
 /// Field separator used when none (or an unusable one) is known.
@@ -23,7 +25,37 @@ const DEFAULT_VERSION: &str = "2.5";
 /// MSH-11 used when the inbound processing id is unknown or empty.
 const DEFAULT_PROCESSING_ID: &str = "P";
 
-pub use intake_pipeline::AckCode;
+/// The acknowledgement class a message earns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckCode {
+    /// AA / CA.
+    Accept,
+    /// AE / CE.
+    Error,
+    /// AR / CR.
+    Reject,
+}
+
+impl AckCode {
+    /// One-letter form stored with the inbound message (`A`, `E`, `R`).
+    pub fn as_letter(self) -> &'static str {
+        match self {
+            AckCode::Accept => "A",
+            AckCode::Error => "E",
+            AckCode::Reject => "R",
+        }
+    }
+
+    /// Inverse of [`AckCode::as_letter`].
+    pub fn from_letter(s: &str) -> Option<Self> {
+        match s {
+            "A" => Some(AckCode::Accept),
+            "E" => Some(AckCode::Error),
+            "R" => Some(AckCode::Reject),
+            _ => None,
+        }
+    }
+}
 
 /// The MSA-1 value: original-mode code, or the enhanced-mode (commit acknowledgement)
 /// code when `enhanced` is true.
@@ -36,36 +68,6 @@ pub fn msa_code(code: AckCode, enhanced: bool) -> &'static str {
         (AckCode::Error, true) => "CE",
         (AckCode::Reject, true) => "CR",
     }
-}
-
-/// What the builder needs from the inbound message header; all values are
-/// raw field text as it appeared (already in the message's own delimiters).
-#[derive(Debug, Clone, Default)]
-pub struct InboundHeader {
-    /// MSH-1, the field separator (usually `|`).
-    pub field_sep: char,
-    /// MSH-2, the encoding characters, e.g. `^~\&`.
-    pub encoding_chars: String,
-    /// MSH-3, sending application.
-    pub sending_application: String,
-    /// MSH-4, sending facility.
-    pub sending_facility: String,
-    /// MSH-5, receiving application.
-    pub receiving_application: String,
-    /// MSH-6, receiving facility.
-    pub receiving_facility: String,
-    /// MSH-9.1, message code, e.g. `ADT`.
-    pub message_type: String,
-    /// MSH-9.2, trigger event, e.g. `A01`.
-    pub trigger: String,
-    /// MSH-10, message control id.
-    pub control_id: String,
-    /// MSH-11, processing id, e.g. `P`.
-    pub processing_id: String,
-    /// MSH-12, version id, e.g. `2.5.1`.
-    pub version: String,
-    /// MSH-15, accept acknowledgement type; non-empty selects enhanced mode.
-    pub accept_ack_type: String,
 }
 
 /// An error to report in MSA-3 and ERR. Every field is a fixed value chosen
@@ -81,14 +83,11 @@ pub struct AckError<'a> {
     pub text: &'a str,
 }
 
-/// The delimiters the ACK is written with.
-struct Delims {
-    field: char,
+/// The delimiters the ACK is written with: the message's own when usable.
+struct AckDelimiters {
+    delimiters: Delimiters,
+    /// MSH-2 as the ACK writes it (4 characters, or 5 with the truncation character).
     encoding: String,
-    component: char,
-    repetition: char,
-    escape: char,
-    subcomponent: char,
     truncation: Option<char>,
 }
 
@@ -97,8 +96,8 @@ fn is_delim_char(c: char) -> bool {
     !c.is_alphanumeric() && !c.is_control() && !c.is_whitespace()
 }
 
-impl Delims {
-    fn new(h: Option<&InboundHeader>) -> Self {
+impl AckDelimiters {
+    fn new(h: Option<&Header>) -> Self {
         let mut field = h.map_or(DEFAULT_FIELD_SEP, |h| h.field_sep);
         if !is_delim_char(field) {
             field = DEFAULT_FIELD_SEP;
@@ -113,12 +112,14 @@ impl Delims {
             }
         };
         let chars: Vec<char> = encoding.chars().collect();
-        Delims {
-            field,
-            component: chars[0],
-            repetition: chars[1],
-            escape: chars[2],
-            subcomponent: chars[3],
+        AckDelimiters {
+            delimiters: Delimiters {
+                field,
+                component: chars[0],
+                repetition: chars[1],
+                escape: chars[2],
+                subcomponent: chars[3],
+            },
             truncation: chars.get(4).copied(),
             encoding,
         }
@@ -137,35 +138,9 @@ impl Delims {
             .all(|(i, &c)| is_delim_char(c) && c != field && !chars[..i].contains(&c))
     }
 
-    /// Escapes delimiter characters (and CR/LF) in a value we supply.
+    /// Escapes a value we supply (see [`escape::escape`]).
     fn escape(&self, s: &str) -> String {
-        let mut out = String::with_capacity(s.len());
-        for c in s.chars() {
-            let seq = if c == self.field {
-                "F"
-            } else if c == self.component {
-                "S"
-            } else if c == self.subcomponent {
-                "T"
-            } else if c == self.repetition {
-                "R"
-            } else if c == self.escape {
-                "E"
-            } else if Some(c) == self.truncation {
-                "P"
-            } else if c == '\r' {
-                "X0D"
-            } else if c == '\n' {
-                "X0A"
-            } else {
-                out.push(c);
-                continue;
-            };
-            out.push(self.escape);
-            out.push_str(seq);
-            out.push(self.escape);
-        }
-        out
+        escape::escape(s, &self.delimiters, self.truncation)
     }
 }
 
@@ -215,20 +190,20 @@ fn non_empty<'a>(s: &'a str, default: &'a str) -> &'a str {
 /// Sender and receiver (MSH-3/4 and MSH-5/6) are swapped. Every segment,
 /// the last included, ends with `\r`.
 pub fn build_ack(
-    h: Option<&InboundHeader>,
+    h: Option<&Header>,
     code: AckCode,
     error: Option<&AckError<'_>>,
     ack_control_id: &str,
     now: DateTime<FixedOffset>,
 ) -> String {
-    let d = Delims::new(h);
-    let fs = d.field;
-    let empty = InboundHeader::default();
+    let d = AckDelimiters::new(h);
+    let fs = d.delimiters.field;
+    let empty = Header::default();
     let hd = h.unwrap_or(&empty);
 
     let version = non_empty(&hd.version, DEFAULT_VERSION);
     // MSH-12 is a VID; only its first component is the version number.
-    let version_number = version.split(d.component).next().unwrap_or(version);
+    let version_number = version.split(d.delimiters.component).next().unwrap_or(version);
     let processing_id = non_empty(&hd.processing_id, DEFAULT_PROCESSING_ID);
     let enhanced = !hd.accept_ack_type.is_empty();
 
@@ -253,10 +228,10 @@ pub fn build_ack(
     out.push(fs);
     out.push_str("ACK");
     if !hd.trigger.is_empty() {
-        out.push(d.component);
+        out.push(d.delimiters.component);
         out.push_str(&hd.trigger);
         if version_at_least(version_number, &[2, 3, 1]) {
-            out.push(d.component);
+            out.push(d.delimiters.component);
             out.push_str("ACK");
         }
     }
@@ -282,7 +257,7 @@ pub fn build_ack(
 
     // ERR
     if let (Some(e), true) = (error, code != AckCode::Accept) {
-        let c = d.component;
+        let c = d.delimiters.component;
         out.push_str("ERR");
         out.push(fs);
         if version_at_least(version_number, &[2, 5]) {
@@ -306,7 +281,7 @@ pub fn build_ack(
         } else {
             // ERR-1 ELD: segment^sequence^field position^code (CE as
             // subcomponents).
-            let s = d.subcomponent;
+            let s = d.delimiters.subcomponent;
             out.push(c);
             out.push(c);
             out.push(c);
@@ -334,8 +309,8 @@ mod tests {
             .unwrap()
     }
 
-    fn header(version: &str) -> InboundHeader {
-        InboundHeader {
+    fn header(version: &str) -> Header {
+        Header {
             field_sep: '|',
             encoding_chars: "^~\\&".into(),
             sending_application: "SENDAPP".into(),
