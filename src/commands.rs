@@ -134,14 +134,14 @@ fn map(config: &Config, tenant: &str, files: &[PathBuf]) -> Result<ExitCode> {
     for file in files {
         let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
         // A FHIR file (.json / .xml) is one resource or Bundle, mapped as if posted.
-        let (format, messages) = if is_fhir_file(file) {
-            (Format::sniff_fhir(&bytes), vec![bytes])
+        let (format, channel, messages) = if is_fhir_file(file) {
+            (Format::sniff_fhir(&bytes), "fhir", vec![bytes])
         } else {
-            (Format::Hl7v2, split_messages(&bytes))
+            (Format::Hl7v2, "map", split_messages(&bytes))
         };
         for (i, message) in messages.into_iter().enumerate() {
             let p = process(
-                RawMessage::new(Some(tenant.into()), format, "map", message),
+                RawMessage::new(Some(tenant.into()), format, channel, message),
                 &tenants,
             );
             let line = match &p.disposition {

@@ -171,10 +171,10 @@ fn actual(case: &Case, tenants: &Tenants, filled: &mut Filled) -> Result<Vec<Out
     }
     let bytes = std::fs::read(&case.hl7).map_err(|e| format!("{}: {e}", case.hl7.display()))?;
     let fhir = crate::commands::is_fhir_file(&case.hl7);
-    let (format, messages) = if fhir {
-        (Format::sniff_fhir(&bytes), vec![bytes])
+    let (format, channel, messages) = if fhir {
+        (Format::sniff_fhir(&bytes), "fhir", vec![bytes])
     } else {
-        (Format::Hl7v2, split_messages(&bytes))
+        (Format::Hl7v2, "test", split_messages(&bytes))
     };
     if messages.is_empty() {
         return Err(format!("{} holds no message", case.hl7.display()));
@@ -182,7 +182,7 @@ fn actual(case: &Case, tenants: &Tenants, filled: &mut Filled) -> Result<Vec<Out
     let seen = filled.entry(case.tenant.clone()).or_default();
     let mut outcomes = Vec::new();
     for message in messages {
-        let raw = RawMessage::new(Some(case.tenant.clone()), format, "test", message);
+        let raw = RawMessage::new(Some(case.tenant.clone()), format, channel, message);
         let p = process(raw, tenants);
         let code = p.message_type.clone().unwrap_or_default();
         outcomes.push(match p.disposition {
