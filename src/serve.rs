@@ -7,7 +7,7 @@
 //! `Ingest` until the stop is requested.
 
 use crate::config::Config;
-use crate::commands::{load_tenants, open_store};
+use crate::context::{load_tenants, open_store};
 use anyhow::{Context, Result};
 use intake_adapters::component::{Env, Stop};
 use intake_adapters::http::auth::Auth;
