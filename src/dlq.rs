@@ -1,7 +1,7 @@
 //! `intake dlq`: support operations on dead letters (list, replay, discard).
 
-use crate::commands::{load_tenants, open_store};
 use crate::config::Config;
+use crate::context::{load_tenants, open_store};
 use anyhow::{bail, Result};
 use clap::Subcommand;
 use intake_pipeline::process;

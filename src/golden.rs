@@ -141,7 +141,7 @@ fn find_cases(dir: &Path) -> Result<Vec<Case>> {
         for hl7 in sorted_entries(&tdir)? {
             let name = hl7.file_name().unwrap_or_default().to_string_lossy();
             let sample = hl7.extension().is_some_and(|x| x == "hl7")
-                || (crate::commands::is_fhir_file(&hl7) && !name.ends_with(".events.json"));
+                || (crate::context::is_fhir_file(&hl7) && !name.ends_with(".events.json"));
             if sample && hl7.is_file() {
                 let stem = hl7.file_stem().unwrap_or_default().to_string_lossy();
                 cases.push(Case {
@@ -170,7 +170,7 @@ fn actual(case: &Case, tenants: &Tenants, filled: &mut Filled) -> Result<Vec<Out
         return Err(format!("no tenant {:?} in the mappings", case.tenant));
     }
     let bytes = std::fs::read(&case.hl7).map_err(|e| format!("{}: {e}", case.hl7.display()))?;
-    let fhir = crate::commands::is_fhir_file(&case.hl7);
+    let fhir = crate::context::is_fhir_file(&case.hl7);
     let (format, channel, messages) = if fhir {
         (Format::sniff_fhir(&bytes), "fhir", vec![bytes])
     } else {

@@ -13,8 +13,6 @@ use std::sync::Mutex;
 pub struct Metrics {
     messages: Mutex<BTreeMap<(String, &'static str, String), u64>>,
     events: Mutex<BTreeMap<String, u64>>,
-    pull_requests: Mutex<BTreeMap<(String, String, String), u64>>,
-    pull_success: Mutex<BTreeMap<(String, String), i64>>,
 }
 
 impl Metrics {
@@ -35,22 +33,6 @@ impl Metrics {
             if let Ok(mut e) = self.events.lock() {
                 *e.entry(tenant).or_default() += events as u64;
             }
-        }
-    }
-
-    /// Counts one request of a FHIR pull to its server: `status` is the HTTP status code,
-    /// or `error` when no response came (connection, timeout).
-    pub fn record_pull_request(&self, tenant: &str, resource_type: &str, status: &str) {
-        if let Ok(mut m) = self.pull_requests.lock() {
-            *m.entry((tenant.into(), resource_type.into(), status.into()))
-                .or_default() += 1;
-        }
-    }
-
-    /// Notes that a FHIR pull round of `resource_type` for `tenant` completed (Unix time).
-    pub fn record_pull_success(&self, tenant: &str, resource_type: &str, unix_secs: i64) {
-        if let Ok(mut m) = self.pull_success.lock() {
-            m.insert((tenant.into(), resource_type.into()), unix_secs);
         }
     }
 
@@ -118,29 +100,6 @@ impl Metrics {
             "intake_mapping_reloads_total{{result=\"refused\"}} {}",
             reloads.refused
         );
-        self.render_pull(&mut out);
         out
-    }
-
-    /// The FHIR pull series, when any server is polled.
-    fn render_pull(&self, out: &mut String) {
-        if let Ok(m) = self.pull_requests.lock() {
-            if !m.is_empty() {
-                let _ = writeln!(out, "# HELP intake_fhir_pull_requests_total Requests to polled FHIR servers by tenant, resource type and HTTP status (error: no response).");
-                let _ = writeln!(out, "# TYPE intake_fhir_pull_requests_total counter");
-            }
-            for ((tenant, t, status), n) in m.iter() {
-                let _ = writeln!(out, "intake_fhir_pull_requests_total{{tenant=\"{tenant}\",resource_type=\"{t}\",status=\"{status}\"}} {n}");
-            }
-        }
-        if let Ok(m) = self.pull_success.lock() {
-            if !m.is_empty() {
-                let _ = writeln!(out, "# HELP intake_fhir_pull_last_success_seconds Unix time of the last completed pull round by tenant and resource type.");
-                let _ = writeln!(out, "# TYPE intake_fhir_pull_last_success_seconds gauge");
-            }
-            for ((tenant, t), at) in m.iter() {
-                let _ = writeln!(out, "intake_fhir_pull_last_success_seconds{{tenant=\"{tenant}\",resource_type=\"{t}\"}} {at}");
-            }
-        }
     }
 }

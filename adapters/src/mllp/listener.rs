@@ -1,32 +1,19 @@
 //! The MLLP listener: one task per connection, messages processed and acknowledged in
 //! order, the ACK sent only after the message's batch has committed.
 
-use super::frame::{write_frame, Frame, FrameError, FrameLimits, FrameReader};
-use intake_pipeline::hl7::sniff_header;
+use super::config::MllpConfig;
+use super::frame::{write_frame, Frame, FrameError, FrameReader};
+use super::internal_events::{AcceptFailed, AckNotSent, ConnectionEnded, ConnectionOpened};
+use crate::component::{Component, Shutdown};
 use intake_pipeline::hl7::ack::{build_ack, AckCode, AckError};
+use intake_pipeline::hl7::sniff_header;
 use intake_pipeline::ingest::Ingest;
 use intake_pipeline::{Format, RawMessage};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 use tokio::task::JoinSet;
-
-/// One listener's settings.
-#[derive(Debug, Clone)]
-pub struct MllpConfig {
-    /// Address to bind.
-    pub addr: SocketAddr,
-    /// The tenant every message on this listener belongs to; `None`: route by MSH-4/MSH-6.
-    pub tenant: Option<String>,
-    /// Largest frame accepted.
-    pub max_frame_bytes: usize,
-    /// How long a connection may sit idle between messages.
-    pub idle_timeout: Duration,
-    /// How long one frame may take from start to end.
-    pub frame_timeout: Duration,
-}
 
 /// A bound MLLP listener.
 pub struct MllpListener {
@@ -45,16 +32,19 @@ impl MllpListener {
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
+}
 
-    /// Accepts connections until `shutdown` turns true, then lets each connection finish
+#[async_trait::async_trait]
+impl Component for MllpListener {
+    /// Accepts connections until shutdown is requested, then lets each connection finish
     /// the message it is on and returns.
-    pub async fn run(self, ingest: Ingest, mut shutdown: watch::Receiver<bool>) {
+    async fn run(self: Box<Self>, ingest: Ingest, mut shutdown: Shutdown) {
         let addr = self.local_addr().map(|a| a.to_string()).unwrap_or_default();
         let channel: Arc<str> = Arc::from(format!("mllp:{addr}"));
         let mut connections = JoinSet::new();
         loop {
             tokio::select! {
-                _ = shutdown.changed() => break,
+                _ = shutdown.requested() => break,
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
@@ -62,8 +52,8 @@ impl MllpListener {
                             stream, peer, ingest.clone(), self.config.clone(), channel.clone(), shutdown.clone(),
                         ));
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
+                    Err(error) => {
+                        AcceptFailed { error: &error }.emit();
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 },
@@ -80,19 +70,14 @@ async fn connection(
     ingest: Ingest,
     config: MllpConfig,
     channel: Arc<str>,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: Shutdown,
 ) {
     let (read, mut write) = stream.into_split();
-    let limits = FrameLimits {
-        max_frame_bytes: config.max_frame_bytes,
-        idle_timeout: config.idle_timeout,
-        frame_timeout: config.frame_timeout,
-    };
-    let mut reader = FrameReader::new(read, limits);
-    tracing::debug!(%peer, "connection opened");
+    let mut reader = FrameReader::new(read, config.frame_limits());
+    ConnectionOpened { peer }.emit();
     loop {
         let frame = tokio::select! {
-            _ = shutdown.changed() => break,
+            _ = shutdown.requested() => break,
             f = reader.next_frame() => f,
         };
         let ack = match frame {
@@ -131,12 +116,16 @@ async fn connection(
                 return;
             }
         };
-        if let Err(e) = write_frame(&mut write, ack.as_bytes()).await {
-            tracing::info!(%peer, error = %e, "could not send ACK; connection closed");
+        if let Err(error) = write_frame(&mut write, ack.as_bytes()).await {
+            AckNotSent {
+                peer,
+                error: &error,
+            }
+            .emit();
             return;
         }
     }
-    tracing::debug!(%peer, "connection closed");
+    ConnectionEnded { peer }.emit();
 }
 
 /// A unique control id for an ACK (20 characters, time-ordered).

@@ -25,7 +25,8 @@
 //! support replays once the mapping is fixed. Nothing from the body is ever echoed:
 //! diagnostics carry codes, counts, positions and element paths only.
 
-use crate::http::{authorize, ApiError, HttpState};
+use super::error::ApiError;
+use super::state::{authorize, HttpState};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};

@@ -5,7 +5,8 @@
 //! exclusive (see `EventStore::replay_dead_letters`), so two support people or two
 //! instances never replay one letter twice. Everything runs in the tenant's scope.
 
-use crate::http::{authorize, ApiError, HttpState, STORE_UNAVAILABLE};
+use super::error::ApiError;
+use super::state::{authorize, HttpState};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,24 +19,10 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-const NOT_OPEN: ApiError = ApiError::new(
-    StatusCode::NOT_FOUND,
-    "DEAD_LETTER_NOT_FOUND",
-    "no open dead letter with this id for this tenant",
-);
-const NOT_FOUND: ApiError = ApiError::new(
-    StatusCode::NOT_FOUND,
-    "DEAD_LETTER_NOT_FOUND",
-    "no dead letter with this id for this tenant",
-);
-const INVALID_QUERY: ApiError = ApiError::new(
-    StatusCode::BAD_REQUEST,
-    "INVALID_QUERY",
+const INVALID_QUERY: ApiError = ApiError::InvalidQuery(
     "status is open|replayed|discarded|all, since/until RFC 3339, 1 <= limit <= 1000",
 );
-const INVALID_BODY: ApiError = ApiError::new(
-    StatusCode::BAD_REQUEST,
-    "INVALID_BODY",
+const INVALID_BODY: ApiError = ApiError::InvalidBody(
     "expected JSON {\"ids\": [uuid], \"code\": string, \"limit\": 1..1000, \"dry_run\": bool}",
 );
 
@@ -89,7 +76,7 @@ async fn list(
         .store
         .dead_letters(Some(&tenant))
         .await
-        .map_err(|_| STORE_UNAVAILABLE)?
+        .map_err(|_| ApiError::StoreUnavailable)?
         .into_iter()
         .filter(|d| status == "all" || d.status == status)
         .filter(|d| p.code.as_deref().is_none_or(|c| d.reason_code == c))
@@ -109,16 +96,16 @@ async fn show(
         .store
         .dead_letters(Some(&tenant))
         .await
-        .map_err(|_| STORE_UNAVAILABLE)?
+        .map_err(|_| ApiError::StoreUnavailable)?
         .into_iter()
         .find(|d| d.id == id)
-        .ok_or(NOT_FOUND)?;
+        .ok_or(ApiError::DeadLetterNotFound)?;
     let raw = s
         .store
         .dead_letter_message(Some(&tenant), id)
         .await
-        .map_err(|_| STORE_UNAVAILABLE)?
-        .ok_or(NOT_FOUND)?;
+        .map_err(|_| ApiError::StoreUnavailable)?
+        .ok_or(ApiError::DeadLetterNotFound)?;
     // The tenant's own message, for the tenant's support staff (authorized above).
     let message = String::from_utf8_lossy(&raw).replace('\r', "\n");
     Ok(Json(json!({ "dead_letter": letter, "message": message })).into_response())
@@ -135,7 +122,7 @@ async fn replay(
     s.store
         .replay_dead_letters(filter, &remap, dry_run)
         .await
-        .map_err(|_| STORE_UNAVAILABLE)
+        .map_err(|_| ApiError::StoreUnavailable)
 }
 
 fn one(tenant: String, id: Uuid) -> DeadLetterFilter {
@@ -154,7 +141,10 @@ async fn replay_one(
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers, &tenant)?;
     let result = replay(&s, &one(tenant, id), false).await?;
-    let r = result.into_iter().next().ok_or(NOT_OPEN)?;
+    let r = result
+        .into_iter()
+        .next()
+        .ok_or(ApiError::DeadLetterNotOpen)?;
     let status = match r.still_failing {
         None => StatusCode::OK,
         Some(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -172,8 +162,8 @@ async fn discard_one(
         .store
         .discard_dead_letters(&one(tenant, id))
         .await
-        .map_err(|_| STORE_UNAVAILABLE)?;
-    ids.first().ok_or(NOT_OPEN)?;
+        .map_err(|_| ApiError::StoreUnavailable)?;
+    ids.first().ok_or(ApiError::DeadLetterNotOpen)?;
     Ok(Json(json!({ "id": id, "status": "discarded" })).into_response())
 }
 

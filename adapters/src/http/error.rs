@@ -1,0 +1,110 @@
+//! The one API error type: a stable code, an HTTP status and a fixed message, answered as
+//! `{"error": {"code": "...", "message": "..."}}`. Messages are `&'static str`, so an
+//! error can never carry request content or an internal error's text.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+/// An API error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiError {
+    /// No bearer token, or not a known one.
+    Unauthorized,
+    /// The token does not grant this tenant.
+    Forbidden,
+    /// The tenant has no mappings.
+    TenantNotFound,
+    /// No route matches.
+    RouteNotFound,
+    /// The store did not answer.
+    StoreUnavailable,
+    /// No dead letter with this id for this tenant.
+    DeadLetterNotFound,
+    /// No open dead letter with this id for this tenant.
+    DeadLetterNotOpen,
+    /// The query string is not valid; the message says what is expected.
+    InvalidQuery(&'static str),
+    /// The body is not valid; the message says what is expected.
+    InvalidBody(&'static str),
+    /// The body exceeds the route's size limit; the message names the limit.
+    PayloadTooLarge(&'static str),
+}
+
+impl ApiError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::TenantNotFound
+            | ApiError::RouteNotFound
+            | ApiError::DeadLetterNotFound
+            | ApiError::DeadLetterNotOpen => StatusCode::NOT_FOUND,
+            ApiError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::InvalidQuery(_) | ApiError::InvalidBody(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        }
+    }
+
+    /// The stable error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized => "UNAUTHORIZED",
+            ApiError::Forbidden => "FORBIDDEN",
+            ApiError::TenantNotFound => "TENANT_NOT_FOUND",
+            ApiError::RouteNotFound => "NOT_FOUND",
+            ApiError::StoreUnavailable => "STORE_UNAVAILABLE",
+            ApiError::DeadLetterNotFound | ApiError::DeadLetterNotOpen => "DEAD_LETTER_NOT_FOUND",
+            ApiError::InvalidQuery(_) => "INVALID_QUERY",
+            ApiError::InvalidBody(_) => "INVALID_BODY",
+            ApiError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+        }
+    }
+
+    /// The fixed message.
+    pub fn message(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized => "missing or invalid bearer token",
+            ApiError::Forbidden => "this token does not grant access to this tenant",
+            ApiError::TenantNotFound => "no such tenant",
+            ApiError::RouteNotFound => "no such route",
+            ApiError::StoreUnavailable => "the event store is unavailable",
+            ApiError::DeadLetterNotFound => "no dead letter with this id for this tenant",
+            ApiError::DeadLetterNotOpen => "no open dead letter with this id for this tenant",
+            ApiError::InvalidQuery(m) | ApiError::InvalidBody(m) | ApiError::PayloadTooLarge(m) => {
+                m
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code(), "message": self.message()}});
+        (self.status(), Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_statuses_and_messages() {
+        let e = ApiError::InvalidQuery("after >= 0");
+        assert_eq!(
+            (e.status(), e.code(), e.message()),
+            (StatusCode::BAD_REQUEST, "INVALID_QUERY", "after >= 0")
+        );
+        assert_eq!(
+            ApiError::DeadLetterNotOpen.code(),
+            ApiError::DeadLetterNotFound.code()
+        );
+        assert_eq!(
+            ApiError::StoreUnavailable.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+}

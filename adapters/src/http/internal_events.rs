@@ -1,0 +1,27 @@
+//! Everything the HTTP server logs itself (requests are logged by the pipeline, per
+//! message, with ids and codes). Fields are addresses and error kinds only.
+
+/// No token is configured: every `/api` request will get 401.
+pub struct NoTokens;
+
+impl NoTokens {
+    /// Logs it.
+    pub fn emit(self) {
+        tracing::warn!(
+            "no INTAKE_ADMIN_TOKEN or tenant tokens configured: every /api request will get 401"
+        );
+    }
+}
+
+/// The server stopped on an I/O error instead of a shutdown request.
+pub struct ServeFailed<'a> {
+    /// The error (an accept or socket error: no request content).
+    pub error: &'a std::io::Error,
+}
+
+impl ServeFailed<'_> {
+    /// Logs it.
+    pub fn emit(self) {
+        tracing::error!(error = %self.error, "HTTP server stopped");
+    }
+}

@@ -1,0 +1,107 @@
+//! The HTTP API (axum): health, events, HL7 v2 over HTTP, FHIR push and dead letters.
+//!
+//! Every `/api` route needs `Authorization: Bearer <token>` ([`auth`]): an admin token
+//! sees every tenant, a tenant token only its own. Errors are [`error::ApiError`]s,
+//! `{"error": {"code", "message"}}`, and never echo request content (FHIR routes answer
+//! an OperationOutcome). This file assembles the routes each resource file declares and
+//! runs the server; the resource files import [`state`], [`auth`] and [`error`], never
+//! this file.
+
+pub mod auth;
+pub mod config;
+pub mod dead_letters;
+pub mod error;
+pub mod events;
+pub mod fhir;
+pub mod health;
+pub mod hl7v2;
+mod internal_events;
+pub mod state;
+
+use crate::component::{Built, Component, ComponentConfig, Env, Shutdown, StartError};
+use crate::telemetry::Telemetry;
+use auth::Auth;
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use config::HttpConfig;
+use error::ApiError;
+use intake_pipeline::ingest::Ingest;
+use intake_pipeline::store::EventStore;
+use internal_events::{NoTokens, ServeFailed};
+use state::HttpState;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Largest body accepted by the routes that set no limit of their own (HL7 v2: 1 MiB).
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// Builds the router.
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .merge(health::routes())
+        .merge(events::routes())
+        .merge(hl7v2::routes())
+        .merge(dead_letters::routes())
+        .merge(fhir::routes())
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .fallback(|| async { ApiError::RouteNotFound })
+        .with_state(state)
+}
+
+/// The bound API server.
+pub struct HttpServer {
+    listener: TcpListener,
+    store: Arc<dyn EventStore>,
+    auth: Arc<Auth>,
+    telemetry: Telemetry,
+}
+
+#[async_trait::async_trait]
+impl ComponentConfig for HttpConfig {
+    async fn build(&self, env: &Env) -> Result<Built, StartError> {
+        if env.auth.is_empty() {
+            NoTokens.emit();
+        }
+        let listener = TcpListener::bind(self.addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                what: "HTTP",
+                addr: self.addr,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            what: "HTTP",
+            addr: self.addr,
+            source,
+        })?;
+        let server = HttpServer {
+            listener,
+            store: env.store.clone(),
+            auth: env.auth.clone(),
+            telemetry: env.telemetry.clone(),
+        };
+        Ok(Built {
+            component: Box::new(server),
+            banner: vec![format!("listening: http {addr}")],
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Component for HttpServer {
+    /// Serves until shutdown, then lets the requests in flight finish.
+    async fn run(self: Box<Self>, ingest: Ingest, mut shutdown: Shutdown) {
+        let state = HttpState {
+            store: self.store,
+            ingest,
+            auth: self.auth,
+            telemetry: self.telemetry,
+        };
+        let served = axum::serve(self.listener, router(state))
+            .with_graceful_shutdown(async move { shutdown.requested().await })
+            .await;
+        if let Err(error) = served {
+            ServeFailed { error: &error }.emit();
+        }
+    }
+}

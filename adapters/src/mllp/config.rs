@@ -1,0 +1,78 @@
+//! `[[mllp]]`: one MLLP listener's settings.
+
+use super::frame::FrameLimits;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// One `[[mllp]]` table in `intake.toml` (`INTAKE_MLLP_ADDR` overrides the first one's
+/// `addr`). Without any table, one default listener runs: 127.0.0.1:2575, tenant `demo`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MllpConfig {
+    /// Address to bind (port 0 picks a free port).
+    pub addr: SocketAddr,
+    /// The tenant every message on this listener belongs to; absent: route by MSH-4/MSH-6.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// Largest frame accepted (bytes).
+    #[serde(default = "default_max_frame")]
+    pub max_frame_bytes: usize,
+    /// Seconds a connection may be idle between messages.
+    #[serde(default = "default_idle")]
+    pub idle_timeout_secs: u64,
+    /// Seconds one frame may take from start to end.
+    #[serde(default = "default_frame_timeout")]
+    pub frame_timeout_secs: u64,
+}
+
+fn default_max_frame() -> usize {
+    1 << 20
+}
+fn default_idle() -> u64 {
+    3600
+}
+fn default_frame_timeout() -> u64 {
+    30
+}
+
+impl Default for MllpConfig {
+    fn default() -> Self {
+        MllpConfig {
+            addr: "127.0.0.1:2575".parse().expect("valid default address"),
+            tenant: Some("demo".into()),
+            max_frame_bytes: default_max_frame(),
+            idle_timeout_secs: default_idle(),
+            frame_timeout_secs: default_frame_timeout(),
+        }
+    }
+}
+
+impl MllpConfig {
+    /// The framing limits of every connection.
+    pub fn frame_limits(&self) -> FrameLimits {
+        FrameLimits {
+            max_frame_bytes: self.max_frame_bytes,
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            frame_timeout: Duration::from_secs(self.frame_timeout_secs),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_table_needs_an_address_and_knows_its_keys() {
+        let c: MllpConfig =
+            toml::from_str("addr = \"0.0.0.0:2576\"\nmax_frame_bytes = 10\n").unwrap();
+        assert_eq!(c.tenant, None, "a configured listener routes unless bound");
+        assert_eq!(
+            (c.max_frame_bytes, c.idle_timeout_secs, c.frame_timeout_secs),
+            (10, 3600, 30)
+        );
+        assert!(toml::from_str::<MllpConfig>("tenant = \"demo\"\n").is_err());
+        assert!(toml::from_str::<MllpConfig>("addr = \"0.0.0.0:1\"\nmax_frame = 1\n").is_err());
+    }
+}

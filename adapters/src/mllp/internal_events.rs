@@ -1,0 +1,62 @@
+//! What the MLLP listener logs about connections (each message is logged once by the
+//! pipeline, with ids and codes). Fields are peer addresses, codes and socket errors,
+//! never frame content.
+//!
+//! Two logs still sit in the listener's frame handling (`listener.rs`: `FRAME_TOO_LARGE`
+//! and the closing code of a failed read), left in place while the ACK builder moves.
+
+use std::net::SocketAddr;
+
+/// Accepting a connection failed (the listener retries after a pause).
+pub struct AcceptFailed<'a> {
+    /// The socket error.
+    pub error: &'a std::io::Error,
+}
+
+impl AcceptFailed<'_> {
+    /// Logs it.
+    pub fn emit(self) {
+        tracing::warn!(error = %self.error, "accept failed");
+    }
+}
+
+/// A connection was accepted.
+pub struct ConnectionOpened {
+    /// The sender's address.
+    pub peer: SocketAddr,
+}
+
+impl ConnectionOpened {
+    /// Logs it.
+    pub fn emit(self) {
+        tracing::debug!(peer = %self.peer, "connection opened");
+    }
+}
+
+/// A connection ended normally (the peer closed it, or shutdown).
+pub struct ConnectionEnded {
+    /// The sender's address.
+    pub peer: SocketAddr,
+}
+
+impl ConnectionEnded {
+    /// Logs it.
+    pub fn emit(self) {
+        tracing::debug!(peer = %self.peer, "connection closed");
+    }
+}
+
+/// An ACK could not be written; the connection is closed.
+pub struct AckNotSent<'a> {
+    /// The sender's address.
+    pub peer: SocketAddr,
+    /// The socket error.
+    pub error: &'a std::io::Error,
+}
+
+impl AckNotSent<'_> {
+    /// Logs it.
+    pub fn emit(self) {
+        tracing::info!(peer = %self.peer, error = %self.error, "could not send ACK; connection closed");
+    }
+}

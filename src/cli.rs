@@ -1,0 +1,83 @@
+//! The command line: the subcommands and their arguments (the contract in DESIGN.md).
+
+use crate::dlq::DlqCommand;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// HL7 v2 / FHIR R4 integration engine.
+#[derive(Parser)]
+#[command(name = "intake", version, about)]
+pub struct Cli {
+    /// Configuration file (TOML). Without it, the embedded defaults are used.
+    #[arg(long, global = true, env = "INTAKE_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the listeners (MLLP, HTTP) until SIGTERM or Ctrl-C.
+    Serve,
+    /// Apply database migrations.
+    Migrate,
+    /// Validate mapping files; prints file:line:col errors and exits 1 on any.
+    Check {
+        /// Mappings folder (default: the configured one).
+        #[arg(long)]
+        mappings: Option<PathBuf>,
+    },
+    /// Dry-run: parse and map messages, print the events as JSON; stores nothing.
+    Map {
+        /// Tenant whose mappings to use.
+        #[arg(long)]
+        tenant: String,
+        /// Files holding one or more HL7 v2 messages, or (.json / .xml) one FHIR resource or Bundle.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Golden-file tests: run samples/<tenant>/<case>.hl7 and compare with <case>.events.json.
+    Test {
+        /// Folder of `<tenant>/` sample folders.
+        #[arg(default_value = "samples")]
+        dir: PathBuf,
+        /// Mappings folder (default: the configured one).
+        #[arg(long)]
+        mappings: Option<PathBuf>,
+        /// Write the `.events.json` files from the actual output instead of comparing.
+        #[arg(long)]
+        update: bool,
+    },
+    /// MLLP client: send the messages in FILEs in order, print each ACK.
+    Send {
+        /// host:port of the MLLP listener.
+        #[arg(long)]
+        to: String,
+        /// Seconds to wait for each ACK.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        /// Files holding one or more HL7 v2 messages, or (.json / .xml) one FHIR resource or Bundle.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print stored events as JSON lines, in global order.
+    Events {
+        /// Only this tenant's events.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only this stream's events (UUID).
+        #[arg(long)]
+        stream: Option<uuid::Uuid>,
+        /// Start after this global position.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        /// Keep waiting for new events.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Support operations on dead letters: list, replay, discard.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+}
