@@ -5,7 +5,7 @@ use crate::Command;
 use anyhow::{bail, Context, Result};
 use intake_adapters::mllp::client::{split_messages, MllpClient};
 use intake_pipeline::mapping::Tenants;
-use intake_pipeline::store::{self, EventQuery, EventStore, StoreOptions};
+use intake_pipeline::store::{self, EventQuery, Store, StoreOptions};
 use intake_pipeline::{process, Disposition, RawMessage};
 use serde_json::json;
 use std::io::Write;
@@ -63,7 +63,7 @@ fn init_logging() {
 }
 
 /// Opens the configured store: SQLite (the embedded default) or PostgreSQL.
-pub async fn open_store(config: &Config) -> Result<Arc<dyn EventStore>> {
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>> {
     let options = StoreOptions {
         outbox: config.broker().is_some(),
     };

@@ -11,7 +11,7 @@
 //! is back. Logs carry positions, counts and error kinds, never event bodies.
 
 use intake_pipeline::event::EventEnvelope;
-use intake_pipeline::store::EventStore;
+use intake_pipeline::store::Store;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::uri::AMQPUri;
@@ -131,7 +131,7 @@ impl PublisherStatus {
 /// [`intake_pipeline::writer::Writer::committed`]); the task ends once `stop` turns true,
 /// after the round in flight.
 pub fn spawn(
-    store: Arc<dyn EventStore>,
+    store: Arc<dyn Store>,
     config: PublisherConfig,
     uri: AMQPUri,
     wake: Arc<Notify>,
@@ -151,7 +151,7 @@ pub fn spawn(
 }
 
 struct Publisher {
-    store: Arc<dyn EventStore>,
+    store: Arc<dyn Store>,
     config: PublisherConfig,
     uri: AMQPUri,
     holder: String,

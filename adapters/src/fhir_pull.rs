@@ -23,7 +23,7 @@
 //! body, or a body.
 
 use intake_pipeline::ingest::Ingest;
-use intake_pipeline::store::{EventStore, Stored};
+use intake_pipeline::store::{Store, Stored};
 use intake_pipeline::RawMessage;
 use reqwest::header::{HeaderMap, ACCEPT, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
@@ -155,7 +155,7 @@ pub fn validate(config: &PullConfig) -> Result<(), InvalidPull> {
 pub fn spawn(
     config: PullConfig,
     ingest: Ingest,
-    store: Arc<dyn EventStore>,
+    store: Arc<dyn Store>,
     stop: watch::Receiver<bool>,
 ) -> Result<JoinHandle<()>, InvalidPull> {
     let (base, client) = prepare(&config)?;
@@ -175,7 +175,7 @@ struct Poller {
     base: Url,
     client: reqwest::Client,
     ingest: Ingest,
-    store: Arc<dyn EventStore>,
+    store: Arc<dyn Store>,
     stop: watch::Receiver<bool>,
 }
 

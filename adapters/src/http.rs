@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use intake_pipeline::ingest::Ingest;
-use intake_pipeline::store::{EventQuery, EventStore};
+use intake_pipeline::store::{EventQuery, Store};
 use intake_pipeline::{AckCode, RawMessage};
 use serde::Deserialize;
 use serde_json::json;
@@ -38,7 +38,7 @@ enum Caller {
 #[derive(Clone)]
 pub struct HttpState {
     /// Store for reads.
-    pub store: Arc<dyn EventStore>,
+    pub store: Arc<dyn Store>,
     /// Processing and writes.
     pub ingest: Ingest,
     /// Tokens.

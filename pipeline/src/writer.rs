@@ -6,7 +6,7 @@
 //! never leaves before its commit, and many connections share one fsync.
 
 use crate::pipeline::Processed;
-use crate::store::{EventStore, StoreError, WriteOutcome};
+use crate::store::{Store, StoreError, WriteOutcome};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,7 +63,7 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the writer task on `store`.
-    pub fn spawn(store: Arc<dyn EventStore>, config: WriterConfig) -> (Writer, JoinHandle<()>) {
+    pub fn spawn(store: Arc<dyn Store>, config: WriterConfig) -> (Writer, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(config.queue.max(1));
         let stats = Arc::new(WriterStats::default());
         let committed = Arc::new(Notify::new());
@@ -103,7 +103,7 @@ impl Writer {
 }
 
 async fn run(
-    store: Arc<dyn EventStore>,
+    store: Arc<dyn Store>,
     config: WriterConfig,
     mut rx: mpsc::Receiver<Job>,
     stats: Arc<WriterStats>,
