@@ -1,9 +1,13 @@
-//! The SQLite store's own tests: appends, the outbox and its lease, poll cursors.
+//! The SQLite store's own tests: group commit and dedupe, appends, the outbox and its
+//! lease, poll cursors.
 
 use super::SqliteStore;
 use crate::event::{event_id, stream_id, EventEnvelope, NewEvent};
+use crate::pipeline::{AckCode, Disposition, IdempotencyKey, Processed, RawMessage};
+use crate::reason::{Reason, Rejection};
 use crate::store::{
-    Cursors, EventLog, EventQuery, ExpectedVersion, Outbox, Store, StoreError, StoreOptions,
+    Cursors, DeadLetters, EventLog, EventQuery, ExpectedVersion, Outbox, Store, StoreError,
+    StoreOptions, Stored, WriteOutcome,
 };
 use chrono::Utc;
 use std::time::Duration;
@@ -193,4 +197,82 @@ async fn poll_cursors_are_per_tenant_and_source_and_overwritten() {
             .as_deref(),
         Some("x")
     );
+}
+
+/// A processed message of tenant `t` with key (`t`, `F`, `control`): `events` or, when
+/// `None`, a dead letter answered `AE`.
+fn processed(control: &str, events: Option<Vec<NewEvent>>) -> Processed {
+    let disposition = match events {
+        Some(events) => Disposition::Events(events),
+        None => Disposition::DeadLetter {
+            rejection: Rejection::new(Reason::UnmappedMessageType),
+            ack: AckCode::Error,
+        },
+    };
+    Processed {
+        raw: RawMessage::new(Some("t".into()), "mllp:test", control.as_bytes().to_vec()),
+        header: None,
+        tenant: Some("t".into()),
+        key: Some(IdempotencyKey {
+            tenant: "t".into(),
+            sending_facility: "F".into(),
+            control_id: control.into(),
+        }),
+        disposition,
+        resource_type: None,
+    }
+}
+
+fn stored(results: &[Result<WriteOutcome, StoreError>]) -> Vec<(Stored, AckCode, Option<&str>)> {
+    results
+        .iter()
+        .map(|r| {
+            let o = r.as_ref().expect("committed");
+            (o.stored, o.ack, o.reason_code.as_deref())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_batch_stores_each_key_once_and_duplicates_get_the_first_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, false).await;
+    let first = store
+        .commit_batch(&[
+            processed("C1", Some(vec![ev(0)])),
+            processed("C2", None),
+            processed("C1", Some(vec![ev(1)])),
+        ])
+        .await
+        .unwrap();
+    let dead = Some("UNMAPPED_MESSAGE_TYPE");
+    assert_eq!(
+        stored(&first),
+        [
+            (Stored::Events, AckCode::Accept, None),
+            (Stored::DeadLettered, AckCode::Error, dead),
+            (Stored::Duplicate, AckCode::Accept, None),
+        ]
+    );
+    assert_eq!(first[0].as_ref().unwrap().positions, [1]);
+    // A resend of both, in another batch: nothing new, each gets its first answer.
+    let again = store
+        .commit_batch(&[processed("C2", Some(vec![ev(2)])), processed("C1", None)])
+        .await
+        .unwrap();
+    assert_eq!(
+        stored(&again),
+        [
+            (Stored::Duplicate, AckCode::Error, dead),
+            (Stored::Duplicate, AckCode::Accept, None),
+        ]
+    );
+    let q = EventQuery {
+        tenant: None,
+        stream_id: None,
+        after: 0,
+        limit: 10,
+    };
+    assert_eq!(store.read_events(&q).await.unwrap().len(), 1);
+    assert_eq!(store.dead_letters(None).await.unwrap().len(), 1);
 }
