@@ -4,12 +4,12 @@
 use crate::config::Config;
 use anyhow::{Context, Result};
 use intake_pipeline::mapping::Tenants;
-use intake_pipeline::store::{self, EventStore, StoreOptions};
+use intake_pipeline::store::{self, Store, StoreOptions};
 use std::path::Path;
 use std::sync::Arc;
 
 /// Opens the configured store: SQLite (the embedded default) or PostgreSQL.
-pub async fn open_store(config: &Config) -> Result<Arc<dyn EventStore>> {
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>> {
     let options = StoreOptions {
         outbox: config.broker().is_some(),
     };

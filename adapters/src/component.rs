@@ -10,7 +10,7 @@ use crate::http::auth::Auth;
 use crate::telemetry::Telemetry;
 use intake_pipeline::ingest::Ingest;
 use intake_pipeline::mapping::Tenants;
-use intake_pipeline::store::EventStore;
+use intake_pipeline::store::Store;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -55,7 +55,7 @@ pub struct Built {
 /// The engine parts components are built from (no component's own settings).
 pub struct Env {
     /// The store (reads, cursors, the outbox).
-    pub store: Arc<dyn EventStore>,
+    pub store: Arc<dyn Store>,
     /// The tenants loaded at start-up (bound tenants must be among them).
     pub tenants: Arc<Tenants>,
     /// Where the tenants' mapping folders are (for messages).

@@ -37,8 +37,8 @@ pub struct NewEvent {
     pub metadata: serde_json::Value,
 }
 
-/// A stored event, as read back from the store.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A stored event, as read back from the store (decoded from its row by column name).
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct EventEnvelope {
     /// Deterministic, time-ordered id.
     pub event_id: Uuid,

@@ -7,7 +7,7 @@
 
 use crate::outcome::Outcome;
 use crate::pipeline::Processed;
-use crate::store::EventStore;
+use crate::store::Store;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,7 +64,7 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the writer task on `store`.
-    pub fn spawn(store: Arc<dyn EventStore>, config: WriterConfig) -> (Writer, JoinHandle<()>) {
+    pub fn spawn(store: Arc<dyn Store>, config: WriterConfig) -> (Writer, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(config.queue.max(1));
         let stats = Arc::new(WriterStats::default());
         let committed = Arc::new(Notify::new());
@@ -103,7 +103,7 @@ impl Writer {
 }
 
 async fn run(
-    store: Arc<dyn EventStore>,
+    store: Arc<dyn Store>,
     config: WriterConfig,
     mut rx: mpsc::Receiver<Job>,
     stats: Arc<WriterStats>,

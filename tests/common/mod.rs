@@ -8,7 +8,7 @@
 pub mod pg;
 
 use intake_adapters::mllp::client::MllpClient;
-use intake_pipeline::store::{self, DeadLetter, EventQuery, EventStore, StoreOptions};
+use intake_pipeline::store::{self, DeadLetter, EventQuery, Store, StoreOptions};
 use std::cell::Cell;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
@@ -274,7 +274,7 @@ impl Server {
 
     /// The server's store, opened as the server opens it (for PostgreSQL: the engine's
     /// role, so row-level security applies).
-    pub async fn store(&self) -> Arc<dyn EventStore> {
+    pub async fn store(&self) -> Arc<dyn Store> {
         store::open(&self.database_url, StoreOptions::default())
             .await
             .unwrap()

@@ -5,7 +5,7 @@
 //! `INTAKE_TEST_PG_URL` names a superuser connection (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); `scripts/test` sets it up.
 
-use intake_pipeline::store::{EventStore, PostgresStore, StoreOptions};
+use intake_pipeline::store::{PostgresStore, Store, StoreOptions};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection};
 use std::str::FromStr;

@@ -4,7 +4,7 @@
 
 use super::round::Broken;
 use crate::telemetry::{Report, Unavailable};
-use intake_pipeline::store::{EventStore, StoreError};
+use intake_pipeline::store::{Store, StoreError};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -54,7 +54,7 @@ pub struct OutboxReport {
     /// The publisher's counters.
     pub status: Arc<PublisherStatus>,
     /// The store holding the outbox.
-    pub store: Arc<dyn EventStore>,
+    pub store: Arc<dyn Store>,
 }
 
 #[async_trait::async_trait]

@@ -9,7 +9,7 @@ use super::internal_events::{
 use super::round::{self, Broken};
 use crate::backoff::Backoff;
 use crate::component::Shutdown;
-use intake_pipeline::store::EventStore;
+use intake_pipeline::store::Store;
 use lapin::options::{ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::uri::AMQPUri;
@@ -28,7 +28,7 @@ pub struct Publisher {
     /// The checked broker URL.
     pub uri: AMQPUri,
     /// The store holding the outbox.
-    pub store: Arc<dyn EventStore>,
+    pub store: Arc<dyn Store>,
     /// The lease holder's name (process id and a unique suffix).
     pub holder: String,
     /// Its counters.

@@ -12,7 +12,7 @@ use crate::backoff::Backoff;
 use crate::component::Shutdown;
 use intake_pipeline::ingest::Ingest;
 use intake_pipeline::outcome::STORE_UNAVAILABLE;
-use intake_pipeline::store::EventStore;
+use intake_pipeline::store::Store;
 use intake_pipeline::{Format, RawMessage, Stored};
 use reqwest::header::ACCEPT;
 use reqwest::{StatusCode, Url};
@@ -40,7 +40,7 @@ pub struct Poller {
     /// The client (same-origin redirects only).
     pub client: reqwest::Client,
     /// Cursors.
-    pub store: Arc<dyn EventStore>,
+    pub store: Arc<dyn Store>,
     /// The pollers' series.
     pub metrics: Arc<PullMetrics>,
 }

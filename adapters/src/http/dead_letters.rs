@@ -2,7 +2,7 @@
 //! mapping is fixed (one, or many by filter, with a dry run), or discard them.
 //!
 //! Replays map the stored raw message again with the mappings in force now; claims are
-//! exclusive (see `EventStore::replay_dead_letters`), so two support people or two
+//! exclusive (see `DeadLetters::replay_dead_letters`), so two support people or two
 //! instances never replay one letter twice. Everything runs in the tenant's scope.
 
 use super::error::ApiError;

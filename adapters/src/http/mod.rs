@@ -26,7 +26,7 @@ use axum::Router;
 use config::HttpConfig;
 use error::ApiError;
 use intake_pipeline::ingest::Ingest;
-use intake_pipeline::store::EventStore;
+use intake_pipeline::store::Store;
 use internal_events::{NoTokens, ServeFailed};
 use state::HttpState;
 use std::sync::Arc;
@@ -51,7 +51,7 @@ pub fn router(state: HttpState) -> Router {
 /// The bound API server.
 pub struct HttpServer {
     listener: TcpListener,
-    store: Arc<dyn EventStore>,
+    store: Arc<dyn Store>,
     auth: Arc<Auth>,
     telemetry: Telemetry,
 }

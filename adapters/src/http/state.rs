@@ -5,14 +5,14 @@ use super::error::ApiError;
 use crate::telemetry::Telemetry;
 use axum::http::HeaderMap;
 use intake_pipeline::ingest::Ingest;
-use intake_pipeline::store::EventStore;
+use intake_pipeline::store::Store;
 use std::sync::Arc;
 
 /// Shared state of the HTTP server.
 #[derive(Clone)]
 pub struct HttpState {
     /// Store for reads.
-    pub store: Arc<dyn EventStore>,
+    pub store: Arc<dyn Store>,
     /// Processing and writes.
     pub ingest: Ingest,
     /// Tokens.

@@ -1,23 +1,35 @@
-//! The event store: one trait, one implementation per database.
+//! The event store: what is stored is decided here, once; each database holds only its SQL.
 //!
-//! A store commits whole batches of processed messages in one transaction (the batching
-//! writer calls it), appends events with optimistic concurrency, and reads events and
-//! dead letters back.
+//! - [`traits`]: the public traits, one per concern ([`EventLog`], [`DeadLetters`],
+//!   [`Outbox`], [`Cursors`]) and the [`Store`] that callers hold as `Arc<dyn Store>`.
+//! - `backend`: the transaction-level statements a database provides (crate-private).
+//! - `log`, `append`, `dead_letters`, `outbox`: the orchestration, written once over any
+//!   backend: group commit with its one-by-one fallback, dedupe, version planning,
+//!   outcomes, the expected-version check, replay.
+//! - `sqlite`, `postgres`: the SQL of each database, and its connection glue.
 
+mod append;
+mod backend;
+mod dead_letters;
+mod error;
+mod log;
+mod outbox;
 mod postgres;
-mod replay;
 mod sqlite;
+mod traits;
 
+pub use error::StoreError;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use traits::{Cursors, DeadLetters, EventLog, Outbox, Store};
 
-use crate::event::{EventEnvelope, NewEvent};
 use crate::hl7::ack::AckCode;
-use crate::message::RawMessage;
 use crate::outcome::Outcome;
 use crate::pipeline::Processed;
 use crate::reason::Reason;
+use backend::StoredAnswer;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -30,7 +42,7 @@ pub struct StoreOptions {
 
 /// Opens the store a URL names: `sqlite://path` (the embedded default) or
 /// `postgres://user@host/database` (production; several instances may share it).
-pub async fn open(url: &str, options: StoreOptions) -> Result<Arc<dyn EventStore>, StoreError> {
+pub async fn open(url: &str, options: StoreOptions) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::open(url, options).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -53,46 +65,15 @@ pub enum ExpectedVersion {
     Exact(i64),
 }
 
-/// Store failures. Messages never contain message content.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database is unreachable or failed.
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
-    /// Optimistic concurrency: the stream moved on.
-    #[error("stream {stream_id} is at version {actual}, expected {expected:?}")]
-    Conflict {
-        /// The stream.
-        stream_id: Uuid,
-        /// What the caller expected.
-        expected: ExpectedVersion,
-        /// Where the stream is.
-        actual: i64,
-    },
-    /// Schema migration failed.
-    #[error("migration failed: {0}")]
-    Migration(String),
-    /// The database is reachable but not set up for serving (schema, role).
-    #[error("{0}")]
-    Setup(String),
-}
-
-impl StoreError {
-    /// Stable code for ACKs and API errors.
-    pub fn code(&self) -> &'static str {
+impl ExpectedVersion {
+    /// Whether a stream whose last version is `actual` (0: no stream) meets this
+    /// expectation.
+    pub fn admits(self, actual: i64) -> bool {
         match self {
-            StoreError::Unavailable(_) | StoreError::Migration(_) | StoreError::Setup(_) => {
-                "STORE_UNAVAILABLE"
-            }
-            StoreError::Conflict { .. } => "STREAM_CONFLICT",
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => actual == 0,
+            ExpectedVersion::Exact(v) => actual == v,
         }
-    }
-}
-
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> Self {
-        // sqlx errors name tables, columns and constraints, never bound values.
-        StoreError::Unavailable(e.to_string())
     }
 }
 
@@ -110,7 +91,7 @@ pub struct EventQuery {
 }
 
 /// A dead letter, as support staff see it (no raw bytes, no PHI).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct DeadLetter {
     /// Id (= inbound message id).
     pub id: Uuid,
@@ -144,7 +125,7 @@ pub struct DeadLetterFilter {
 }
 
 /// Maps a dead letter's raw message again, with the mappings in force now.
-pub type Remap = dyn Fn(RawMessage) -> Processed + Send + Sync;
+pub type Remap = dyn Fn(crate::message::RawMessage) -> Processed + Send + Sync;
 
 /// What replaying one dead letter did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -159,98 +140,6 @@ pub struct Replayed {
     pub still_failing: Option<String>,
 }
 
-/// An event store.
-#[async_trait::async_trait]
-pub trait EventStore: Send + Sync + 'static {
-    /// Applies pending schema migrations.
-    async fn migrate(&self) -> Result<(), StoreError>;
-
-    /// Makes the store ready for `intake serve`. SQLite applies its migrations (the
-    /// embedded default needs no separate step); PostgreSQL checks that `intake migrate`
-    /// has run (as the owner role) and that the engine's role is subject to row-level
-    /// security.
-    async fn prepare_serving(&self) -> Result<(), StoreError>;
-
-    /// Commits a batch of processed messages in one transaction. The outer error means
-    /// nothing was committed; an inner error affects only that message (a failed batch
-    /// is retried message by message, so one bad message cannot fail the others).
-    async fn commit_batch(
-        &self,
-        batch: &[Processed],
-    ) -> Result<Vec<Result<Outcome, StoreError>>, StoreError>;
-
-    /// Appends events to one stream, checking the expected version; returns positions.
-    async fn append(
-        &self,
-        expected: ExpectedVersion,
-        events: &[NewEvent],
-        created_by: &str,
-    ) -> Result<Vec<i64>, StoreError>;
-
-    /// Reads events in global order.
-    async fn read_events(&self, query: &EventQuery) -> Result<Vec<EventEnvelope>, StoreError>;
-
-    /// Lists dead letters, newest last.
-    async fn dead_letters(&self, tenant: Option<&str>) -> Result<Vec<DeadLetter>, StoreError>;
-
-    /// Claims the open dead letters `filter` selects, exclusively (a letter another
-    /// replay holds is skipped, not waited for), maps each raw message again with
-    /// `remap`, appends the events of those that now map and marks them `replayed`, all
-    /// in one transaction. Letters that still fail stay open. A dry run stores nothing.
-    async fn replay_dead_letters(
-        &self,
-        filter: &DeadLetterFilter,
-        remap: &Remap,
-        dry_run: bool,
-    ) -> Result<Vec<Replayed>, StoreError>;
-
-    /// The raw message of a dead letter (of `tenant`, when given), as received: what
-    /// support staff inspect to fix a mapping.
-    async fn dead_letter_message(
-        &self,
-        tenant: Option<&str>,
-        id: Uuid,
-    ) -> Result<Option<Vec<u8>>, StoreError>;
-
-    /// Marks the open dead letters `filter` selects `discarded`; returns their ids.
-    async fn discard_dead_letters(
-        &self,
-        filter: &DeadLetterFilter,
-    ) -> Result<Vec<Uuid>, StoreError>;
-
-    /// Cheap liveness check of the database.
-    async fn ping(&self) -> Result<(), StoreError>;
-
-    /// Takes (or renews) the publisher lease for `holder` for `lease`, and returns up to `limit`
-    /// unpublished events in global order; `None` when another holder's lease is still valid
-    /// (one publisher at a time across instances keeps per-stream order).
-    async fn outbox_claim(
-        &self,
-        holder: &str,
-        lease: std::time::Duration,
-        limit: i64,
-    ) -> Result<Option<Vec<EventEnvelope>>, StoreError>;
-
-    /// Marks events published (after the broker confirmed them).
-    async fn outbox_mark_published(&self, positions: &[i64]) -> Result<(), StoreError>;
-
-    /// How many events wait to be published.
-    async fn outbox_backlog(&self) -> Result<i64, StoreError>;
-
-    /// The saved position of a polling source of `tenant` (e.g. `fhir:Patient`), if any.
-    /// Cursors are opaque text to the store.
-    async fn poll_cursor(&self, tenant: &str, source: &str) -> Result<Option<String>, StoreError>;
-
-    /// Saves the position of a polling source of `tenant`. Pollers call it only once
-    /// everything up to `cursor` is committed, so a restart resumes without losing anything.
-    async fn set_poll_cursor(
-        &self,
-        tenant: &str,
-        source: &str,
-        cursor: &str,
-    ) -> Result<(), StoreError>;
-}
-
 /// Which component wrote an event: `intake/mllp`, `intake/http`, ...
 pub(crate) fn created_by(p: &Processed) -> String {
     format!(
@@ -259,17 +148,24 @@ pub(crate) fn created_by(p: &Processed) -> String {
     )
 }
 
-/// The outcome of a message whose rows were inserted by this batch.
-pub(crate) fn outcome(p: &Processed, positions: &std::collections::HashMap<Uuid, i64>) -> Outcome {
-    Outcome::inserted(p, positions)
+/// How a message's rows stand once its batch has inserted what was new.
+pub(crate) enum Written<'a> {
+    /// This batch inserted it; `positions` maps the batch's appended event ids to their
+    /// global positions.
+    New(&'a HashMap<Uuid, i64>),
+    /// Its idempotency key was stored before: the first copy's answer, as its row holds it.
+    Duplicate(&'a StoredAnswer),
 }
 
-/// The outcome of a message whose key was stored before, from the first one's stored
-/// acknowledgement letter and reason code.
-pub(crate) fn duplicate(p: &Processed, ack: &str, reason: Option<&str>) -> Outcome {
-    Outcome::duplicate(
-        p,
-        AckCode::from_letter(ack).unwrap_or(AckCode::Accept),
-        reason.and_then(Reason::from_code),
-    )
+/// The outcome of one message of a committed batch: the one place that turns a processed
+/// message, or a duplicate's stored answer, into what the writer hands back.
+pub(crate) fn outcome(p: &Processed, written: Written<'_>) -> Outcome {
+    match written {
+        Written::Duplicate(first) => Outcome::duplicate(
+            p,
+            AckCode::from_letter(&first.ack_code).unwrap_or(AckCode::Accept),
+            first.reason_code.as_deref().and_then(Reason::from_code),
+        ),
+        Written::New(positions) => Outcome::inserted(p, positions),
+    }
 }

@@ -1,0 +1,85 @@
+//! Appends over any backend: the expected-version check, dedupe of stored event ids, and
+//! version planning (each event at its stream's next version, gap-free).
+
+use super::backend::{Backend, EventRow, EventSql, Res, Scope, Tx, Work};
+use super::{ExpectedVersion, StoreError};
+use crate::event::NewEvent;
+use std::collections::{HashMap, HashSet};
+use uuid::Uuid;
+
+/// Appends `events` to their stream after checking `expected` against the first one's
+/// stream.
+pub(super) async fn append_checked<B: Backend>(
+    b: &B,
+    expected: ExpectedVersion,
+    events: &[NewEvent],
+    created_by: &str,
+) -> Res<Vec<i64>> {
+    let Some(first) = events.first() else {
+        return Ok(Vec::new());
+    };
+    let mut tx = b
+        .begin(Scope::Tenant(&first.tenant_id), Work::Atomic)
+        .await?;
+    if expected != ExpectedVersion::Any {
+        tx.lock_appends().await?;
+        let heads = tx.stream_heads(&[first.stream_id]).await?;
+        let actual = heads.first().map_or(0, |&(_, v)| v);
+        if !expected.admits(actual) {
+            return Err(StoreError::Conflict {
+                stream_id: first.stream_id,
+                expected,
+                actual,
+            });
+        }
+    }
+    let rows: Vec<(&NewEvent, &str)> = events.iter().map(|e| (e, created_by)).collect();
+    let positions = append_events(&mut tx, &rows).await?;
+    tx.commit().await?;
+    Ok(events
+        .iter()
+        .filter_map(|e| positions.get(&e.event_id).copied())
+        .collect())
+}
+
+/// Appends `events` (each with the component that wrote it) in order, each at its
+/// stream's next version; returns the global position of each appended event id.
+///
+/// Replay-safe: an event whose id is already stored (the same source mapped again, e.g.
+/// a later version of a FHIR resource that repeats earlier events) is skipped, not an
+/// error, and takes no version; so is a repeat of an id within `events`.
+pub(super) async fn append_events<T: Tx>(
+    tx: &mut T,
+    events: &[(&NewEvent, &str)],
+) -> Res<HashMap<Uuid, i64>> {
+    if events.is_empty() {
+        return Ok(HashMap::new());
+    }
+    tx.lock_appends().await?;
+    let ids: Vec<Uuid> = events.iter().map(|(e, _)| e.event_id).collect();
+    let mut seen: HashSet<Uuid> = tx.stored_event_ids(&ids).await?.into_iter().collect();
+    let events: Vec<&(&NewEvent, &str)> = events
+        .iter()
+        .filter(|(e, _)| seen.insert(e.event_id))
+        .collect();
+    if events.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut streams: Vec<Uuid> = events.iter().map(|(e, _)| e.stream_id).collect();
+    streams.sort_unstable();
+    streams.dedup();
+    let mut version: HashMap<Uuid, i64> = tx.stream_heads(&streams).await?.into_iter().collect();
+    let rows: Vec<EventRow<'_>> = events
+        .iter()
+        .map(|&&(event, created_by)| {
+            let v = version.entry(event.stream_id).or_insert(0);
+            *v += 1;
+            EventRow {
+                event,
+                version: *v,
+                created_by,
+            }
+        })
+        .collect();
+    Ok(tx.insert_events(&rows).await?.into_iter().collect())
+}

@@ -1,0 +1,83 @@
+//! Dead-letter SQL on SQLite. Claims run in `BEGIN IMMEDIATE` units of work: the
+//! database's write lock, taken up front, makes a claim exclusive for its whole
+//! transaction (SQLite has one writer at a time; there is nothing to skip).
+
+use super::{push_list, SqliteTx, ROWS};
+use crate::store::backend::{ClaimedLetter, DeadLetterSql, Res};
+use crate::store::{DeadLetter, DeadLetterFilter};
+use sqlx::{QueryBuilder, Sqlite};
+use uuid::Uuid;
+
+/// Appends the WHERE clause (and order and limit) selecting open letters of `filter`.
+fn push_selected(q: &mut QueryBuilder<'_, Sqlite>, filter: &DeadLetterFilter) {
+    q.push(" WHERE d.status = 'open'");
+    if let Some(t) = &filter.tenant {
+        q.push(" AND d.tenant_id = ").push_bind(t.clone());
+    }
+    if !filter.ids.is_empty() {
+        q.push(" AND d.id IN ");
+        push_list(q, filter.ids.clone());
+    }
+    if let Some(c) = &filter.code {
+        q.push(" AND d.reason_code = ").push_bind(c.clone());
+    }
+    q.push(" ORDER BY d.created_at, d.id LIMIT ")
+        .push_bind(filter.limit);
+}
+
+#[async_trait::async_trait]
+impl DeadLetterSql for SqliteTx {
+    async fn list_dead_letters(&mut self, tenant: Option<&str>) -> Res<Vec<DeadLetter>> {
+        Ok(sqlx::query_as(
+            "SELECT d.id AS id, d.tenant_id AS tenant_id, d.stage AS stage, \
+             d.reason_code AS reason_code, d.detail AS detail, d.status AS status, \
+             i.message_type AS message_type, d.created_at AS created_at \
+             FROM dead_letters d JOIN inbound_messages i ON i.id = d.inbound_id \
+             WHERE (?1 IS NULL OR d.tenant_id = ?1) ORDER BY d.created_at, d.id",
+        )
+        .bind(tenant)
+        .fetch_all(self.conn.get())
+        .await?)
+    }
+
+    async fn dead_letter_raw(&mut self, tenant: Option<&str>, id: Uuid) -> Res<Option<Vec<u8>>> {
+        Ok(sqlx::query_scalar(
+            "SELECT i.raw FROM dead_letters d JOIN inbound_messages i ON i.id = d.inbound_id \
+             WHERE d.id = ?1 AND (?2 IS NULL OR d.tenant_id = ?2)",
+        )
+        .bind(id)
+        .bind(tenant)
+        .fetch_optional(self.conn.get())
+        .await?)
+    }
+
+    async fn claim_dead_letters(&mut self, filter: &DeadLetterFilter) -> Res<Vec<ClaimedLetter>> {
+        let mut q = QueryBuilder::new(
+            "SELECT d.id AS id, i.tenant_id AS tenant_id, i.channel AS channel, i.raw AS raw, \
+             i.received_at AS received_at, i.format AS format \
+             FROM dead_letters d JOIN inbound_messages i ON i.id = d.inbound_id",
+        );
+        push_selected(&mut q, filter);
+        Ok(q.build_query_as().fetch_all(self.conn.get()).await?)
+    }
+
+    async fn mark_replayed(&mut self, ids: &[Uuid]) -> Res<()> {
+        for chunk in ids.chunks(ROWS) {
+            let mut q =
+                QueryBuilder::new("UPDATE dead_letters SET status = 'replayed' WHERE id IN ");
+            push_list(&mut q, chunk);
+            q.build().execute(self.conn.get()).await?;
+        }
+        Ok(())
+    }
+
+    async fn discard_letters(&mut self, filter: &DeadLetterFilter) -> Res<Vec<Uuid>> {
+        let mut q = QueryBuilder::new(
+            "UPDATE dead_letters SET status = 'discarded' WHERE id IN \
+             (SELECT d.id FROM dead_letters d",
+        );
+        push_selected(&mut q, filter);
+        q.push(") RETURNING id");
+        Ok(q.build_query_scalar().fetch_all(self.conn.get()).await?)
+    }
+}

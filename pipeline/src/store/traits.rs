@@ -1,0 +1,122 @@
+//! The store's public traits, one per concern. Every backend implements all of them
+//! through the orchestration in this module's siblings; callers hold an `Arc<dyn Store>`
+//! and bring into scope the concern they use (`use intake_pipeline::store::EventLog`).
+
+use super::{
+    DeadLetter, DeadLetterFilter, EventQuery, ExpectedVersion, Remap, Replayed, StoreError,
+};
+use crate::outcome::Outcome;
+use crate::event::{EventEnvelope, NewEvent};
+use crate::pipeline::Processed;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// What came in and what it became: group commit of processed messages, appends with
+/// optimistic concurrency, reads in global order.
+#[async_trait::async_trait]
+pub trait EventLog: Send + Sync {
+    /// Commits a batch of processed messages in one transaction. The outer error means
+    /// nothing was committed; an inner error affects only that message (a failed batch
+    /// is retried message by message, so one bad message cannot fail the others).
+    async fn commit_batch(
+        &self,
+        batch: &[Processed],
+    ) -> Result<Vec<Result<Outcome, StoreError>>, StoreError>;
+
+    /// Appends events to one stream, checking the expected version; returns positions.
+    async fn append(
+        &self,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+        created_by: &str,
+    ) -> Result<Vec<i64>, StoreError>;
+
+    /// Reads events in global order.
+    async fn read_events(&self, query: &EventQuery) -> Result<Vec<EventEnvelope>, StoreError>;
+}
+
+/// The messages that could not become events, and the support operations on them.
+#[async_trait::async_trait]
+pub trait DeadLetters: Send + Sync {
+    /// Lists dead letters, newest last.
+    async fn dead_letters(&self, tenant: Option<&str>) -> Result<Vec<DeadLetter>, StoreError>;
+
+    /// The raw message of a dead letter (of `tenant`, when given), as received: what
+    /// support staff inspect to fix a mapping.
+    async fn dead_letter_message(
+        &self,
+        tenant: Option<&str>,
+        id: Uuid,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Claims the open dead letters `filter` selects, exclusively (a letter another
+    /// replay holds is skipped, not waited for), maps each raw message again with
+    /// `remap`, appends the events of those that now map and marks them `replayed`, all
+    /// in one transaction. Letters that still fail stay open. A dry run stores nothing.
+    async fn replay_dead_letters(
+        &self,
+        filter: &DeadLetterFilter,
+        remap: &Remap,
+        dry_run: bool,
+    ) -> Result<Vec<Replayed>, StoreError>;
+
+    /// Marks the open dead letters `filter` selects `discarded`; returns their ids.
+    async fn discard_dead_letters(
+        &self,
+        filter: &DeadLetterFilter,
+    ) -> Result<Vec<Uuid>, StoreError>;
+}
+
+/// Appended events waiting for the broker (written with the events when
+/// `StoreOptions::outbox` is on).
+#[async_trait::async_trait]
+pub trait Outbox: Send + Sync {
+    /// Takes (or renews) the publisher lease for `holder` for `lease`, and returns up to `limit`
+    /// unpublished events in global order; `None` when another holder's lease is still valid
+    /// (one publisher at a time across instances keeps per-stream order).
+    async fn outbox_claim(
+        &self,
+        holder: &str,
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Option<Vec<EventEnvelope>>, StoreError>;
+
+    /// Marks events published (after the broker confirmed them).
+    async fn outbox_mark_published(&self, positions: &[i64]) -> Result<(), StoreError>;
+
+    /// How many events wait to be published.
+    async fn outbox_backlog(&self) -> Result<i64, StoreError>;
+}
+
+/// Where polling sources have got to.
+#[async_trait::async_trait]
+pub trait Cursors: Send + Sync {
+    /// The saved position of a polling source of `tenant` (e.g. `fhir:Patient`), if any.
+    /// Cursors are opaque text to the store.
+    async fn poll_cursor(&self, tenant: &str, source: &str) -> Result<Option<String>, StoreError>;
+
+    /// Saves the position of a polling source of `tenant`. Pollers call it only once
+    /// everything up to `cursor` is committed, so a restart resumes without losing anything.
+    async fn set_poll_cursor(
+        &self,
+        tenant: &str,
+        source: &str,
+        cursor: &str,
+    ) -> Result<(), StoreError>;
+}
+
+/// A whole store: every concern, plus the database's lifecycle.
+#[async_trait::async_trait]
+pub trait Store: EventLog + DeadLetters + Outbox + Cursors + 'static {
+    /// Applies pending schema migrations.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// Makes the store ready for `intake serve`. SQLite applies its migrations (the
+    /// embedded default needs no separate step); PostgreSQL checks that `intake migrate`
+    /// has run (as the owner role) and that the engine's role is subject to row-level
+    /// security.
+    async fn prepare_serving(&self) -> Result<(), StoreError>;
+
+    /// Cheap liveness check of the database.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
