@@ -2,7 +2,7 @@
 //!
 //! The same pure function as HL7 v2 ([`crate::process`] dispatches here for channels named
 //! `fhir...`): [`decode`] parses and validates the body, the tenant's FHIR rules
-//! ([`rules`]) map it, and this module adds the idempotency key and event ids.
+//! ([`crate::mapping`]) map it, and this module adds the idempotency key and event ids.
 //!
 //! Idempotency key: (tenant, `fhir:<ResourceType>`, `<id>/_history/<meta.versionId>`), or
 //! `<id>#<content hash>` without a version id, or the content hash alone without an id.
@@ -12,10 +12,10 @@
 
 pub mod decode;
 pub mod path;
-pub mod rules;
 pub mod values;
 
 pub use decode::Mode;
+pub use path::looks_like_type;
 
 use crate::event::{self, NewEvent};
 use crate::mapping::{MappedEvent, Tenant, Tenants};
@@ -74,14 +74,6 @@ fn stopped(
         resource_type,
         raw,
     }
-}
-
-/// Whether a resource type is shaped like one (it is logged and stored as the message
-/// type, so free text from the body must not pass for it).
-pub fn looks_like_type(t: &str) -> bool {
-    (2..=64).contains(&t.len())
-        && t.starts_with(|c: char| c.is_ascii_uppercase())
-        && t.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// The idempotency key of a decoded resource or Bundle.

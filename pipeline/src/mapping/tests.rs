@@ -1,9 +1,11 @@
 //! The mapping language end to end: a tenant folder on disk, a message, the events.
 
 use super::Tenants;
-use crate::pipeline::{process, Disposition, RawMessage};
+use crate::hl7::Hl7Message;
 use crate::reason::Reason;
 use serde_json::{json, Value};
+
+mod repetitions;
 
 fn tenant(rules: &str, tables: &[(&str, &str)]) -> (tempfile::TempDir, Tenants) {
     let dir = tempfile::tempdir().unwrap();
@@ -21,17 +23,18 @@ fn tenant(rules: &str, tables: &[(&str, &str)]) -> (tempfile::TempDir, Tenants) 
 /// (event type, stream type, data) of each event, or the dead letter's reason and detail.
 type Outcome = Result<Vec<(String, String, Value)>, (Reason, Option<String>)>;
 
+/// Maps an HL7 message with tenant `t1`'s rules.
 fn run(tenants: &Tenants, msg: &str) -> Outcome {
-    let p = process(
-        RawMessage::new(Some("t1".into()), "test", msg.as_bytes().to_vec()),
-        tenants,
-    );
-    match p.disposition {
-        Disposition::Events(ev) => Ok(ev
+    let t = tenants.get("t1").unwrap();
+    let mut text = msg.to_string();
+    crate::hl7::prepare(&mut text);
+    let m = Hl7Message::parse(&text).unwrap();
+    match t.rules.apply(&m, &m.header_lenient(), t.timezone) {
+        Ok(ev) => Ok(ev
             .into_iter()
             .map(|e| (e.event_type, e.stream_type, e.data))
             .collect()),
-        Disposition::DeadLetter { rejection, .. } => Err((rejection.reason, rejection.detail)),
+        Err(rejection) => Err((rejection.reason, rejection.detail)),
     }
 }
 
