@@ -170,9 +170,10 @@ impl<L: Language> Checker<'_, L> {
         })
     }
 
-    fn field(&mut self, name: String, f: Spanned<FieldSpec<L::FieldType>>) -> Option<FieldRule<L>> {
+    fn field(&mut self, name: String, f: Spanned<FieldSpec<L>>) -> Option<FieldRule<L>> {
         let loc = f.referenced;
         let f = f.value;
+        let field_type = f.field_type.0;
         if !is_snake(&name) {
             self.error(&loc, format!("field name {name:?} must be snake_case"));
         }
@@ -191,11 +192,11 @@ impl<L: Language> Checker<'_, L> {
                 return None;
             }
         };
-        let structured = L::is_structured(f.field_type);
+        let structured = field_type.is_structured();
         if structured && !matches!(source, Source::Path(_)) {
             self.error(
                 &loc,
-                format!("field {name:?}: type {:?} needs a path", f.field_type),
+                format!("field {name:?}: type {field_type:?} needs a path"),
             );
         }
         if structured
@@ -219,7 +220,7 @@ impl<L: Language> Checker<'_, L> {
             source,
             default: f.default,
             required: f.required,
-            field_type: f.field_type,
+            field_type,
             all: f.all,
             transforms: f.transform,
             table,

@@ -7,13 +7,14 @@
 //! failing entry fails the whole Bundle, named by index and type.
 
 use super::check::Checker;
-use super::language::{Keys, Language, SyntaxError};
-use super::rules::{number, RuleSet};
+use super::language::{Keys, Language, SyntaxError, Typed};
+use super::rules::{FieldType, RuleSet};
 use super::MappedEvent;
 use crate::fhir::path::{looks_like_type, node_text, Env, FhirPath, Index, Node};
 use crate::fhir::values;
 use crate::reason::{Reason, Rejection};
-use serde::Deserialize;
+use chrono::{DateTime, FixedOffset};
+use chrono_tz::Tz;
 use serde_json::{json, Value};
 use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
@@ -30,29 +31,6 @@ impl Fhir {
     pub fn new(identifiers: BTreeMap<String, Vec<String>>) -> Self {
         Fhir { identifiers }
     }
-}
-
-/// How a FHIR field's value becomes JSON.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FieldType {
-    /// A primitive as text.
-    #[default]
-    String,
-    /// A FHIR dateTime/instant (or date) as RFC 3339; the tenant's zone when it has none.
-    Timestamp,
-    /// `YYYY[-MM[-DD]]`, never shifted by a time zone (a dateTime gives its date part).
-    Date,
-    /// A JSON number (a Quantity gives its value).
-    Number,
-    /// `{code, display, system}` from a CodeableConcept (first coding), Coding or code.
-    Coded,
-    /// An Observation `value[x]` shaped like HL7's OBX-5: Quantity a number, Range/Ratio
-    /// or a Quantity with a comparator `{comparator, value, separator, value2}`,
-    /// CodeableConcept coded, dateTime a timestamp, anything else text.
-    ObservationValue,
-    /// The HL7 v2 value type of `value[x]`: NM, SN, CWE, ST, DTM, TM, ...
-    ValueType,
 }
 
 /// One resource being mapped (a Bundle entry, or the resource posted).
@@ -78,7 +56,6 @@ impl Language for Fhir {
     type Path = FhirPath;
     type Scope<'a> = At<'a>;
     type Value<'a> = Node<'a>;
-    type FieldType = FieldType;
     type ForEachSpec = Spanned<String>;
     type ForEach = FhirPath;
 
@@ -95,8 +72,19 @@ impl Language for Fhir {
             "time",
             "fields",
         ],
+        types: &[
+            "string",
+            "timestamp",
+            "date",
+            "number",
+            "coded",
+            "observation_value",
+            "value_type",
+        ],
     };
     const DEFAULT_TIME: Option<&'static str> = None;
+    const TIMESTAMP: &'static str = "a FHIR dateTime";
+    const DATE: &'static str = "a FHIR date";
 
     fn parse_path(&self, expr: &str) -> Result<FhirPath, SyntaxError> {
         let names: Vec<&str> = self.identifiers.keys().map(String::as_str).collect();
@@ -155,20 +143,16 @@ impl Language for Fhir {
         node_text(&Node { value, ..n })
     }
 
-    fn is_structured(ty: FieldType) -> bool {
-        matches!(
-            ty,
-            FieldType::Coded | FieldType::ObservationValue | FieldType::ValueType
-        )
+    fn timestamp(text: &str, tz: Tz) -> Option<DateTime<FixedOffset>> {
+        values::parse_timestamp(text, tz)
     }
 
-    fn structured<'a>(
-        &'a self,
-        ty: FieldType,
-        path: &'a FhirPath,
-        at: &At<'a>,
-        tz: chrono_tz::Tz,
-    ) -> Result<Value, &'static str> {
+    fn date(text: &str) -> Option<Value> {
+        values::date(text)
+    }
+
+    /// From the first element found.
+    fn structured<'a>(&'a self, ty: FieldType, path: &'a FhirPath, at: &At<'a>, tz: Tz) -> Typed {
         let Some(n) = self.first(path, at) else {
             return Ok(Value::Null);
         };
@@ -177,21 +161,6 @@ impl Language for Fhir {
             FieldType::ValueType => Ok(json!(values::value_type(&n))),
             _ => Ok(values::coded(n.value)),
         }
-    }
-
-    fn typed(ty: FieldType, text: &str, tz: chrono_tz::Tz) -> Result<Value, &'static str> {
-        match ty {
-            FieldType::Timestamp => values::to_rfc3339(text, tz)
-                .map(Value::String)
-                .ok_or("a FHIR dateTime"),
-            FieldType::Number => number(text).ok_or("a number"),
-            FieldType::Date => values::date(text).ok_or("a FHIR date"),
-            _ => Ok(Value::String(text.to_string())),
-        }
-    }
-
-    fn time(text: &str, tz: chrono_tz::Tz) -> Option<chrono::DateTime<chrono::Utc>> {
-        values::parse_timestamp(text, tz).map(|t| t.to_utc())
     }
 
     /// `Type/id[version]#Event[#i]`: a resource of its own (a result resolved in the

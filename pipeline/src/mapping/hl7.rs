@@ -2,41 +2,22 @@
 //! keyed by MSH-9 (`ADT^A01`), `for_each` over a repeating segment.
 
 use super::check::Checker;
-use super::language::{Keys, Language, SyntaxError};
-use super::rules::{number, RuleSet};
+use super::language::{Keys, Language, SyntaxError, Typed};
+use super::rules::{number, FieldType, RuleSet};
 use crate::hl7::path::{Path, Scope, SegmentIndex};
 use crate::hl7::{timestamp, Header, Hl7Message};
 use crate::reason::{Reason, Rejection};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use serde_saphyr::Spanned;
+use chrono::{DateTime, FixedOffset};
+use chrono_tz::Tz;
 use std::cell::OnceCell;
 use std::sync::LazyLock;
 
 /// The HL7 v2 path language.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Hl7;
-
-/// How a field's text becomes a JSON value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FieldType {
-    /// The decoded text.
-    #[default]
-    String,
-    /// An HL7 TS/DTM, written as RFC 3339 (tenant time zone when it has no offset).
-    Timestamp,
-    /// A calendar date without time or zone (`YYYY-MM-DD`, or `YYYY-MM` / `YYYY` when the
-    /// value is less precise): birth dates must not move with time zones.
-    Date,
-    /// A JSON number.
-    Number,
-    /// A coded element (CE/CWE): `{"code", "display", "system"}` from its components.
-    Coded,
-    /// An OBX-5 value typed by OBX-2 of the same OBX: NM → number, SN → structured,
-    /// CE/CWE/CNE/CF → coded, TS/DT/DTM → timestamp, anything else → text.
-    ObservationValue,
-}
 
 /// `for_each: { segment: OBX, children: [NTE] }`.
 #[derive(Deserialize)]
@@ -73,7 +54,6 @@ impl Language for Hl7 {
     type Path = Path;
     type Scope<'a> = At<'a>;
     type Value<'a> = String;
-    type FieldType = FieldType;
     type ForEachSpec = ForEachSpec;
     type ForEach = ForEach;
 
@@ -89,8 +69,18 @@ impl Language for Hl7 {
             "time",
             "fields",
         ],
+        types: &[
+            "string",
+            "timestamp",
+            "date",
+            "number",
+            "coded",
+            "observation_value",
+        ],
     };
     const DEFAULT_TIME: Option<&'static str> = Some("EVN.2 | MSH.7");
+    const TIMESTAMP: &'static str = "an HL7 timestamp";
+    const DATE: &'static str = "an HL7 date";
 
     fn parse_path(&self, expr: &str) -> Result<Path, SyntaxError> {
         Path::parse(expr).map_err(|e| SyntaxError {
@@ -165,40 +155,22 @@ impl Language for Hl7 {
         Some(value)
     }
 
-    fn is_structured(ty: FieldType) -> bool {
-        matches!(ty, FieldType::Coded | FieldType::ObservationValue)
+    fn timestamp(text: &str, tz: chrono_tz::Tz) -> Option<DateTime<FixedOffset>> {
+        timestamp::parse_hl7_timestamp(text, tz).ok()
     }
 
-    fn structured<'a>(
-        &'a self,
-        ty: FieldType,
-        path: &'a Path,
-        at: &At<'a>,
-        tz: chrono_tz::Tz,
-    ) -> Result<Value, &'static str> {
-        match ty {
-            FieldType::ObservationValue => observation_value(path, at, tz),
-            _ => Ok(path
-                .components_in(at.msg, at.scope.as_ref())
-                .map_or(Value::Null, |c| coded(&c))),
+    fn date(text: &str) -> Option<Value> {
+        date(text)
+    }
+
+    /// Coded from the components of the first repetition found; an observation value
+    /// typed by OBX-2 (HL7 has no `value_type`).
+    fn structured<'a>(&'a self, ty: FieldType, path: &'a Path, at: &At<'a>, tz: Tz) -> Typed {
+        if ty == FieldType::ObservationValue {
+            return observation_value(path, at, tz);
         }
-    }
-
-    fn typed(ty: FieldType, text: &str, tz: chrono_tz::Tz) -> Result<Value, &'static str> {
-        match ty {
-            FieldType::Timestamp => timestamp::to_rfc3339(text, tz)
-                .map(Value::String)
-                .map_err(|_| "an HL7 timestamp"),
-            FieldType::Number => number(text).ok_or("a number"),
-            FieldType::Date => date(text).ok_or("an HL7 date"),
-            _ => Ok(Value::String(text.to_string())),
-        }
-    }
-
-    fn time(text: &str, tz: chrono_tz::Tz) -> Option<chrono::DateTime<chrono::Utc>> {
-        timestamp::parse_hl7_timestamp(text, tz)
-            .ok()
-            .map(|t| t.to_utc())
+        let components = path.components_in(at.msg, at.scope.as_ref());
+        Ok(components.map_or(Value::Null, |c| coded(&c)))
     }
 
     fn source_key(&self, _: &str, _: bool, _: &At<'_>) -> Option<String> {
@@ -296,7 +268,7 @@ fn coded(c: &[String]) -> Value {
 static OBX_2: LazyLock<Path> = LazyLock::new(|| Path::parse("OBX.2").expect("a valid path"));
 
 /// OBX-5 typed by OBX-2 of the same OBX.
-fn observation_value(path: &Path, at: &At<'_>, tz: chrono_tz::Tz) -> Result<Value, &'static str> {
+fn observation_value(path: &Path, at: &At<'_>, tz: Tz) -> Typed {
     let scope = at.scope.as_ref();
     let value_type = OBX_2.first_in(at.msg, scope).unwrap_or_default();
     let Some(components) = path.components_in(at.msg, scope) else {

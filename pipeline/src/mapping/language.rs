@@ -16,6 +16,9 @@
 //! - an event without `time:` reads the language's [`Language::DEFAULT_TIME`].
 
 use super::check::Checker;
+use super::rules::FieldType;
+use chrono::{DateTime, FixedOffset};
+use chrono_tz::Tz;
 use serde::de::DeserializeOwned;
 use std::fmt;
 
@@ -28,7 +31,7 @@ pub struct SyntaxError {
     pub message: String,
 }
 
-/// The names of a language's rules-file keys, in the order `intake check` lists them.
+/// The names a language's rules files use, in the order `intake check` lists them.
 #[derive(Debug, Clone, Copy)]
 pub struct Keys {
     /// The file's top key: `rules` or `resources`.
@@ -37,7 +40,12 @@ pub struct Keys {
     pub rule: &'static [&'static str],
     /// An event's keys (FHIR adds `per_version`).
     pub event: &'static [&'static str],
+    /// The field types it accepts (FHIR adds `value_type`), see [`FieldType`].
+    pub types: &'static [&'static str],
 }
+
+/// A typed value, or what it is not (`an HL7 timestamp`).
+pub type Typed = Result<serde_json::Value, &'static str>;
 
 /// A path language: HL7 v2 or FHIR.
 pub trait Language: Sized + fmt::Debug + Clone {
@@ -52,19 +60,22 @@ pub trait Language: Sized + fmt::Debug + Clone {
     type Value<'a>
     where
         Self: 'a;
-    /// The `type:` of a field.
-    type FieldType: fmt::Debug + Clone + Copy + Default + PartialEq + DeserializeOwned;
     /// `for_each:` as written.
     type ForEachSpec: DeserializeOwned;
     /// `for_each:` compiled.
     type ForEach: fmt::Debug + Clone;
 
-    /// The rules-file keys.
+    /// The names its rules files use.
     const KEYS: Keys;
     /// The time of an event whose rule has no `time:` (HL7: when the event happened, else
     /// when the message was sent); `None` when the language has no such value (a FHIR
     /// resource has none that stays the same across its versions).
     const DEFAULT_TIME: Option<&'static str>;
+    /// What a dead-letter detail says a value that is not a timestamp is not
+    /// (`an HL7 timestamp`).
+    const TIMESTAMP: &'static str;
+    /// The same for a date (`an HL7 date`).
+    const DATE: &'static str;
 
     /// Parses a path expression.
     fn parse_path(&self, expr: &str) -> Result<Self::Path, SyntaxError>;
@@ -77,11 +88,7 @@ pub trait Language: Sized + fmt::Debug + Clone {
 
     /// The scopes of an iteration, each with its place in the message: events are sorted
     /// by place, stably (those of a rule without `for_each` are at place 0).
-    fn each<'a>(
-        &'a self,
-        for_each: &'a Self::ForEach,
-        at: &Self::Scope<'a>,
-    ) -> Vec<(usize, Self::Scope<'a>)>;
+    fn each<'a>(&'a self, f: &'a Self::ForEach, at: &Self::Scope<'a>) -> Vec<(usize, Self::Scope<'a>)>;
 
     /// The values `path` finds.
     fn values<'a>(&'a self, path: &'a Self::Path, at: &Self::Scope<'a>) -> Vec<Self::Value<'a>>;
@@ -89,33 +96,22 @@ pub trait Language: Sized + fmt::Debug + Clone {
     /// The first value `path` finds.
     fn first<'a>(&'a self, path: &'a Self::Path, at: &Self::Scope<'a>) -> Option<Self::Value<'a>>;
 
-    /// A value as text for a field of type `ty` (conditions and keys read it as the
-    /// default type); `None` when it is not a primitive.
-    fn text(value: Self::Value<'_>, ty: Self::FieldType) -> Option<String>;
+    /// A value as text for a field of type `ty` (conditions and keys read it as
+    /// [`FieldType::String`]); `None` when it is not a primitive.
+    fn text(value: Self::Value<'_>, ty: FieldType) -> Option<String>;
 
-    /// Whether `ty` is typed from the path itself (coded and observation values) rather
-    /// than from text.
-    fn is_structured(ty: Self::FieldType) -> bool;
+    /// A timestamp in its own offset, else local time in `tz`.
+    fn timestamp(text: &str, tz: chrono_tz::Tz) -> Option<DateTime<FixedOffset>>;
 
-    /// The value of a structured type at `path` (null when absent), or what it is not.
-    fn structured<'a>(
-        &'a self,
-        ty: Self::FieldType,
-        path: &'a Self::Path,
-        at: &Self::Scope<'a>,
-        tz: chrono_tz::Tz,
-    ) -> Result<serde_json::Value, &'static str>;
+    /// A calendar date, as written (`YYYY-MM-DD`, `YYYY-MM`, `YYYY`).
+    fn date(text: &str) -> Option<serde_json::Value>;
 
-    /// A text typed as `ty`, or what it is not (`an HL7 timestamp`).
-    fn typed(ty: Self::FieldType, text: &str, tz: chrono_tz::Tz)
-        -> Result<serde_json::Value, &'static str>;
-
-    /// An event time.
-    fn time(text: &str, tz: chrono_tz::Tz) -> Option<chrono::DateTime<chrono::Utc>>;
+    /// The value of a structured type ([`FieldType::is_structured`]) at `path`, null when
+    /// absent.
+    fn structured<'a>(&'a self, ty: FieldType, path: &'a Self::Path, at: &Self::Scope<'a>, tz: Tz) -> Typed;
 
     /// The event's own source key (see [`super::MappedEvent::source_key`]).
-    fn source_key(&self, event_type: &str, per_version: bool, at: &Self::Scope<'_>)
-        -> Option<String>;
+    fn source_key(&self, event: &str, per_version: bool, at: &Self::Scope<'_>) -> Option<String>;
 
     /// How a dead-letter detail names the streams of an event none of whose keys was
     /// found, from (stream type, key path) pairs.

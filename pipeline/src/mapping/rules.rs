@@ -3,10 +3,57 @@
 use super::language::Language;
 use super::tables::Tables;
 use crate::reason::{Reason, Rejection};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+
+/// How a field's value becomes JSON (`type:`). A language may not offer every type
+/// ([`super::Keys::types`]: HL7 has no `value_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FieldType {
+    /// The text (HL7: decoded; FHIR: a primitive).
+    #[default]
+    String,
+    /// RFC 3339, in the value's own offset, else the tenant's time zone (HL7 TS/DTM,
+    /// FHIR dateTime/instant/date).
+    Timestamp,
+    /// A calendar date without time or zone (`YYYY-MM-DD`, or `YYYY-MM` / `YYYY` when the
+    /// value is less precise): birth dates must not move with time zones.
+    Date,
+    /// A JSON number (a FHIR Quantity gives its value).
+    Number,
+    /// `{code, display, system}`: from an HL7 CE/CWE's components, a FHIR
+    /// CodeableConcept (first coding), Coding or code.
+    Coded,
+    /// A result value, typed: HL7 OBX-5 by OBX-2 of the same OBX, FHIR `value[x]` by its
+    /// type. Numbers, structured numerics `{comparator, value, separator, value2}`, coded,
+    /// timestamps, else text.
+    ObservationValue,
+    /// The HL7 v2 value type (OBX-2) of a FHIR `value[x]`: NM, SN, CWE, ST, DTM, TM, ...
+    ValueType,
+}
+
+impl FieldType {
+    /// Every type, by its name in mapping files.
+    pub(super) const NAMES: [(&'static str, FieldType); 7] = [
+        ("string", FieldType::String),
+        ("timestamp", FieldType::Timestamp),
+        ("date", FieldType::Date),
+        ("number", FieldType::Number),
+        ("coded", FieldType::Coded),
+        ("observation_value", FieldType::ObservationValue),
+        ("value_type", FieldType::ValueType),
+    ];
+
+    /// Whether the value is typed from the path itself, not from text.
+    pub fn is_structured(self) -> bool {
+        matches!(
+            self,
+            FieldType::Coded | FieldType::ObservationValue | FieldType::ValueType
+        )
+    }
+}
 
 /// A text transform, applied in order before table lookup and typing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -48,7 +95,7 @@ pub(super) struct FieldRule<L: Language> {
     pub source: Source<L>,
     pub default: Option<String>,
     pub required: bool,
-    pub field_type: L::FieldType,
+    pub field_type: FieldType,
     pub all: bool,
     pub transforms: Vec<Transform>,
     pub table: Option<(String, OnMiss)>,
@@ -193,7 +240,7 @@ impl<L: Language> RuleSet<L> {
     }
 
     fn text(v: L::Value<'_>) -> Option<String> {
-        L::text(v, L::FieldType::default())
+        L::text(v, FieldType::String)
     }
 
     fn holds<'a>(&'a self, conditions: &'a [Condition<L>], at: &L::Scope<'a>) -> bool {
@@ -246,7 +293,8 @@ impl<L: Language> Template<L> {
             .time
             .as_ref()
             .and_then(first)
-            .and_then(|v| L::time(&v, tz));
+            .and_then(|v| L::timestamp(&v, tz))
+            .map(|t| t.to_utc());
         let mut data = serde_json::Map::with_capacity(self.fields.len());
         for f in &self.fields {
             data.insert(f.name.clone(), f.value(set, at, tz)?);
@@ -273,6 +321,19 @@ impl<L: Language> FieldRule<L> {
                 format!("field {} ({})", self.name, ps.join(" + "))
             }
         }
+    }
+
+    /// A text as a value of the field's (text) type.
+    fn typed(&self, text: &str, tz: chrono_tz::Tz) -> Result<Value, Rejection> {
+        let value = match self.field_type {
+            FieldType::Timestamp => L::timestamp(text, tz)
+                .map(|t| json!(t.to_rfc3339_opts(SecondsFormat::AutoSi, false)))
+                .ok_or(L::TIMESTAMP),
+            FieldType::Number => number(text).ok_or("a number"),
+            FieldType::Date => L::date(text).ok_or(L::DATE),
+            _ => Ok(Value::String(text.to_string())),
+        };
+        value.map_err(|what| self.invalid(what))
     }
 
     fn invalid(&self, what: &str) -> Rejection {
@@ -349,7 +410,7 @@ impl<L: Language> FieldRule<L> {
         tz: chrono_tz::Tz,
     ) -> Result<Value, Rejection> {
         let value = match &self.source {
-            Source::Path(p) if L::is_structured(self.field_type) => set
+            Source::Path(p) if self.field_type.is_structured() => set
                 .language
                 .structured(self.field_type, p, at, tz)
                 .map_err(|what| self.invalid(what))?,
@@ -357,7 +418,7 @@ impl<L: Language> FieldRule<L> {
                 let texts = self.texts(set, at)?;
                 let typed: Vec<Value> = texts
                     .iter()
-                    .map(|t| L::typed(self.field_type, t, tz).map_err(|what| self.invalid(what)))
+                    .map(|t| self.typed(t, tz))
                     .collect::<Result<_, _>>()?;
                 match (self.all, typed.len()) {
                     (true, 0) => Value::Null,

@@ -3,9 +3,9 @@
 //! [`super::Keys`]).
 
 use super::language::Language;
-use super::rules::{OnMiss, Transform};
+use super::rules::{FieldType, OnMiss, Transform};
 use super::DeadLetterAck;
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, VariantAccess, Visitor};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 use std::collections::BTreeMap;
@@ -93,7 +93,7 @@ pub(super) struct EventSpec<L: Language> {
     pub or_stream: Option<StreamSpec>,
     /// The event's own time, for its id; default [`Language::DEFAULT_TIME`].
     pub time: Option<Spanned<String>>,
-    pub fields: BTreeMap<String, Spanned<FieldSpec<L::FieldType>>>,
+    pub fields: BTreeMap<String, Spanned<FieldSpec<L>>>,
 }
 
 /// `stream:` of an event.
@@ -105,10 +105,10 @@ pub(super) struct StreamSpec {
     pub key: Spanned<String>,
 }
 
-/// One output field; `T` is the language's field type.
+/// One output field.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct FieldSpec<T> {
+#[serde(deny_unknown_fields, bound = "")]
+pub(super) struct FieldSpec<L: Language> {
     #[serde(default)]
     pub path: Option<Spanned<String>>,
     #[serde(default)]
@@ -122,7 +122,7 @@ pub(super) struct FieldSpec<T> {
     #[serde(default)]
     pub required: bool,
     #[serde(default, rename = "type")]
-    pub field_type: T,
+    pub field_type: TypeName<L>,
     #[serde(default)]
     pub all: bool,
     #[serde(default)]
@@ -135,6 +135,43 @@ pub(super) struct FieldSpec<T> {
 
 fn space() -> String {
     " ".into()
+}
+
+/// A field type among those the language offers ([`super::Keys::types`]).
+pub(super) struct TypeName<L>(pub FieldType, PhantomData<L>);
+
+impl<L> Default for TypeName<L> {
+    fn default() -> Self {
+        TypeName(FieldType::String, PhantomData)
+    }
+}
+
+impl<'de, L: Language> Deserialize<'de> for TypeName<L> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_enum("FieldType", L::KEYS.types, TypeVisitor(PhantomData))
+    }
+}
+
+/// Reads a unit variant named in `L::KEYS.types`, as `#[derive(Deserialize)]` does.
+struct TypeVisitor<L>(PhantomData<L>);
+
+impl<'de, L: Language> Visitor<'de> for TypeVisitor<L> {
+    type Value = TypeName<L>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("enum FieldType")
+    }
+    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<TypeName<L>, A::Error> {
+        let (name, variant) = data.variant_seed(Name {
+            names: L::KEYS.types,
+            variant: true,
+        })?;
+        variant.unit_variant()?;
+        let (_, t) = FieldType::NAMES
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .ok_or_else(|| de::Error::unknown_variant(name, L::KEYS.types))?;
+        Ok(TypeName(t, PhantomData))
+    }
 }
 
 // The three structs whose keys the language names are read by hand, exactly as
@@ -190,27 +227,42 @@ impl<'de, L: Language, T: FromMap<'de, L>> Visitor<'de> for StructVisitor<L, T> 
     }
 }
 
-/// A key, as the index of one of `keys`; any other key is refused.
-struct Key(&'static [&'static str]);
+/// A struct key or an enum variant, one of `names`; any other is refused.
+struct Name {
+    names: &'static [&'static str],
+    variant: bool,
+}
 
-impl<'de> DeserializeSeed<'de> for Key {
+/// A struct key among `keys`.
+fn struct_key(keys: &'static [&'static str]) -> Name {
+    Name {
+        names: keys,
+        variant: false,
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Name {
     type Value = &'static str;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<&'static str, D::Error> {
         d.deserialize_identifier(self)
     }
 }
 
-impl Visitor<'_> for Key {
+impl Visitor<'_> for Name {
     type Value = &'static str;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("field identifier")
+        f.write_str(if self.variant {
+            "variant identifier"
+        } else {
+            "field identifier"
+        })
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<&'static str, E> {
-        self.0
-            .iter()
-            .find(|k| **k == v)
-            .copied()
-            .ok_or_else(|| E::unknown_field(v, self.0))
+        match self.names.iter().find(|k| **k == v) {
+            Some(k) => Ok(k),
+            None if self.variant => Err(E::unknown_variant(v, self.names)),
+            None => Err(E::unknown_field(v, self.names)),
+        }
     }
 }
 
@@ -238,7 +290,7 @@ impl<'de, L: Language> FromMap<'de, L> for RulesFile<L> {
     }
     fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
         let mut rules = None;
-        while let Some(key) = map.next_key_seed(Key(Self::keys()))? {
+        while let Some(key) = map.next_key_seed(struct_key(Self::keys()))? {
             take(&mut map, &mut rules, key)?;
         }
         Ok(RulesFile {
@@ -255,7 +307,7 @@ impl<'de, L: Language> FromMap<'de, L> for RuleSpec<L> {
     fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
         let (mut key, mut when, mut events) = (None, None, None);
         let match_key = L::KEYS.rule[0];
-        while let Some(k) = map.next_key_seed(Key(Self::keys()))? {
+        while let Some(k) = map.next_key_seed(struct_key(Self::keys()))? {
             match k {
                 "when" => take(&mut map, &mut when, k)?,
                 "events" => take(&mut map, &mut events, k)?,
@@ -278,7 +330,7 @@ impl<'de, L: Language> FromMap<'de, L> for EventSpec<L> {
     fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
         let (mut event, mut when, mut for_each, mut per_version) = (None, None, None, None);
         let (mut stream, mut or_stream, mut time, mut fields) = (None, None, None, None);
-        while let Some(k) = map.next_key_seed(Key(Self::keys()))? {
+        while let Some(k) = map.next_key_seed(struct_key(Self::keys()))? {
             match k {
                 "event" => take(&mut map, &mut event, k)?,
                 "when" => take(&mut map, &mut when, k)?,
