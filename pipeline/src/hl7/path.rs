@@ -57,7 +57,9 @@ impl<'m> SegmentIndex<'m> {
 
     /// The index of the last segment named `name` before `index`.
     fn before(&self, name: &str, index: usize) -> Option<usize> {
-        let at = self.by_name.partition_point(|&(n, i)| (n, i) < (name, index));
+        let at = self
+            .by_name
+            .partition_point(|&(n, i)| (n, i) < (name, index));
         at.checked_sub(1)
             .map(|k| self.by_name[k])
             .filter(|(n, _)| *n == name)

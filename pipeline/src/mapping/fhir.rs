@@ -7,7 +7,7 @@
 //! failing entry fails the whole Bundle, named by index and type.
 
 use super::check::Checker;
-use super::language::{Keys, Language, SyntaxError, Typed};
+use super::language::{Keys, Language, SyntaxError, Typed, EVENT_KEYS};
 use super::rules::{FieldType, RuleSet};
 use super::MappedEvent;
 use crate::fhir::path::{looks_like_type, node_text, Env, FhirPath, Index, Node};
@@ -62,25 +62,8 @@ impl Language for Fhir {
     const KEYS: Keys = Keys {
         file: "resources",
         rule: &["resource", "when", "events"],
-        event: &[
-            "event",
-            "when",
-            "for_each",
-            "per_version",
-            "stream",
-            "or_stream",
-            "time",
-            "fields",
-        ],
-        types: &[
-            "string",
-            "timestamp",
-            "date",
-            "number",
-            "coded",
-            "observation_value",
-            "value_type",
-        ],
+        event: &EVENT_KEYS,
+        types: &FieldType::NAMES,
     };
     const DEFAULT_TIME: Option<&'static str> = None;
     const TIMESTAMP: &'static str = "a FHIR dateTime";
@@ -174,7 +157,13 @@ impl Language for Fhir {
                 .get("contained")
                 .and_then(Value::as_array)
                 .is_some_and(|c| c.iter().any(|x| std::ptr::eq(x, at.ctx)));
-        let version = |r: &Value| if per_version { version(r) } else { String::new() };
+        let version = |r: &Value| {
+            if per_version {
+                version(r)
+            } else {
+                String::new()
+            }
+        };
         if own {
             base(at.ctx, None).map(|b| format!("{b}{}#{event_type}", version(at.ctx)))
         } else {

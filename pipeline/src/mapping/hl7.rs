@@ -2,16 +2,16 @@
 //! keyed by MSH-9 (`ADT^A01`), `for_each` over a repeating segment.
 
 use super::check::Checker;
-use super::language::{Keys, Language, SyntaxError, Typed};
+use super::language::{Keys, Language, SyntaxError, Typed, EVENT_KEYS_UNVERSIONED};
 use super::rules::{number, FieldType, RuleSet};
 use crate::hl7::path::{Path, Scope, SegmentIndex};
 use crate::hl7::{timestamp, Header, Hl7Message};
 use crate::reason::{Reason, Rejection};
+use chrono::{DateTime, FixedOffset};
+use chrono_tz::Tz;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use serde_saphyr::Spanned;
-use chrono::{DateTime, FixedOffset};
-use chrono_tz::Tz;
 use std::cell::OnceCell;
 use std::sync::LazyLock;
 
@@ -60,23 +60,8 @@ impl Language for Hl7 {
     const KEYS: Keys = Keys {
         file: "rules",
         rule: &["message", "when", "events"],
-        event: &[
-            "event",
-            "when",
-            "for_each",
-            "stream",
-            "or_stream",
-            "time",
-            "fields",
-        ],
-        types: &[
-            "string",
-            "timestamp",
-            "date",
-            "number",
-            "coded",
-            "observation_value",
-        ],
+        event: &EVENT_KEYS_UNVERSIONED,
+        types: FieldType::NAMES.split_at(6).0, // all but value_type
     };
     const DEFAULT_TIME: Option<&'static str> = Some("EVN.2 | MSH.7");
     const TIMESTAMP: &'static str = "an HL7 timestamp";

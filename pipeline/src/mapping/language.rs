@@ -38,11 +38,29 @@ pub struct Keys {
     pub file: &'static str,
     /// A rule's keys, its match key first: `message` or `resource`, `when`, `events`.
     pub rule: &'static [&'static str],
-    /// An event's keys (FHIR adds `per_version`).
+    /// An event's keys: [`EVENT_KEYS`] or [`EVENT_KEYS_UNVERSIONED`].
     pub event: &'static [&'static str],
-    /// The field types it accepts (FHIR adds `value_type`), see [`FieldType`].
+    /// The field types it offers, from [`FieldType::NAMES`].
     pub types: &'static [&'static str],
 }
+
+/// An event's keys, in order.
+pub const EVENT_KEYS: [&str; 8] = [
+    "event",
+    "when",
+    "for_each",
+    "per_version",
+    "stream",
+    "or_stream",
+    "time",
+    "fields",
+];
+
+/// An event's keys without `per_version`, for a language whose sources have no versions.
+pub const EVENT_KEYS_UNVERSIONED: [&str; 7] = {
+    let k = EVENT_KEYS;
+    [k[0], k[1], k[2], k[4], k[5], k[6], k[7]]
+};
 
 /// A typed value, or what it is not (`an HL7 timestamp`).
 pub type Typed = Result<serde_json::Value, &'static str>;
@@ -88,7 +106,11 @@ pub trait Language: Sized + fmt::Debug + Clone {
 
     /// The scopes of an iteration, each with its place in the message: events are sorted
     /// by place, stably (those of a rule without `for_each` are at place 0).
-    fn each<'a>(&'a self, f: &'a Self::ForEach, at: &Self::Scope<'a>) -> Vec<(usize, Self::Scope<'a>)>;
+    fn each<'a>(
+        &'a self,
+        f: &'a Self::ForEach,
+        at: &Self::Scope<'a>,
+    ) -> Vec<(usize, Self::Scope<'a>)>;
 
     /// The values `path` finds.
     fn values<'a>(&'a self, path: &'a Self::Path, at: &Self::Scope<'a>) -> Vec<Self::Value<'a>>;
@@ -108,7 +130,13 @@ pub trait Language: Sized + fmt::Debug + Clone {
 
     /// The value of a structured type ([`FieldType::is_structured`]) at `path`, null when
     /// absent.
-    fn structured<'a>(&'a self, ty: FieldType, path: &'a Self::Path, at: &Self::Scope<'a>, tz: Tz) -> Typed;
+    fn structured<'a>(
+        &'a self,
+        ty: FieldType,
+        path: &'a Self::Path,
+        at: &Self::Scope<'a>,
+        tz: Tz,
+    ) -> Typed;
 
     /// The event's own source key (see [`super::MappedEvent::source_key`]).
     fn source_key(&self, event: &str, per_version: bool, at: &Self::Scope<'_>) -> Option<String>;

@@ -35,16 +35,30 @@ pub enum FieldType {
 }
 
 impl FieldType {
-    /// Every type, by its name in mapping files.
-    pub(super) const NAMES: [(&'static str, FieldType); 7] = [
-        ("string", FieldType::String),
-        ("timestamp", FieldType::Timestamp),
-        ("date", FieldType::Date),
-        ("number", FieldType::Number),
-        ("coded", FieldType::Coded),
-        ("observation_value", FieldType::ObservationValue),
-        ("value_type", FieldType::ValueType),
+    /// Every type, by its name in mapping files; `value_type` last (HL7 offers the others).
+    pub const NAMES: [&'static str; 7] = [
+        "string",
+        "timestamp",
+        "date",
+        "number",
+        "coded",
+        "observation_value",
+        "value_type",
     ];
+
+    /// The type of this name.
+    pub(super) fn named(name: &str) -> Option<FieldType> {
+        Some(match name {
+            "string" => FieldType::String,
+            "timestamp" => FieldType::Timestamp,
+            "date" => FieldType::Date,
+            "number" => FieldType::Number,
+            "coded" => FieldType::Coded,
+            "observation_value" => FieldType::ObservationValue,
+            "value_type" => FieldType::ValueType,
+            _ => return None,
+        })
+    }
 
     /// Whether the value is typed from the path itself, not from text.
     pub fn is_structured(self) -> bool {
@@ -344,7 +358,11 @@ impl<L: Language> FieldRule<L> {
     }
 
     /// The text values (several only with `all`), after transforms and table.
-    fn texts<'a>(&'a self, set: &'a RuleSet<L>, at: &L::Scope<'a>) -> Result<Vec<String>, Rejection> {
+    fn texts<'a>(
+        &'a self,
+        set: &'a RuleSet<L>,
+        at: &L::Scope<'a>,
+    ) -> Result<Vec<String>, Rejection> {
         let lang = &set.language;
         let text = |v| L::text(v, self.field_type).ok_or_else(|| self.invalid("a primitive value"));
         let raw: Vec<String> = match &self.source {
@@ -354,7 +372,12 @@ impl<L: Language> FieldRule<L> {
                 .into_iter()
                 .map(text)
                 .collect::<Result<_, _>>()?,
-            Source::Path(p) => lang.first(p, at).map(text).transpose()?.into_iter().collect(),
+            Source::Path(p) => lang
+                .first(p, at)
+                .map(text)
+                .transpose()?
+                .into_iter()
+                .collect(),
             Source::Concat(ps, sep) => {
                 let mut parts = Vec::new();
                 for p in ps {

@@ -5,7 +5,9 @@
 use super::language::Language;
 use super::rules::{FieldType, OnMiss, Transform};
 use super::DeadLetterAck;
-use serde::de::{self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, VariantAccess, Visitor};
+use serde::de::{
+    self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, VariantAccess, Visitor,
+};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 use std::collections::BTreeMap;
@@ -166,9 +168,7 @@ impl<'de, L: Language> Visitor<'de> for TypeVisitor<L> {
             variant: true,
         })?;
         variant.unit_variant()?;
-        let (_, t) = FieldType::NAMES
-            .into_iter()
-            .find(|(n, _)| *n == name)
+        let t = FieldType::named(name)
             .ok_or_else(|| de::Error::unknown_variant(name, L::KEYS.types))?;
         Ok(TypeName(t, PhantomData))
     }
@@ -180,7 +180,11 @@ impl<'de, L: Language> Visitor<'de> for TypeVisitor<L> {
 
 impl<'de, L: Language> Deserialize<'de> for RulesFile<L> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_struct("RulesFile", file_keys::<L>(), StructVisitor::<L, Self>::new())
+        d.deserialize_struct(
+            "RulesFile",
+            file_keys::<L>(),
+            StructVisitor::<L, Self>::new(),
+        )
     }
 }
 

@@ -7,15 +7,28 @@ use serde_json::{json, Value};
 
 mod repetitions;
 
-fn tenant(rules: &str, tables: &[(&str, &str)]) -> (tempfile::TempDir, Tenants) {
+/// A mappings folder with one tenant, `t1`, of these files (paths below its folder).
+fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let t = dir.path().join("t1");
     std::fs::create_dir_all(t.join("tables")).unwrap();
-    std::fs::write(t.join("tenant.yaml"), "timezone: Europe/Berlin\n").unwrap();
-    std::fs::write(t.join("rules.yaml"), rules).unwrap();
-    for (name, text) in tables {
-        std::fs::write(t.join("tables").join(name), text).unwrap();
+    for (name, text) in files {
+        std::fs::write(t.join(name), text).unwrap();
     }
+    dir
+}
+
+fn tenant(rules: &str, tables: &[(&str, &str)]) -> (tempfile::TempDir, Tenants) {
+    let mut files = vec![
+        ("tenant.yaml", "timezone: Europe/Berlin\n"),
+        ("rules.yaml", rules),
+    ];
+    let tables: Vec<(String, &str)> = tables
+        .iter()
+        .map(|(n, t)| (format!("tables/{n}"), *t))
+        .collect();
+    files.extend(tables.iter().map(|(n, t)| (n.as_str(), *t)));
+    let dir = folder(&files);
     let tenants = Tenants::load(dir.path()).unwrap_or_else(|e| panic!("{e:?}"));
     (dir, tenants)
 }

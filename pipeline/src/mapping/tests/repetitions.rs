@@ -52,18 +52,26 @@ fn rules(top: &str, key: &str, paths: [&str; 3]) -> String {
 
 #[test]
 fn hl7_and_fhir_conditions_agree_on_repetitions() {
-    let dir = tempfile::tempdir().unwrap();
-    let t = dir.path().join("t1");
-    std::fs::create_dir_all(&t).unwrap();
-    std::fs::write(t.join("tenant.yaml"), "timezone: UTC\n").unwrap();
-    let hl7 = rules("rules", "message: ADT^A01", ["PID.3[*].1", "PID.3[*].4", "PID.3[*].9"]);
+    let hl7 = rules(
+        "rules",
+        "message: ADT^A01",
+        ["PID.3[*].1", "PID.3[*].4", "PID.3[*].9"],
+    );
     let fhir = rules(
         "resources",
         "resource: Patient",
-        ["identifier.value", "identifier.system", "identifier.period.start"],
+        [
+            "identifier.value",
+            "identifier.system",
+            "identifier.period.start",
+        ],
     );
-    std::fs::write(t.join("hl7.yaml"), hl7).unwrap();
-    std::fs::write(t.join("fhir.yaml"), fhir).unwrap();
+    let files = [
+        ("tenant.yaml", "timezone: UTC\n"),
+        ("hl7.yaml", &hl7),
+        ("fhir.yaml", &fhir),
+    ];
+    let dir = super::folder(&files);
     let tenants = Tenants::load(dir.path()).unwrap_or_else(|e| panic!("{e:?}"));
     let tenant = tenants.get("t1").unwrap();
 
