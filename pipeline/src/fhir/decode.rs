@@ -152,7 +152,7 @@ fn root_type(value: &Value) -> String {
     value
         .get("resourceType")
         .and_then(Value::as_str)
-        .filter(|t| super::looks_like_type(t))
+        .filter(|t| super::path::looks_like_type(t))
         .unwrap_or("Resource")
         .to_string()
 }
@@ -506,7 +506,7 @@ fn xml_prescan(body: &[u8]) -> Result<String, Rejection> {
         return Err(malformed_at(body, body.len()));
     }
     Ok(root
-        .filter(|r| super::looks_like_type(r))
+        .filter(|r| super::path::looks_like_type(r))
         .unwrap_or_else(|| "Resource".to_string()))
 }
 

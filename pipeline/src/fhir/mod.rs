@@ -10,10 +10,10 @@
 
 pub mod decode;
 pub mod path;
-pub mod rules;
 pub mod values;
 
 pub use decode::Mode;
+pub use path::looks_like_type;
 
 use crate::message::IdempotencyKey;
 use serde_json::Value;
@@ -25,14 +25,6 @@ pub fn resource_type(resource: &Value) -> Option<&str> {
         .get("resourceType")
         .and_then(Value::as_str)
         .filter(|t| looks_like_type(t))
-}
-
-/// Whether a resource type is shaped like one (it is logged and stored as the message
-/// type, so free text from the body must not pass for it).
-pub fn looks_like_type(t: &str) -> bool {
-    (2..=64).contains(&t.len())
-        && t.starts_with(|c: char| c.is_ascii_uppercase())
-        && t.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// The idempotency key of a decoded resource or Bundle.

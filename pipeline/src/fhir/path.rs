@@ -141,7 +141,15 @@ fn type_and_id(reference: &str) -> Option<(&str, &str)> {
         .map_or(reference, |(a, _)| a);
     let (rest, id) = r.rsplit_once('/')?;
     let t = rest.rsplit('/').next().unwrap_or(rest);
-    (crate::fhir::looks_like_type(t) && !id.is_empty()).then_some((t, id))
+    (looks_like_type(t) && !id.is_empty()).then_some((t, id))
+}
+
+/// Whether a resource type is shaped like one (it is logged and stored as the message
+/// type, so free text from the body must not pass for it).
+pub fn looks_like_type(t: &str) -> bool {
+    (2..=64).contains(&t.len())
+        && t.starts_with(|c: char| c.is_ascii_uppercase())
+        && t.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 fn text<'v>(v: &'v Value, key: &str) -> Option<&'v str> {

@@ -55,18 +55,6 @@ pub fn date(s: &str) -> Option<Value> {
     Some(json!(d))
 }
 
-/// A number from text.
-pub fn number(s: &str) -> Option<Value> {
-    let s = s.trim();
-    if let Ok(i) = s.parse::<i64>() {
-        return Some(json!(i));
-    }
-    s.parse::<f64>()
-        .ok()
-        .filter(|f| f.is_finite())
-        .map(|f| json!(f))
-}
-
 fn text(v: &Value, key: &str) -> Value {
     match v.get(key) {
         Some(Value::String(s)) if !s.is_empty() => json!(s),

@@ -14,7 +14,7 @@ use std::fmt;
 
 /// Where paths are evaluated while a rule iterates over a repeating segment
 /// (`for_each`): the current segment, its children, and its parents.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct Scope<'s> {
     /// The iterated segment id, e.g. `OBX`.
     pub segment: &'s str,
@@ -23,17 +23,59 @@ pub struct Scope<'s> {
     /// Segment ids that belong to the current occurrence when they directly follow it
     /// (e.g. `NTE` notes after an `OBX`).
     pub children: &'s [String],
+    /// The message's segments by id, to find parents.
+    pub segments: &'s SegmentIndex<'s>,
+}
+
+/// A message's segments by id: the nearest `PID` before the 40,000th `OBX` is a binary
+/// search, not a walk back over the other 39,999 (which made mapping quadratic).
+#[derive(Debug, Clone)]
+pub struct SegmentIndex<'m> {
+    /// (segment id, index in the message), sorted.
+    by_name: Vec<(&'m str, usize)>,
+}
+
+impl<'m> SegmentIndex<'m> {
+    /// Indexes the segments of `msg`.
+    pub fn new(msg: &Hl7Message<'m>) -> Self {
+        let mut by_name: Vec<(&'m str, usize)> = msg
+            .segments()
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name, i))
+            .collect();
+        by_name.sort_unstable();
+        SegmentIndex { by_name }
+    }
+
+    /// The indexes of the segments named `name`, in message order.
+    fn named(&self, name: &str) -> impl Iterator<Item = usize> + '_ {
+        let from = self.by_name.partition_point(|(n, _)| *n < name);
+        let to = self.by_name.partition_point(|(n, _)| *n <= name);
+        self.by_name[from..to].iter().map(|(_, i)| *i)
+    }
+
+    /// The index of the last segment named `name` before `index`.
+    fn before(&self, name: &str, index: usize) -> Option<usize> {
+        let at = self
+            .by_name
+            .partition_point(|&(n, i)| (n, i) < (name, index));
+        at.checked_sub(1)
+            .map(|k| self.by_name[k])
+            .filter(|(n, _)| *n == name)
+            .map(|(_, i)| i)
+    }
 }
 
 impl Scope<'_> {
     /// Calls `f` with each segment index a locator for `name` may read, in order.
     fn each(&self, msg: &Hl7Message<'_>, name: &str, f: &mut dyn FnMut(usize)) {
-        let segs = msg.segments();
         if name == self.segment {
             return f(self.index);
         }
         let is_child = |n: &str| self.children.iter().any(|c| c == n);
         if is_child(name) {
+            let segs = msg.segments();
             for (i, seg) in segs.iter().enumerate().skip(self.index + 1) {
                 if !is_child(seg.name) {
                     break;
@@ -45,13 +87,9 @@ impl Scope<'_> {
             return;
         }
         // A parent: the nearest occurrence before the current one, else any.
-        match (0..self.index).rev().find(|&i| segs[i].name == name) {
+        match self.segments.before(name, self.index) {
             Some(i) => f(i),
-            None => segs
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| s.name == name)
-                .for_each(|(i, _)| f(i)),
+            None => self.segments.named(name).for_each(f),
         }
     }
 }
@@ -470,10 +508,12 @@ mod tests {
             .filter(|(_, s)| s.name == "OBX")
             .map(|(i, _)| i)
             .collect();
+        let segments = SegmentIndex::new(&m);
         let at = |k: usize| Scope {
             segment: "OBX",
             index: obx[k],
             children: &children,
+            segments: &segments,
         };
         let p = |e: &str| Path::parse(e).unwrap();
         assert_eq!(

@@ -10,15 +10,22 @@
 //! `file:line:col: message`. A tenant's mapping version is a hash of all its files.
 //! [`reload`] swaps in edited mappings while the engine runs.
 
-mod fhir_files;
-mod files;
+mod check;
+pub mod fhir;
+pub mod hl7;
+mod language;
 pub mod reload;
 mod rules;
+mod schema;
 mod tables;
 #[cfg(test)]
 mod tests;
 
-pub use rules::{FieldType, MappedEvent, OnMiss, RuleSet, Transform};
+pub use check::Checker;
+pub use fhir::Fhir;
+pub use hl7::Hl7;
+pub use language::{Keys, Language, SyntaxError};
+pub use rules::{MappedEvent, OnMiss, RuleSet, Transform};
 pub use tables::Tables;
 
 use crate::hl7::Header;
@@ -53,8 +60,8 @@ pub struct Tenant {
     pub sending_facilities: Vec<String>,
     /// MSH-6 values this tenant claims.
     pub receiving_facilities: Vec<String>,
-    /// The compiled rules.
-    pub rules: RuleSet,
+    /// The compiled HL7 v2 rules (`rules:` files).
+    pub rules: RuleSet<Hl7>,
     /// Short hash of all the tenant's mapping files: the mapping version.
     pub version: String,
     /// FHIR settings and rules.
@@ -65,9 +72,9 @@ pub struct Tenant {
 #[derive(Debug, Clone, Default)]
 pub struct FhirSettings {
     /// How strictly resources are validated.
-    pub mode: crate::fhir::Mode,
+    pub mode: crate::fhir::decode::Mode,
     /// The compiled FHIR rules.
-    pub rules: crate::fhir::rules::FhirRules,
+    pub rules: RuleSet<Fhir>,
 }
 
 /// All tenants loaded from a mappings folder.
@@ -173,6 +180,14 @@ impl LoadError {
     }
 }
 
+/// Whether a rules file is a FHIR one: its first top-level key is `resources:`.
+fn is_fhir(text: &str) -> bool {
+    text.lines()
+        .map(str::trim_end)
+        .find(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with(' ') && *l != "---")
+        .is_some_and(|l| l.starts_with("resources:"))
+}
+
 fn load_tenant(dir: &Path) -> Result<Tenant, Vec<LoadError>> {
     let name = dir
         .file_name()
@@ -217,10 +232,7 @@ fn load_tenant(dir: &Path) -> Result<Tenant, Vec<LoadError>> {
         hash.update(text.as_bytes());
         hash.update([0]);
     }
-    let mut rules = RuleSet {
-        tables: tables.clone(),
-        ..RuleSet::default()
-    };
+    let mut rules = RuleSet::new(Hl7, tables.clone());
     let mut fhir_files = Vec::new();
     for file in &files {
         let text = match std::fs::read_to_string(file) {
@@ -239,12 +251,12 @@ fn load_tenant(dir: &Path) -> Result<Tenant, Vec<LoadError>> {
         hash.update(text.as_bytes());
         hash.update([0]);
         if *file == settings_path {
-            settings = files::settings(file, &text)
+            settings = check::settings(file, &text)
                 .map_err(|e| errors.extend(e))
                 .ok();
-        } else if fhir_files::is_fhir(&text) {
+        } else if is_fhir(&text) {
             fhir_files.push((file, text)); // after tenant.yaml: paths use its identifiers
-        } else if let Err(e) = files::rules(file, &text, &mut rules) {
+        } else if let Err(e) = check::rules(file, &text, &mut rules) {
             errors.extend(e);
         }
     }
@@ -253,14 +265,10 @@ fn load_tenant(dir: &Path) -> Result<Tenant, Vec<LoadError>> {
     };
     let mut fhir = FhirSettings {
         mode: settings.fhir_mode,
-        rules: crate::fhir::rules::FhirRules {
-            tables,
-            identifiers: settings.identifiers.clone(),
-            ..Default::default()
-        },
+        rules: RuleSet::new(Fhir::new(settings.identifiers.clone()), tables),
     };
     for (file, text) in fhir_files {
-        if let Err(e) = fhir_files::rules(file, &text, &mut fhir.rules) {
+        if let Err(e) = check::rules(file, &text, &mut fhir.rules) {
             errors.extend(e);
         }
     }

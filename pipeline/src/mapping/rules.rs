@@ -1,33 +1,72 @@
-//! Compiled rules and their application to a parsed message.
+//! Compiled rules and their application, written once for every [`Language`].
 
+use super::language::Language;
 use super::tables::Tables;
-use crate::hl7::path::{Path, Scope};
-use crate::hl7::{timestamp, Header, Hl7Message};
 use crate::reason::{Reason, Rejection};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
-/// How a field's text becomes a JSON value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// How a field's value becomes JSON (`type:`). A language may not offer every type
+/// ([`super::Keys::types`]: HL7 has no `value_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FieldType {
-    /// The decoded text.
+    /// The text (HL7: decoded; FHIR: a primitive).
     #[default]
     String,
-    /// An HL7 TS/DTM, written as RFC 3339 (tenant time zone when it has no offset).
+    /// RFC 3339, in the value's own offset, else the tenant's time zone (HL7 TS/DTM,
+    /// FHIR dateTime/instant/date).
     Timestamp,
     /// A calendar date without time or zone (`YYYY-MM-DD`, or `YYYY-MM` / `YYYY` when the
     /// value is less precise): birth dates must not move with time zones.
     Date,
-    /// A JSON number.
+    /// A JSON number (a FHIR Quantity gives its value).
     Number,
-    /// A coded element (CE/CWE): `{"code", "display", "system"}` from its components.
+    /// `{code, display, system}`: from an HL7 CE/CWE's components, a FHIR
+    /// CodeableConcept (first coding), Coding or code.
     Coded,
-    /// An OBX-5 value typed by OBX-2 of the same OBX: NM → number, SN → structured,
-    /// CE/CWE/CNE/CF → coded, TS/DT/DTM → timestamp, anything else → text.
+    /// A result value, typed: HL7 OBX-5 by OBX-2 of the same OBX, FHIR `value[x]` by its
+    /// type. Numbers, structured numerics `{comparator, value, separator, value2}`, coded,
+    /// timestamps, else text.
     ObservationValue,
+    /// The HL7 v2 value type (OBX-2) of a FHIR `value[x]`: NM, SN, CWE, ST, DTM, TM, ...
+    ValueType,
+}
+
+impl FieldType {
+    /// Every type, by its name in mapping files; `value_type` last (HL7 offers the others).
+    pub const NAMES: [&'static str; 7] = [
+        "string",
+        "timestamp",
+        "date",
+        "number",
+        "coded",
+        "observation_value",
+        "value_type",
+    ];
+
+    /// The type of this name.
+    pub(super) fn named(name: &str) -> Option<FieldType> {
+        Some(match name {
+            "string" => FieldType::String,
+            "timestamp" => FieldType::Timestamp,
+            "date" => FieldType::Date,
+            "number" => FieldType::Number,
+            "coded" => FieldType::Coded,
+            "observation_value" => FieldType::ObservationValue,
+            "value_type" => FieldType::ValueType,
+            _ => return None,
+        })
+    }
+
+    /// Whether the value is typed from the path itself, not from text.
+    pub fn is_structured(self) -> bool {
+        matches!(
+            self,
+            FieldType::Coded | FieldType::ObservationValue | FieldType::ValueType
+        )
+    }
 }
 
 /// A text transform, applied in order before table lookup and typing.
@@ -57,17 +96,17 @@ pub enum OnMiss {
 
 /// Where a field's text comes from.
 #[derive(Debug, Clone)]
-pub(super) enum Source {
-    Path(Path),
+pub(super) enum Source<L: Language> {
+    Path(L::Path),
     Value(String),
-    Concat(Vec<Path>, String),
+    Concat(Vec<L::Path>, String),
 }
 
 /// One output field.
 #[derive(Debug, Clone)]
-pub(super) struct FieldRule {
+pub(super) struct FieldRule<L: Language> {
     pub name: String,
-    pub source: Source,
+    pub source: Source<L>,
     pub default: Option<String>,
     pub required: bool,
     pub field_type: FieldType,
@@ -76,55 +115,51 @@ pub(super) struct FieldRule {
     pub table: Option<(String, OnMiss)>,
 }
 
-/// A condition on a field value.
+/// A condition on the values of a path (see [`super::language`] for what each means).
 #[derive(Debug, Clone)]
-pub(super) enum Condition {
-    Equals(Path, String),
-    In(Path, Vec<String>),
-    NotIn(Path, Vec<String>),
-    Present(Path, bool),
+pub(super) enum Condition<L: Language> {
+    Equals(L::Path, String),
+    In(L::Path, Vec<String>),
+    NotIn(L::Path, Vec<String>),
+    Present(L::Path, bool),
 }
 
 /// Which stream an event goes to.
 #[derive(Debug, Clone)]
-pub(super) struct StreamRule {
+pub(super) struct StreamRule<L: Language> {
     pub stream_type: String,
-    pub key: Path,
+    pub key: L::Path,
 }
 
-/// Iteration over a repeating segment.
+/// One event a rule emits (once, or once per element of `for_each`).
 #[derive(Debug, Clone)]
-pub(super) struct ForEach {
-    pub segment: String,
-    pub children: Vec<String>,
-}
-
-/// One event a rule emits (once, or once per iterated segment).
-#[derive(Debug, Clone)]
-pub(super) struct Template {
+pub(super) struct Template<L: Language> {
     pub event_type: String,
-    pub when: Vec<Condition>,
-    pub for_each: Option<ForEach>,
+    pub when: Vec<Condition<L>>,
+    pub for_each: Option<L::ForEach>,
+    /// One event per version of the source (its source key names the version).
+    pub per_version: bool,
     /// The first stream whose key is present is used.
-    pub streams: Vec<StreamRule>,
-    pub time: Path,
-    pub fields: Vec<FieldRule>,
+    pub streams: Vec<StreamRule<L>>,
+    pub time: Option<L::Path>,
+    pub fields: Vec<FieldRule<L>>,
 }
 
-/// A rule for one or more message codes.
+/// A rule for one or more keys (message codes, resource types).
 #[derive(Debug, Clone)]
-pub(super) struct Rule {
+pub(super) struct Rule<L: Language> {
     pub file: String,
-    pub when: Vec<Condition>,
-    pub events: Vec<Template>,
+    pub when: Vec<Condition<L>>,
+    pub events: Vec<Template<L>>,
 }
 
-/// All of a tenant's rules, keyed by `TYPE^TRIGGER`; the first rule whose conditions
-/// hold is applied.
+/// A tenant's rules in one language, by key (`ADT^A01`, `Encounter`); the first rule
+/// for a key whose conditions hold is applied.
 #[derive(Debug, Clone, Default)]
-pub struct RuleSet {
-    pub(super) rules: BTreeMap<String, Vec<Rule>>,
+pub struct RuleSet<L: Language> {
+    pub(super) rules: BTreeMap<String, Vec<Rule<L>>>,
     pub(super) tables: Tables,
+    pub(super) language: L,
 }
 
 /// An event as the mapping produced it; the pipeline adds ids and metadata.
@@ -149,131 +184,134 @@ pub struct MappedEvent {
     pub source_key: Option<String>,
 }
 
-impl RuleSet {
-    /// Maps a message to events, or says precisely why it cannot be.
-    pub fn apply(
-        &self,
-        msg: &Hl7Message<'_>,
-        header: &Header,
+impl<L: Language> RuleSet<L> {
+    /// The rules of an empty tenant in `language`, with the tenant's tables.
+    pub(super) fn new(language: L, tables: Tables) -> Self {
+        RuleSet {
+            rules: BTreeMap::new(),
+            tables,
+            language,
+        }
+    }
+
+    /// The events of the first rule for `key` whose conditions hold at `root`, in the
+    /// order of their places (see [`Language::each`]); `None` when no rule holds.
+    pub(super) fn map<'a>(
+        &'a self,
+        key: &str,
+        root: &L::Scope<'a>,
         tz: chrono_tz::Tz,
-    ) -> Result<Vec<MappedEvent>, Rejection> {
-        let key = header.message_code();
-        let unmapped = || Rejection::with_detail(Reason::UnmappedMessageType, safe_code(&key));
-        let rules = self.rules.get(&key).ok_or_else(unmapped)?;
-        let rule = rules
-            .iter()
-            .find(|r| holds(&r.when, msg, None))
-            .ok_or_else(unmapped)?;
-        // Events follow the message: those of non-iterating templates first, then one
-        // per iterated segment in segment order (templates in file order within one).
+    ) -> Result<Option<Vec<MappedEvent>>, Rejection> {
+        let rule = self
+            .rules
+            .get(key)
+            .and_then(|rules| rules.iter().find(|r| self.holds(&r.when, root)));
+        let Some(rule) = rule else {
+            return Ok(None);
+        };
         let mut out: Vec<(usize, MappedEvent)> = Vec::new();
         for t in &rule.events {
-            let scopes: Vec<Option<Scope<'_>>> = match &t.for_each {
-                None => vec![None],
-                Some(f) => msg
-                    .segments()
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, s)| s.name == f.segment)
-                    .map(|(index, _)| {
-                        Some(Scope {
-                            segment: &f.segment,
-                            index,
-                            children: &f.children,
-                        })
-                    })
-                    .collect(),
-            };
-            for scope in &scopes {
-                if holds(&t.when, msg, scope.as_ref()) {
-                    let position = scope.as_ref().map_or(0, |s| s.index);
-                    out.push((
-                        position,
-                        t.apply(msg, scope.as_ref(), tz, &self.tables, &rule.file)?,
-                    ));
+            match &t.for_each {
+                None => {
+                    if self.holds(&t.when, root) {
+                        out.push((0, t.apply(self, root, tz, &rule.file)?));
+                    }
+                }
+                Some(f) => {
+                    for (place, scope) in self.language.each(f, root) {
+                        if self.holds(&t.when, &scope) {
+                            out.push((place, t.apply(self, &scope, tz, &rule.file)?));
+                        }
+                    }
                 }
             }
         }
-        if out.is_empty() {
-            return Err(Rejection::with_detail(
-                Reason::MappingNoEvents,
-                safe_code(&key),
-            ));
-        }
-        out.sort_by_key(|(position, _)| *position);
-        Ok(out.into_iter().map(|(_, e)| e).collect())
+        out.sort_by_key(|(place, _)| *place);
+        Ok(Some(out.into_iter().map(|(_, e)| e).collect()))
     }
 
-    /// Every output field the rules can fill, as (message code, event type, field name):
-    /// the basis of `intake test`'s field-coverage report.
+    /// Every output field the rules can fill, as (key, event type, field name): the basis
+    /// of `intake test`'s field-coverage report. Fields the format does not carry
+    /// ([`Language::is_always_empty`]) are left out.
     pub fn fields(&self) -> Vec<(&str, &str, &str)> {
         let mut out = Vec::new();
-        for (code, rules) in &self.rules {
+        for (key, rules) in &self.rules {
             for t in rules.iter().flat_map(|r| &r.events) {
                 for f in &t.fields {
-                    out.push((code.as_str(), t.event_type.as_str(), f.name.as_str()));
+                    if matches!(&f.source, Source::Path(p) if L::is_always_empty(p)) {
+                        continue;
+                    }
+                    out.push((key.as_str(), t.event_type.as_str(), f.name.as_str()));
                 }
             }
         }
         out
     }
 
-    /// The `TYPE^TRIGGER` keys this set maps.
-    pub fn message_codes(&self) -> impl Iterator<Item = &str> {
+    /// The keys (message codes, resource types) these rules map.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.rules.keys().map(String::as_str)
     }
-}
 
-fn holds(conditions: &[Condition], msg: &Hl7Message<'_>, scope: Option<&Scope<'_>>) -> bool {
-    conditions.iter().all(|c| match c {
-        Condition::Equals(p, v) => p.first_in(msg, scope).as_deref() == Some(v.as_str()),
-        Condition::In(p, vs) => p.first_in(msg, scope).is_some_and(|x| vs.contains(&x)),
-        Condition::NotIn(p, vs) => p.first_in(msg, scope).is_none_or(|x| !vs.contains(&x)),
-        Condition::Present(p, want) => p.first_in(msg, scope).is_some() == *want,
-    })
-}
+    fn text(v: L::Value<'_>) -> Option<String> {
+        L::text(v, FieldType::String)
+    }
 
-/// Keeps a message code only when it looks like one (it is echoed in dead-letter details).
-fn safe_code(code: &str) -> String {
-    if code.len() <= 16
-        && code
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'^' || b == b'_')
-    {
-        code.to_string()
-    } else {
-        "unrecognised message code".to_string()
+    fn holds<'a>(&'a self, conditions: &'a [Condition<L>], at: &L::Scope<'a>) -> bool {
+        let lang = &self.language;
+        let any = |p: &'a L::Path, f: &dyn Fn(&str) -> bool| {
+            lang.values(p, at)
+                .into_iter()
+                .filter_map(Self::text)
+                .any(|t| f(&t))
+        };
+        conditions.iter().all(|c| match c {
+            Condition::Equals(p, v) => any(p, &|t| t == v),
+            Condition::In(p, vs) => any(p, &|t| vs.iter().any(|v| v == t)),
+            Condition::NotIn(p, vs) => !any(p, &|t| vs.iter().any(|v| v == t)),
+            Condition::Present(p, want) => lang.first(p, at).is_some() == *want,
+        })
     }
 }
 
-impl Template {
-    fn apply(
-        &self,
-        msg: &Hl7Message<'_>,
-        scope: Option<&Scope<'_>>,
+impl<L: Language> Template<L> {
+    fn apply<'a>(
+        &'a self,
+        set: &'a RuleSet<L>,
+        at: &L::Scope<'a>,
         tz: chrono_tz::Tz,
-        tables: &Tables,
         file: &str,
     ) -> Result<MappedEvent, Rejection> {
+        let lang = &set.language;
+        let first = |p: &'a L::Path| lang.first(p, at).and_then(RuleSet::<L>::text);
         let (stream, stream_key) = self
             .streams
             .iter()
-            .find_map(|s| s.key.first_in(msg, scope).map(|k| (s, k)))
+            .find_map(|s| first(&s.key).map(|k| (s, k)))
             .ok_or_else(|| {
-                let keys: Vec<&str> = self.streams.iter().map(|s| s.key.as_str()).collect();
+                let streams: Vec<(&str, &L::Path)> = self
+                    .streams
+                    .iter()
+                    .map(|s| (s.stream_type.as_str(), &s.key))
+                    .collect();
                 Rejection::with_detail(
                     Reason::MappingRequiredField,
-                    format!("stream key of {} ({})", self.event_type, keys.join(" / ")),
+                    format!(
+                        "stream key of {} ({})",
+                        self.event_type,
+                        L::streams_in_detail(&streams)
+                    ),
                 )
             })?;
         let time = self
             .time
-            .first_in(msg, scope)
-            .and_then(|v| timestamp::parse_hl7_timestamp(&v, tz).ok())
+            .as_ref()
+            .and_then(first)
+            .and_then(|v| L::timestamp(&v, tz))
             .map(|t| t.to_utc());
         let mut data = serde_json::Map::with_capacity(self.fields.len());
         for f in &self.fields {
-            data.insert(f.name.clone(), f.value(msg, scope, tz, tables)?);
+            data.insert(f.name.clone(), f.value(set, at, tz)?);
         }
         Ok(MappedEvent {
             event_type: self.event_type.clone(),
@@ -282,36 +320,71 @@ impl Template {
             time,
             data: Value::Object(data),
             file: file.to_string(),
-            source_key: None,
+            source_key: lang.source_key(&self.event_type, self.per_version, at),
         })
     }
 }
 
-impl FieldRule {
+impl<L: Language> FieldRule<L> {
     fn describe(&self) -> String {
         match &self.source {
-            Source::Path(p) => format!("field {} ({})", self.name, p),
+            Source::Path(p) => format!("field {} ({})", self.name, short(&p.to_string())),
             Source::Value(_) => format!("field {} (constant)", self.name),
             Source::Concat(ps, _) => {
-                let ps: Vec<&str> = ps.iter().map(Path::as_str).collect();
+                let ps: Vec<String> = ps.iter().map(|p| short(&p.to_string())).collect();
                 format!("field {} ({})", self.name, ps.join(" + "))
             }
         }
     }
 
-    /// The raw text values (several only with `all`), after transforms and table.
-    fn texts(
-        &self,
-        msg: &Hl7Message<'_>,
-        scope: Option<&Scope<'_>>,
-        tables: &Tables,
+    /// A text as a value of the field's (text) type.
+    fn typed(&self, text: &str, tz: chrono_tz::Tz) -> Result<Value, Rejection> {
+        let value = match self.field_type {
+            FieldType::Timestamp => L::timestamp(text, tz)
+                .map(|t| json!(t.to_rfc3339_opts(SecondsFormat::AutoSi, false)))
+                .ok_or(L::TIMESTAMP),
+            FieldType::Number => number(text).ok_or("a number"),
+            FieldType::Date => L::date(text).ok_or(L::DATE),
+            _ => Ok(Value::String(text.to_string())),
+        };
+        value.map_err(|what| self.invalid(what))
+    }
+
+    fn invalid(&self, what: &str) -> Rejection {
+        Rejection::with_detail(
+            Reason::MappingInvalidValue,
+            format!("{} is not {what}", self.describe()),
+        )
+    }
+
+    /// The text values (several only with `all`), after transforms and table.
+    fn texts<'a>(
+        &'a self,
+        set: &'a RuleSet<L>,
+        at: &L::Scope<'a>,
     ) -> Result<Vec<String>, Rejection> {
+        let lang = &set.language;
+        let text = |v| L::text(v, self.field_type).ok_or_else(|| self.invalid("a primitive value"));
         let raw: Vec<String> = match &self.source {
             Source::Value(v) => vec![v.clone()],
-            Source::Path(p) if self.all => p.all_in(msg, scope),
-            Source::Path(p) => p.first_in(msg, scope).into_iter().collect(),
+            Source::Path(p) if self.all => lang
+                .values(p, at)
+                .into_iter()
+                .map(text)
+                .collect::<Result<_, _>>()?,
+            Source::Path(p) => lang
+                .first(p, at)
+                .map(text)
+                .transpose()?
+                .into_iter()
+                .collect(),
             Source::Concat(ps, sep) => {
-                let parts: Vec<String> = ps.iter().filter_map(|p| p.first_in(msg, scope)).collect();
+                let mut parts = Vec::new();
+                for p in ps {
+                    if let Some(v) = lang.first(p, at) {
+                        parts.push(text(v)?);
+                    }
+                }
                 if parts.is_empty() {
                     vec![]
                 } else {
@@ -329,7 +402,7 @@ impl FieldRule {
                 };
             }
             if let Some((table, on_miss)) = &self.table {
-                match tables.lookup(table, &v) {
+                match set.tables.lookup(table, &v) {
                     Some(mapped) => v = mapped.to_string(),
                     None if *on_miss == OnMiss::DeadLetter => {
                         return Err(Rejection::with_detail(
@@ -353,40 +426,22 @@ impl FieldRule {
         Ok(out)
     }
 
-    fn value(
-        &self,
-        msg: &Hl7Message<'_>,
-        scope: Option<&Scope<'_>>,
+    fn value<'a>(
+        &'a self,
+        set: &'a RuleSet<L>,
+        at: &L::Scope<'a>,
         tz: chrono_tz::Tz,
-        tables: &Tables,
     ) -> Result<Value, Rejection> {
-        let invalid = |what: &str| {
-            Rejection::with_detail(
-                Reason::MappingInvalidValue,
-                format!("{} is not {what}", self.describe()),
-            )
-        };
-        let required = || Rejection::with_detail(Reason::MappingRequiredField, self.describe());
-        let value = match (self.field_type, &self.source) {
-            (FieldType::Coded, Source::Path(p)) => match p.components_in(msg, scope) {
-                Some(c) => coded(&c),
-                None => Value::Null,
-            },
-            (FieldType::ObservationValue, Source::Path(p)) => {
-                observation_value(p, msg, scope, tz).map_err(&invalid)?
-            }
+        let value = match &self.source {
+            Source::Path(p) if self.field_type.is_structured() => set
+                .language
+                .structured(self.field_type, p, at, tz)
+                .map_err(|what| self.invalid(what))?,
             _ => {
-                let texts = self.texts(msg, scope, tables)?;
+                let texts = self.texts(set, at)?;
                 let typed: Vec<Value> = texts
                     .iter()
-                    .map(|t| match self.field_type {
-                        FieldType::Timestamp => timestamp::to_rfc3339(t, tz)
-                            .map(Value::String)
-                            .map_err(|_| invalid("an HL7 timestamp")),
-                        FieldType::Number => number(t).ok_or_else(|| invalid("a number")),
-                        FieldType::Date => date(t).ok_or_else(|| invalid("an HL7 date")),
-                        _ => Ok(Value::String(t.clone())),
-                    })
+                    .map(|t| self.typed(t, tz))
                     .collect::<Result<_, _>>()?;
                 match (self.all, typed.len()) {
                     (true, 0) => Value::Null,
@@ -396,13 +451,17 @@ impl FieldRule {
             }
         };
         if value.is_null() && self.required {
-            return Err(required());
+            return Err(Rejection::with_detail(
+                Reason::MappingRequiredField,
+                self.describe(),
+            ));
         }
         Ok(value)
     }
 }
 
-fn number(s: &str) -> Option<Value> {
+/// A JSON number from text (an integer when it is one), for both languages.
+pub(super) fn number(s: &str) -> Option<Value> {
     let s = s.trim();
     if let Ok(i) = s.parse::<i64>() {
         return Some(json!(i));
@@ -413,86 +472,15 @@ fn number(s: &str) -> Option<Value> {
         .map(|f| json!(f))
 }
 
-/// `YYYY[MM[DD[...]]]` → `YYYY[-MM[-DD]]`; any time part is dropped.
-fn date(s: &str) -> Option<Value> {
-    let digits: String = s
-        .trim()
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .take(8)
-        .collect();
-    let (y, m, d) = (digits.get(..4), digits.get(4..6), digits.get(6..8));
-    let text = match (y, m, d) {
-        (Some(y), Some(m), Some(d)) => {
-            chrono::NaiveDate::parse_from_str(&digits, "%Y%m%d").ok()?;
-            format!("{y}-{m}-{d}")
-        }
-        (Some(y), Some(m), None) if (1..=12).contains(&m.parse::<u32>().ok()?) => {
-            format!("{y}-{m}")
-        }
-        (Some(y), None, None) if digits.len() == 4 => y.to_string(),
-        _ => return None,
-    };
-    Some(json!(text))
-}
-
-fn coded(c: &[String]) -> Value {
-    let get = |i: usize| {
-        c.get(i)
-            .filter(|v| !v.is_empty())
-            .map(|v| json!(v))
-            .unwrap_or(Value::Null)
-    };
-    json!({"code": get(0), "display": get(1), "system": get(2)})
-}
-
-/// OBX-5 typed by OBX-2 of the same OBX.
-fn observation_value(
-    path: &Path,
-    msg: &Hl7Message<'_>,
-    scope: Option<&Scope<'_>>,
-    tz: chrono_tz::Tz,
-) -> Result<Value, &'static str> {
-    let value_type = Path::parse("OBX.2")
-        .ok()
-        .and_then(|p| p.first_in(msg, scope))
-        .unwrap_or_default();
-    let Some(components) = path.components_in(msg, scope) else {
-        return Ok(Value::Null);
-    };
-    Ok(match value_type.as_str() {
-        "NM" => number(&components.join("")).ok_or("a number (OBX-2 is NM)")?,
-        "SN" => {
-            let num = |i: usize| {
-                components
-                    .get(i)
-                    .filter(|v| !v.is_empty())
-                    .map(|v| number(v).ok_or("a structured numeric (OBX-2 is SN)"))
-            };
-            let text = |i: usize| {
-                components
-                    .get(i)
-                    .filter(|v| !v.is_empty())
-                    .map(|v| json!(v))
-                    .unwrap_or(Value::Null)
-            };
-            json!({
-                "comparator": text(0),
-                "value": num(1).transpose()?,
-                "separator": text(2),
-                "value2": num(3).transpose()?,
-            })
-        }
-        "CE" | "CWE" | "CNE" | "CF" => coded(&components),
-        "TS" | "DT" | "DTM" => {
-            let raw = components.first().cloned().unwrap_or_default();
-            json!(timestamp::to_rfc3339(&raw, tz)
-                .map_err(|_| "an HL7 timestamp (OBX-2 is TS/DT/DTM)")?)
-        }
-        _ => {
-            // Text: every repetition, one line each (TX/FT results often repeat).
-            let lines = path.repetitions_in(msg, scope);
-            json!(lines.join("\n"))
-        }
-    })
+/// A path as a dead-letter detail names it: whole when short, else its first alternative
+/// (support staff find the rest in the mapping file).
+fn short(path: &str) -> String {
+    const MAX: usize = 60;
+    if path.len() <= MAX {
+        return path.to_string();
+    }
+    match path.split_once(" | ") {
+        Some((first, _)) if first.len() <= MAX => format!("{first} | ..."),
+        _ => format!("{}...", path.chars().take(MAX).collect::<String>()),
+    }
 }

@@ -1,20 +1,34 @@
 //! The mapping language end to end: a tenant folder on disk, a message, the events.
 
 use super::Tenants;
-use crate::message::{Format, RawMessage};
-use crate::pipeline::{process, Disposition};
+use crate::hl7::Hl7Message;
 use crate::reason::Reason;
 use serde_json::{json, Value};
 
-fn tenant(rules: &str, tables: &[(&str, &str)]) -> (tempfile::TempDir, Tenants) {
+mod repetitions;
+
+/// A mappings folder with one tenant, `t1`, of these files (paths below its folder).
+fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let t = dir.path().join("t1");
     std::fs::create_dir_all(t.join("tables")).unwrap();
-    std::fs::write(t.join("tenant.yaml"), "timezone: Europe/Berlin\n").unwrap();
-    std::fs::write(t.join("rules.yaml"), rules).unwrap();
-    for (name, text) in tables {
-        std::fs::write(t.join("tables").join(name), text).unwrap();
+    for (name, text) in files {
+        std::fs::write(t.join(name), text).unwrap();
     }
+    dir
+}
+
+fn tenant(rules: &str, tables: &[(&str, &str)]) -> (tempfile::TempDir, Tenants) {
+    let mut files = vec![
+        ("tenant.yaml", "timezone: Europe/Berlin\n"),
+        ("rules.yaml", rules),
+    ];
+    let tables: Vec<(String, &str)> = tables
+        .iter()
+        .map(|(n, t)| (format!("tables/{n}"), *t))
+        .collect();
+    files.extend(tables.iter().map(|(n, t)| (n.as_str(), *t)));
+    let dir = folder(&files);
     let tenants = Tenants::load(dir.path()).unwrap_or_else(|e| panic!("{e:?}"));
     (dir, tenants)
 }
@@ -22,17 +36,18 @@ fn tenant(rules: &str, tables: &[(&str, &str)]) -> (tempfile::TempDir, Tenants) 
 /// (event type, stream type, data) of each event, or the dead letter's reason and detail.
 type Outcome = Result<Vec<(String, String, Value)>, (Reason, Option<String>)>;
 
+/// Maps an HL7 message with tenant `t1`'s rules.
 fn run(tenants: &Tenants, msg: &str) -> Outcome {
-    let p = process(
-        RawMessage::new(Some("t1".into()), Format::Hl7v2, "test", msg.as_bytes().to_vec()),
-        tenants,
-    );
-    match p.disposition {
-        Disposition::Events(ev) => Ok(ev
+    let t = tenants.get("t1").unwrap();
+    let mut text = msg.to_string();
+    crate::hl7::prepare(&mut text);
+    let m = Hl7Message::parse(&text).unwrap();
+    match t.rules.apply(&m, &m.header_lenient(), t.timezone) {
+        Ok(ev) => Ok(ev
             .into_iter()
             .map(|e| (e.event_type, e.stream_type, e.data))
             .collect()),
-        Disposition::DeadLetter { rejection, .. } => Err((rejection.reason, rejection.detail)),
+        Err(rejection) => Err((rejection.reason, rejection.detail)),
     }
 }
 

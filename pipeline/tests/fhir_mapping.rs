@@ -1,10 +1,8 @@
 //! FHIR rules end to end on the shipped demo mappings: a resource in, events out.
 
-use crate::event::NewEvent;
-use crate::mapping::Tenants;
-use crate::message::{Format, RawMessage};
-use crate::pipeline::{process, Disposition};
-use crate::reason::Reason;
+use intake_pipeline::event::NewEvent;
+use intake_pipeline::mapping::Tenants;
+use intake_pipeline::{process, Disposition, Format, RawMessage, Reason};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -36,7 +34,7 @@ fn run_bytes(
 fn apply(
     tenants: &Tenants,
     resource: &Value,
-) -> Result<Vec<crate::mapping::MappedEvent>, (Reason, Option<String>)> {
+) -> Result<Vec<intake_pipeline::mapping::MappedEvent>, (Reason, Option<String>)> {
     let t = tenants.get("demo").unwrap();
     t.fhir
         .rules
@@ -453,7 +451,7 @@ fn check_reports_fhir_rule_errors_at_file_line_column() {
     std::fs::write(t.join("fhir.yaml"), "resources:\n  - resource: Patient\n    events:\n      - event: PatientRegistered\n        stream: { type: Patient, key: \"identifier.where(system = %mrn).value\" }\n        fields: {}\n").unwrap();
     let tenants = Tenants::load(dir.path()).unwrap();
     let tenant = tenants.get("t1").unwrap();
-    assert_eq!(tenant.fhir.mode, crate::fhir::Mode::Lax);
+    assert_eq!(tenant.fhir.mode, intake_pipeline::fhir::Mode::Lax);
     assert_eq!(
         tenant.fhir.rules.resource_types().collect::<Vec<_>>(),
         ["Patient"]

@@ -1,0 +1,340 @@
+//! Validation of mapping files into compiled rules, every problem as `file:line:col`.
+
+use super::language::Language;
+use super::rules::{Condition, FieldRule, Rule, RuleSet, Source, StreamRule, Template};
+use super::schema::{
+    ConditionSpec, EventSpec, FieldSpec, OneOrMany, RulesFile, SettingsFile, StreamSpec,
+};
+use super::{DeadLetterAck, LoadError, Tables};
+use serde_saphyr::{Location, Spanned};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path as FsPath;
+
+/// Validated tenant settings.
+pub(super) struct Settings {
+    pub timezone: chrono_tz::Tz,
+    pub ack_on_dead_letter: DeadLetterAck,
+    pub sending_facilities: Vec<String>,
+    pub receiving_facilities: Vec<String>,
+    pub fhir_mode: crate::fhir::decode::Mode,
+    pub identifiers: BTreeMap<String, Vec<String>>,
+}
+
+fn at(file: &FsPath, loc: &Location, offset: usize, message: String) -> LoadError {
+    LoadError {
+        file: file.to_path_buf(),
+        line: loc.line() as u32,
+        column: loc.column() as u32 + offset as u32,
+        message,
+    }
+}
+
+/// 1 when the scalar at `loc` is quoted: its text starts one column after the quote.
+fn quoted_offset(text: &str, loc: &Location) -> usize {
+    let quoted = text
+        .lines()
+        .nth((loc.line() as usize).saturating_sub(1))
+        .and_then(|l| l.chars().nth((loc.column() as usize).saturating_sub(1)))
+        .is_some_and(|c| c == '"' || c == '\'');
+    usize::from(quoted)
+}
+
+/// A YAML syntax or schema error, located.
+pub(super) fn yaml_error(file: &FsPath, e: &serde_saphyr::Error) -> LoadError {
+    let (line, column) = e
+        .location()
+        .map(|l| (l.line() as u32, l.column() as u32))
+        .unwrap_or((0, 0));
+    // The first line of the error is the message; the rest is a rendered snippet. Drop
+    // the library's own "error: line N column M: " prefix: we print the location.
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or("invalid YAML").trim();
+    let mut message = first.strip_prefix("error: ").unwrap_or(first);
+    if let Some((head, rest)) = message.split_once(": ") {
+        if head.starts_with("line ") && head.contains(" column ") {
+            message = rest;
+        }
+    }
+    LoadError {
+        file: file.to_path_buf(),
+        line,
+        column,
+        message: message.to_string(),
+    }
+}
+
+/// Parses and validates `tenant.yaml`.
+pub(super) fn settings(file: &FsPath, text: &str) -> Result<Settings, Vec<LoadError>> {
+    let s: SettingsFile = serde_saphyr::from_str(text).map_err(|e| vec![yaml_error(file, &e)])?;
+    let timezone = s.timezone.value.parse::<chrono_tz::Tz>().map_err(|_| {
+        vec![at(
+            file,
+            &s.timezone.referenced,
+            0,
+            format!(
+                "unknown time zone {:?} (use an IANA name such as Europe/Berlin)",
+                s.timezone.value
+            ),
+        )]
+    })?;
+    if let Some(bad) = s.fhir.identifiers.keys().find(|k| !is_snake(k)) {
+        return Err(vec![LoadError {
+            file: file.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: format!("fhir.identifiers: name {bad:?} must be snake_case"),
+        }]);
+    }
+    Ok(Settings {
+        fhir_mode: s.fhir.mode,
+        identifiers: s.fhir.identifiers,
+        timezone,
+        ack_on_dead_letter: s.ack_on_dead_letter,
+        sending_facilities: s.routing.sending_facilities,
+        receiving_facilities: s.routing.receiving_facilities,
+    })
+}
+
+fn is_pascal(s: &str) -> bool {
+    s.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+        && s.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+fn is_snake(s: &str) -> bool {
+    s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Validates one rules file against the tenant's tables, collecting every problem.
+pub struct Checker<'a, L: Language> {
+    file: &'a FsPath,
+    text: &'a str,
+    tables: &'a Tables,
+    language: &'a L,
+    errors: Vec<LoadError>,
+}
+
+impl<L: Language> Checker<'_, L> {
+    /// Reports a problem at `loc`.
+    pub fn error(&mut self, loc: &Location, message: String) {
+        self.errors.push(at(self.file, loc, 0, message));
+    }
+
+    /// Compiles a path, reporting a syntax error at its character.
+    pub fn path(&mut self, s: &Spanned<String>) -> Option<L::Path> {
+        match self.language.parse_path(&s.value) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                let offset = e.offset + quoted_offset(self.text, &s.referenced);
+                self.errors
+                    .push(at(self.file, &s.referenced, offset, e.message));
+                None
+            }
+        }
+    }
+
+    fn conditions(&mut self, specs: Vec<ConditionSpec>) -> Vec<Condition<L>> {
+        let mut out = Vec::new();
+        for c in specs {
+            let Some(p) = self.path(&c.path) else {
+                continue;
+            };
+            out.push(match (c.equals, c.any_of, c.not_in, c.present) {
+                (Some(v), None, None, None) => Condition::Equals(p, v),
+                (None, Some(vs), None, None) => Condition::In(p, vs),
+                (None, None, Some(vs), None) => Condition::NotIn(p, vs),
+                (None, None, None, Some(b)) => Condition::Present(p, b),
+                _ => {
+                    self.error(
+                        &c.path.referenced,
+                        "a condition needs exactly one of equals, in, not_in, present".into(),
+                    );
+                    continue;
+                }
+            });
+        }
+        out
+    }
+
+    fn stream(&mut self, s: StreamSpec) -> Option<StreamRule<L>> {
+        if !is_pascal(&s.stream_type.value) {
+            self.error(
+                &s.stream_type.referenced,
+                format!("stream type {:?} must be PascalCase", s.stream_type.value),
+            );
+        }
+        Some(StreamRule {
+            stream_type: s.stream_type.value,
+            key: self.path(&s.key)?,
+        })
+    }
+
+    fn field(&mut self, name: String, f: Spanned<FieldSpec<L>>) -> Option<FieldRule<L>> {
+        let loc = f.referenced;
+        let f = f.value;
+        let field_type = f.field_type.0;
+        if !is_snake(&name) {
+            self.error(&loc, format!("field name {name:?} must be snake_case"));
+        }
+        let source = match (f.path, f.value, f.concat) {
+            (Some(p), None, None) => Source::Path(self.path(&p)?),
+            (None, Some(v), None) => Source::Value(v),
+            (None, None, Some(ps)) => Source::Concat(
+                ps.iter().filter_map(|p| self.path(p)).collect(),
+                f.separator,
+            ),
+            _ => {
+                self.error(
+                    &loc,
+                    format!("field {name:?} needs exactly one of path, value, concat"),
+                );
+                return None;
+            }
+        };
+        let structured = field_type.is_structured();
+        if structured && !matches!(source, Source::Path(_)) {
+            self.error(
+                &loc,
+                format!("field {name:?}: type {field_type:?} needs a path"),
+            );
+        }
+        if structured
+            && (f.table.is_some() || f.all || !f.transform.is_empty() || f.default.is_some())
+        {
+            self.error(&loc, format!("field {name:?}: coded and observation values take no table, all, transform or default"));
+        }
+        let table = match f.table {
+            Some(t) if !self.tables.contains(&t.value) => {
+                self.error(
+                    &t.referenced,
+                    format!("no table {:?} in this tenant's tables/ folder", t.value),
+                );
+                None
+            }
+            Some(t) => Some((t.value, f.on_miss)),
+            None => None,
+        };
+        Some(FieldRule {
+            name,
+            source,
+            default: f.default,
+            required: f.required,
+            field_type,
+            all: f.all,
+            transforms: f.transform,
+            table,
+        })
+    }
+
+    fn template(&mut self, e: EventSpec<L>) -> Option<Template<L>> {
+        if !is_pascal(&e.event.value) {
+            self.error(
+                &e.event.referenced,
+                format!("event type {:?} must be PascalCase", e.event.value),
+            );
+        }
+        let when = self.conditions(e.when);
+        let for_each = e.for_each.and_then(|f| L::for_each(self, f));
+        let mut streams: Vec<StreamRule<L>> = [Some(e.stream), e.or_stream]
+            .into_iter()
+            .flatten()
+            .filter_map(|s| self.stream(s))
+            .collect();
+        let time_spec = e.time.or_else(|| {
+            L::DEFAULT_TIME
+                .map(|t| Spanned::new(t.to_string(), e.event.referenced, e.event.defined))
+        });
+        // A time path that does not parse drops the template, after its fields are checked.
+        let time = time_spec.map(|t| self.path(&t));
+        let mut fields = Vec::new();
+        for (name, f) in e.fields {
+            fields.extend(self.field(name, f));
+        }
+        if streams.is_empty() || time.as_ref().is_some_and(Option::is_none) {
+            return None;
+        }
+        streams.shrink_to_fit();
+        Some(Template {
+            event_type: e.event.value,
+            when,
+            for_each,
+            per_version: e.per_version,
+            streams,
+            time: time.flatten(),
+            fields,
+        })
+    }
+}
+
+/// Parses and validates a rules file, adding its rules to `set`.
+pub(super) fn rules<L: Language>(
+    file: &FsPath,
+    text: &str,
+    set: &mut RuleSet<L>,
+) -> Result<(), Vec<LoadError>> {
+    let spec: RulesFile<L> =
+        serde_saphyr::from_str(text).map_err(|e| vec![yaml_error(file, &e)])?;
+    let fname = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let mut c = Checker {
+        file,
+        text,
+        tables: &set.tables,
+        language: &set.language,
+        errors: Vec::new(),
+    };
+    let mut new_rules: Vec<(Vec<String>, Rule<L>, Location)> = Vec::new();
+    for r in spec.rules {
+        let keys = match &r.key.value {
+            OneOrMany::One(k) => vec![k.clone()],
+            OneOrMany::Many(ks) => ks.clone(),
+        };
+        let mut valid = Vec::new();
+        for k in keys {
+            match L::check_key(&k) {
+                Ok(()) => valid.push(k),
+                Err(message) => c.error(&r.key.referenced, message),
+            }
+        }
+        let when = c.conditions(r.when);
+        let events: Vec<Template<L>> = r.events.into_iter().filter_map(|e| c.template(e)).collect();
+        let rule = Rule {
+            file: fname.clone(),
+            when,
+            events,
+        };
+        new_rules.push((valid, rule, r.key.referenced));
+    }
+    // A rule after an unconditioned rule for the same key can never apply.
+    let mut open_ended: BTreeSet<String> = set
+        .rules
+        .iter()
+        .filter(|(_, rs)| rs.iter().any(|r| r.when.is_empty()))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for (keys, rule, loc) in &new_rules {
+        for k in keys {
+            if open_ended.contains(k) {
+                c.error(
+                    loc,
+                    format!("unreachable: an earlier rule for {k} has no conditions"),
+                );
+            } else if rule.when.is_empty() {
+                open_ended.insert(k.clone());
+            }
+        }
+    }
+    if !c.errors.is_empty() {
+        return Err(c.errors);
+    }
+    for (keys, rule, _) in new_rules {
+        for k in keys {
+            set.rules.entry(k).or_default().push(rule.clone());
+        }
+    }
+    Ok(())
+}
