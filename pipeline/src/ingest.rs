@@ -44,11 +44,6 @@ impl Ingest {
         &self.tenants
     }
 
-    /// The counters behind `/metrics` (pollers add theirs).
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
-    }
-
     /// The writer (for its stats).
     pub fn writer(&self) -> &Writer {
         &self.writer
