@@ -5,7 +5,8 @@ use super::rules::{Condition, FieldRule, Rule, RuleSet, Source, StreamRule, Temp
 use super::schema::{
     ConditionSpec, EventSpec, FieldSpec, OneOrMany, RulesFile, SettingsFile, StreamSpec,
 };
-use super::{DeadLetterAck, LoadError, Tables};
+use super::language::Report;
+use super::{yaml_error, DeadLetterAck, LoadError, Tables};
 use serde_saphyr::{Location, Spanned};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path as FsPath;
@@ -39,29 +40,6 @@ fn quoted_offset(text: &str, loc: &Location) -> usize {
     usize::from(quoted)
 }
 
-/// A YAML syntax or schema error, located.
-pub(super) fn yaml_error(file: &FsPath, e: &serde_saphyr::Error) -> LoadError {
-    let (line, column) = e
-        .location()
-        .map(|l| (l.line() as u32, l.column() as u32))
-        .unwrap_or((0, 0));
-    // The first line of the error is the message; the rest is a rendered snippet. Drop
-    // the library's own "error: line N column M: " prefix: we print the location.
-    let text = e.to_string();
-    let first = text.lines().next().unwrap_or("invalid YAML").trim();
-    let mut message = first.strip_prefix("error: ").unwrap_or(first);
-    if let Some((head, rest)) = message.split_once(": ") {
-        if head.starts_with("line ") && head.contains(" column ") {
-            message = rest;
-        }
-    }
-    LoadError {
-        file: file.to_path_buf(),
-        line,
-        column,
-        message: message.to_string(),
-    }
-}
 
 /// Parses and validates `tenant.yaml`.
 pub(super) fn settings(file: &FsPath, text: &str) -> Result<Settings, Vec<LoadError>> {
@@ -337,4 +315,14 @@ pub(super) fn rules<L: Language>(
         }
     }
     Ok(())
+}
+
+impl<L: Language> Report<L> for Checker<'_, L> {
+    fn error(&mut self, loc: &Location, message: String) {
+        Checker::error(self, loc, message);
+    }
+
+    fn path(&mut self, expr: &Spanned<String>) -> Option<L::Path> {
+        Checker::path(self, expr)
+    }
 }

@@ -6,9 +6,9 @@
 //! MessageHeader of a message Bundle and entries without a resource are skipped; one
 //! failing entry fails the whole Bundle, named by index and type.
 
-use super::check::Checker;
-use super::language::{Keys, Language, SyntaxError, Typed, EVENT_KEYS};
-use super::rules::{FieldType, RuleSet};
+use super::language::{Keys, Language, Report, SyntaxError, Typed, EVENT_KEYS};
+use super::kinds::FieldType;
+use super::rules::RuleSet;
 use super::MappedEvent;
 use crate::fhir::path::{looks_like_type, node_text, Env, FhirPath, Index, Node};
 use crate::fhir::values;
@@ -85,7 +85,7 @@ impl Language for Fhir {
         }
     }
 
-    fn for_each(check: &mut Checker<'_, Self>, path: Spanned<String>) -> Option<FhirPath> {
+    fn for_each(check: &mut dyn Report<Self>, path: Spanned<String>) -> Option<FhirPath> {
         check.path(&path)
     }
 

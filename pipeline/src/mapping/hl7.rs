@@ -1,9 +1,9 @@
 //! HL7 v2 as a path language: [`crate::hl7::path`] paths over a parsed message, rules
 //! keyed by MSH-9 (`ADT^A01`), `for_each` over a repeating segment.
 
-use super::check::Checker;
-use super::language::{Keys, Language, SyntaxError, Typed, EVENT_KEYS_UNVERSIONED};
-use super::rules::{number, FieldType, RuleSet};
+use super::language::{Keys, Language, Report, SyntaxError, Typed, EVENT_KEYS_UNVERSIONED};
+use super::kinds::FieldType;
+use super::rules::{number, RuleSet};
 use crate::hl7::path::{Path, Scope, SegmentIndex};
 use crate::hl7::{timestamp, Header, Hl7Message};
 use crate::reason::{Reason, Rejection};
@@ -89,7 +89,7 @@ impl Language for Hl7 {
         }
     }
 
-    fn for_each(check: &mut Checker<'_, Self>, f: ForEachSpec) -> Option<ForEach> {
+    fn for_each(check: &mut dyn Report<Self>, f: ForEachSpec) -> Option<ForEach> {
         if !is_segment_id(&f.segment.value) || !f.children.iter().all(|c| is_segment_id(c)) {
             check.error(
                 &f.segment.referenced,

@@ -15,12 +15,20 @@
 //!   with `all` every value;
 //! - an event without `time:` reads the language's [`Language::DEFAULT_TIME`].
 
-use super::check::Checker;
-use super::rules::FieldType;
+use super::kinds::FieldType;
 use chrono::{DateTime, FixedOffset};
 use chrono_tz::Tz;
 use serde::de::DeserializeOwned;
 use std::fmt;
+
+/// What a language may ask of the checker while it compiles its own parts of a rule
+/// (its `for_each`): the checker implements it, so the language needs no checker type.
+pub trait Report<L: Language + ?Sized> {
+    /// Reports a problem at `loc` (as `file:line:col: message`).
+    fn error(&mut self, loc: &serde_saphyr::Location, message: String);
+    /// Parses a path, reporting a syntax error at its place in the file.
+    fn path(&mut self, expr: &serde_saphyr::Spanned<String>) -> Option<L::Path>;
+}
 
 /// A path that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,7 +110,7 @@ pub trait Language: Sized + fmt::Debug + Clone {
     fn check_key(key: &str) -> Result<(), String>;
 
     /// Compiles a `for_each:`, reporting its problems to the checker.
-    fn for_each(check: &mut Checker<'_, Self>, spec: Self::ForEachSpec) -> Option<Self::ForEach>;
+    fn for_each(check: &mut dyn Report<Self>, spec: Self::ForEachSpec) -> Option<Self::ForEach>;
 
     /// The scopes of an iteration, each with its place in the message: events are sorted
     /// by place, stably (those of a rule without `for_each` are at place 0).

@@ -11,6 +11,7 @@
 //! [`reload`] swaps in edited mappings while the engine runs.
 
 mod check;
+mod kinds;
 pub mod fhir;
 pub mod hl7;
 mod language;
@@ -25,7 +26,8 @@ pub use check::Checker;
 pub use fhir::Fhir;
 pub use hl7::Hl7;
 pub use language::{Keys, Language, SyntaxError};
-pub use rules::{MappedEvent, OnMiss, RuleSet, Transform};
+pub use kinds::{FieldType, OnMiss, Transform};
+pub use rules::{MappedEvent, RuleSet};
 pub use tables::Tables;
 
 use crate::hl7::Header;
@@ -286,4 +288,28 @@ fn load_tenant(dir: &Path) -> Result<Tenant, Vec<LoadError>> {
         fhir,
         version: digest[..6].iter().map(|b| format!("{b:02x}")).collect(),
     })
+}
+
+/// A YAML syntax or schema error, located.
+fn yaml_error(file: &Path, e: &serde_saphyr::Error) -> LoadError {
+    let (line, column) = e
+        .location()
+        .map(|l| (l.line() as u32, l.column() as u32))
+        .unwrap_or((0, 0));
+    // The first line of the error is the message; the rest is a rendered snippet. Drop
+    // the library's own "error: line N column M: " prefix: we print the location.
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or("invalid YAML").trim();
+    let mut message = first.strip_prefix("error: ").unwrap_or(first);
+    if let Some((head, rest)) = message.split_once(": ") {
+        if head.starts_with("line ") && head.contains(" column ") {
+            message = rest;
+        }
+    }
+    LoadError {
+        file: file.to_path_buf(),
+        line,
+        column,
+        message: message.to_string(),
+    }
 }

@@ -3,7 +3,7 @@
 //! [`super::Keys`]).
 
 use super::language::Language;
-use super::rules::{FieldType, OnMiss, Transform};
+use super::kinds::{FieldType, OnMiss, Transform};
 use super::DeadLetterAck;
 use serde::de::{
     self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, VariantAccess, Visitor,

@@ -61,7 +61,7 @@ impl Tables {
                     .ok(),
                 "yaml" | "yml" => serde_saphyr::from_str::<BTreeMap<String, String>>(&text)
                     .map(|m| m.into_iter().collect())
-                    .map_err(|e| errors.push(super::check::yaml_error(&file, &e)))
+                    .map_err(|e| errors.push(super::yaml_error(&file, &e)))
                     .ok(),
                 _ => continue,
             };
