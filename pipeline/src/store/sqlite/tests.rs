@@ -138,7 +138,9 @@ async fn one_publisher_holds_the_lease_until_it_expires() {
         .append(ExpectedVersion::Any, &[ev(0), ev(1)], "test")
         .await
         .unwrap();
-    let lease = Duration::from_secs(1);
+    // Seconds apart, so that a loaded machine's slow commit cannot pass for an expiry: each
+    // "still held" check has 2 s to spare (sleeps only ever run long).
+    let lease = Duration::from_secs(4);
     let a = store.outbox_claim("a", lease, 1).await.unwrap();
     assert_eq!(positions(&a.unwrap()), [1], "limit applies");
     assert!(
@@ -146,15 +148,15 @@ async fn one_publisher_holds_the_lease_until_it_expires() {
         "b gets nothing while a's lease is valid"
     );
     // With less than half its lease left, a's claim renews it.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep(Duration::from_millis(2400)).await;
     let a = store.outbox_claim("a", lease, 10).await.unwrap();
     assert_eq!(positions(&a.unwrap()), [1, 2]);
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
     assert!(
         store.outbox_claim("b", lease, 10).await.unwrap().is_none(),
         "past a's first lease, but a renewed it"
     );
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let b = store.outbox_claim("b", lease, 10).await.unwrap();
     assert_eq!(positions(&b.unwrap()), [1, 2], "b takes the expired lease");
     assert!(
