@@ -60,6 +60,26 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Bulk ingest through the same pipeline: HL7 v2 files, FHS/BHS batches, MLLP dumps,
+    /// FHIR NDJSON, resources and Bundles; resumable, idempotent.
+    Import {
+        /// Tenant every message is bound to (like a bound listener).
+        #[arg(long)]
+        tenant: String,
+        /// Files, folders (read recursively, in sorted order) and `-` for standard input.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// No progress bar and no summary: errors only (the exit status tells the outcome).
+        #[arg(long, short)]
+        quiet: bool,
+        /// Ignore saved checkpoints and read every input from its start (what was stored
+        /// before counts as duplicates).
+        #[arg(long)]
+        from_start: bool,
+        /// Largest message kept; larger ones are not stored (MESSAGE_TOO_LARGE).
+        #[arg(long, default_value_t = 16 << 20)]
+        max_message_bytes: usize,
+    },
     /// Print stored events as JSON lines, in global order.
     Events {
         /// Only this tenant's events.

@@ -11,7 +11,11 @@ use std::time::Duration;
 /// Runs one subcommand.
 pub async fn run(config_file: Option<&Path>, command: Command) -> Result<ExitCode> {
     let config = Config::load(config_file)?;
-    init_logging();
+    // An import logs no line per message unless INTAKE_LOG asks: the summary counts them.
+    init_logging(match command {
+        Command::Import { .. } => "warn",
+        _ => "info,sqlx=warn",
+    });
     match command {
         Command::Serve => crate::serve::serve(config).await,
         Command::Migrate => {
@@ -35,6 +39,22 @@ pub async fn run(config_file: Option<&Path>, command: Command) -> Result<ExitCod
         Command::Send { to, timeout, files } => {
             crate::send::send(&to, Duration::from_secs(timeout), &files).await
         }
+        Command::Import {
+            tenant,
+            paths,
+            quiet,
+            from_start,
+            max_message_bytes,
+        } => {
+            let opts = crate::import::Options {
+                tenant,
+                paths,
+                quiet,
+                from_start,
+                max_message_bytes,
+            };
+            crate::import::run(&config, opts).await
+        }
         Command::Dlq { command } => crate::dlq::run(&config, command).await,
         Command::Events {
             tenant,
@@ -45,9 +65,9 @@ pub async fn run(config_file: Option<&Path>, command: Command) -> Result<ExitCod
     }
 }
 
-fn init_logging() {
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("INTAKE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default))
         // lapin logs whole frames (event bodies, so PHI) at debug and trace: never more
         // than its warnings, whatever INTAKE_LOG asks for.
         .add_directive("lapin=warn".parse().expect("valid directive"));

@@ -11,6 +11,7 @@ mod context;
 mod dlq;
 mod events;
 mod golden;
+mod import;
 mod mapping;
 mod send;
 mod serve;
