@@ -19,7 +19,7 @@ use anyhow::{bail, Context, Result};
 use checkpoint::Checkpoint;
 use intake_pipeline::ingest::Ingest;
 use intake_pipeline::mapping::reload::TenantsHandle;
-use intake_pipeline::store::{Cursors, Store};
+use intake_pipeline::store::Store;
 use intake_pipeline::writer::{Writer, WriterConfig};
 use intake_pipeline::{Outcome, RawMessage};
 use read::{Input, Item};
