@@ -496,9 +496,9 @@ mod tests {
             // A second FHS.
             (format!("FHS|^~\\&\rFHS|^~\\&\r{A}"), 2),
             // A segment after the BTS.
-            (format!("BHS|^~\\&\r{A}BTS|1\rPID|1\r"), 4),
+            (format!("BHS|^~\\&\r{A}BTS|1\rPID|1\r"), 5),
             // A message after the BTS without a new BHS.
-            (format!("BHS|^~\\&\r{A}BTS|1\r{B}"), 4),
+            (format!("BHS|^~\\&\r{A}BTS|1\r{B}"), 5),
             // Anything after the FTS.
             (format!("FHS|^~\\&\r{A}FTS|1\rBHS|^~\\&\r"), 5),
             // A BTS with no open batch.
@@ -537,6 +537,20 @@ mod tests {
     }
 
     #[test]
+    fn decoding_a_batch_as_one_message_names_why() {
+        let code = |b: &[u8]| crate::hl7::decode(b).unwrap_err().0.reason.code();
+        assert_eq!(code(b"BHS|^~\\&\rBTS|0"), "BATCH_EMPTY");
+        assert_eq!(code(b"BHS|^~\\&\rPID|1\r"), "BATCH_MALFORMED");
+        assert_eq!(code(format!("BHS|^~\\&\r{A}").as_bytes()), "BATCH_ENVELOPE");
+        let utf16: Vec<u8> = [0xFF, 0xFE]
+            .into_iter()
+            .chain(format!("BHS|^~\\&\r{A}").encode_utf16().flat_map(u16::to_le_bytes))
+            .collect();
+        assert!(!is_batch(&utf16), "UTF-16 batches are not split");
+        assert_eq!(code(&utf16), "BATCH_ENVELOPE");
+    }
+
+    #[test]
     fn other_delimiters_in_the_envelope() {
         let input = format!("BHS#$~\\&#APP#FAC#R#RF#####C9\r{A}BTS#1\r");
         let b = split(input.as_bytes(), 10).unwrap();
@@ -552,7 +566,8 @@ mod tests {
             let mut bytes = b"BHS|".to_vec();
             for _ in 0..(x % 64) {
                 x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                bytes.push(b"MSHBTSFTS|\r\n\x00A"[(x >> 16) as usize % 15]);
+                let alphabet = b"MSHBTSFTS|\r\n\x00A";
+                bytes.push(alphabet[(x >> 16) as usize % alphabet.len()]);
             }
             let _ = split(&bytes, 5);
         }

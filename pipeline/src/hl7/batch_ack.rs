@@ -130,8 +130,8 @@ mod tests {
         assert_eq!(
             segs,
             [
-                "FHS|^~\\&|RAPP|RFAC|SAPP|SFAC|20240305140709+0000|||||X1|F77",
-                "BHS|^~\\&|BR|BRF|BAPP|BFAC|20240305140709+0000|||||X1-1|B77",
+                "FHS|^~\\&|RAPP|RFAC|SAPP|SFAC|20240305140709+0000||||X1|F77",
+                "BHS|^~\\&|BR|BRF|BAPP|BFAC|20240305140709+0000||||X1-1|B77",
                 "MSH|^~\\&|ACK1",
                 "MSA|AA|M1",
                 "MSH|^~\\&|ACK2",
@@ -149,7 +149,7 @@ mod tests {
         let ack = build_batch_ack(&b, &acks(1), "X|2", now());
         assert_eq!(
             ack,
-            "BHS#$~\\&#RA#RF#SA#SF#20240305140709+0000######X|2-1#C9\r\
+            "BHS#$~\\&#RA#RF#SA#SF#20240305140709+0000####X|2-1#C9\r\
              MSH|^~\\&|ACK1\rMSA|AA|M1\rBTS#1\r"
         );
     }
@@ -160,7 +160,7 @@ mod tests {
         let b = split(input.as_bytes(), MAX_BATCH_MESSAGES).unwrap();
         let ack = build_batch_ack(&b, &acks(3), "X", now());
         let segs: Vec<&str> = ack.trim_end_matches('\r').split('\r').collect();
-        assert_eq!(segs[1], "BHS|^~\\&|RA|RF|SA|SF|20240305140709+0000|||||X-1|F1");
+        assert_eq!(segs[1], "BHS|^~\\&|RA|RF|SA|SF|20240305140709+0000||||X-1|F1");
         assert_eq!(segs[segs.len() - 2..], ["BTS|3", "FTS|1"], "counts are ours");
 
         let input = format!("FHS|^~\\&\rBHS|^~\\&\r{M}BTS|1\rBHS|^~\\&\r{M}{M}BTS|2\rFTS|2\r");
