@@ -74,9 +74,16 @@ impl Tally {
         if self.unanswered > 0 {
             parts.push(format!("no ACK {}", self.unanswered));
         }
-        let mut s = format!("sent {} message(s): {}", self.sent, parts.join(", "));
+        let mut s = format!("sent {} message(s)", self.sent);
+        if !parts.is_empty() {
+            s.push_str(&format!(": {}", parts.join(", ")));
+        }
         if !self.errors.is_empty() {
-            let errors: Vec<String> = self.errors.iter().map(|(c, n)| format!("{c} {n}")).collect();
+            let errors: Vec<String> = self
+                .errors
+                .iter()
+                .map(|(c, n)| format!("{c} {n}"))
+                .collect();
             s.push_str(&format!("\nERR codes: {}", errors.join(", ")));
         }
         s
@@ -90,7 +97,8 @@ fn frames(files: &[PathBuf]) -> Result<Vec<Frame<'_>>> {
         let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
         if is_batch(&bytes) {
             // Counted as the engine will split it; a batch it refuses is one message.
-            let messages = batch::split(&bytes, batch::MAX_BATCH_MESSAGES).map_or(1, |b| b.message_count());
+            let messages =
+                batch::split(&bytes, batch::MAX_BATCH_MESSAGES).map_or(1, |b| b.message_count());
             out.push(Frame {
                 file,
                 bytes,
@@ -131,7 +139,9 @@ pub async fn send(to: &str, opts: SendOptions, files: &[PathBuf]) -> Result<Exit
         let ack = match client.send(&frame.bytes).await {
             Ok(ack) => ack,
             Err(e) => {
-                failure = Some(anyhow::Error::new(e).context(format!("sending {}", frame.file.display())));
+                failure = Some(
+                    anyhow::Error::new(e).context(format!("sending {}", frame.file.display())),
+                );
                 break;
             }
         };
@@ -184,7 +194,11 @@ mod tests {
         };
         t.add(
             &batch,
-            &[read("AA", None), read("AE", Some("X_CODE")), read("AE", Some("X_CODE"))],
+            &[
+                read("AA", None),
+                read("AE", Some("X_CODE")),
+                read("AE", Some("X_CODE")),
+            ],
         );
         let refused = Frame {
             file,

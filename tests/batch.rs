@@ -12,7 +12,9 @@ use std::process::Command;
 fn batch(file: bool, messages: &[Vec<u8>], bts: &str) -> Vec<u8> {
     let mut out = Vec::new();
     if file {
-        out.extend_from_slice(b"FHS|^~\\&|ADT1|DEMO_HOSP|INTAKE|INTAKE|20261122083000||||FILE-77\r");
+        out.extend_from_slice(
+            b"FHS|^~\\&|ADT1|DEMO_HOSP|INTAKE|INTAKE|20261122083000||||FILE-77\r",
+        );
     }
     out.extend_from_slice(b"BHS|^~\\&|ADT1|DEMO_HOSP|INTAKE|INTAKE|20261122083000||||BATCH-9\r");
     for m in messages {
@@ -72,7 +74,9 @@ async fn inbound_rows(server: &Server) -> Option<i64> {
     if common::backend() != Backend::Sqlite {
         return None;
     }
-    let mut c = sqlx::SqliteConnection::connect(&server.database_url).await.unwrap();
+    let mut c = sqlx::SqliteConnection::connect(&server.database_url)
+        .await
+        .unwrap();
     Some(
         sqlx::query_scalar("SELECT count(*) FROM inbound_messages")
             .fetch_one(&mut c)
@@ -228,19 +232,43 @@ async fn intake_send_sends_a_batch_file_as_one_frame_and_summarizes_the_codes() 
     bytes.extend_from_slice(&batch(true, &three("DEMO_HOSP", "F"), "3"));
     std::fs::write(&file, String::from_utf8(bytes).unwrap().replace('\r', "\n")).unwrap();
     let single = dir.path().join("single.hl7");
-    std::fs::write(&single, Adt { control_id: "F9", visit: "FV9", ..Default::default() }.build()).unwrap();
+    std::fs::write(
+        &single,
+        Adt {
+            control_id: "F9",
+            visit: "FV9",
+            ..Default::default()
+        }
+        .build(),
+    )
+    .unwrap();
     let to = server.mllp[0].to_string();
-    let (code, stdout, stderr) = send(&["--to", &to, file.to_str().unwrap(), single.to_str().unwrap()]);
+    let (code, stdout, stderr) = send(&[
+        "--to",
+        &to,
+        file.to_str().unwrap(),
+        single.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert_eq!(stdout, "sent 4 message(s): AA 4\n");
-    assert_eq!(stderr, "", "no progress output when stderr is not a terminal");
-    assert_eq!(server.events("demo").await.len(), 3, "the batch was split by the engine");
+    assert_eq!(
+        stderr, "",
+        "no progress output when stderr is not a terminal"
+    );
+    assert_eq!(
+        server.events("demo").await.len(),
+        3,
+        "the batch was split by the engine"
+    );
 
     // --verbose prints each answer; --quiet prints nothing on success.
     let (code, stdout, _) = send(&["--to", &to, "--verbose", file.to_str().unwrap()]);
     assert_eq!(code, 0);
     assert!(stdout.contains("batch.hl7: AA AA AA\n"), "{stdout}");
-    assert!(stdout.contains("  MSA|AA|F2\n") && stdout.contains("  BTS|3\n"), "{stdout}");
+    assert!(
+        stdout.contains("  MSA|AA|F2\n") && stdout.contains("  BTS|3\n"),
+        "{stdout}"
+    );
     let (code, stdout, stderr) = send(&["--to", &to, "--quiet", file.to_str().unwrap()]);
     assert_eq!((code, stdout.as_str(), stderr.as_str()), (0, "", ""));
 
@@ -258,5 +286,8 @@ async fn intake_send_sends_a_batch_file_as_one_frame_and_summarizes_the_codes() 
     assert!(!stdout.contains("G2"), "codes only, never message content");
     let (code, stdout, stderr) = send(&["--to", &routed, "--quiet", strict.to_str().unwrap()]);
     assert_eq!((code, stdout.as_str()), (1, ""));
-    assert!(stderr.contains("AE 1"), "--quiet still reports a failure: {stderr}");
+    assert!(
+        stderr.contains("AE 1"),
+        "--quiet still reports a failure: {stderr}"
+    );
 }

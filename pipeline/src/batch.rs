@@ -92,10 +92,13 @@ fn log_batch(raw: &RawMessage, batch: &Batch, outcomes: &[Outcome]) {
     let count = |s: Option<Stored>| outcomes.iter().filter(|o| o.stored == s).count();
     let warnings: Vec<&str> = batch.warnings().iter().map(|w| w.code()).collect();
     let level_warn = !warnings.is_empty();
+    // A routed listener learns the tenant per message: name the first one's.
+    let tenant =
+        (raw.tenant.as_deref()).or_else(|| outcomes.iter().find_map(|o| o.tenant.as_deref()));
     macro_rules! batch_line {
         ($level:ident) => {
             tracing::$level!(
-                tenant = raw.tenant.as_deref().unwrap_or("-"),
+                tenant = tenant.unwrap_or("-"),
                 channel = %raw.channel,
                 file_header = batch.file.is_some(),
                 groups = batch.groups.len(),

@@ -368,9 +368,7 @@ mod tests {
 
     fn messages(input: &str) -> Vec<String> {
         let b = split(input.as_bytes(), MAX_BATCH_MESSAGES).unwrap();
-        b.message_ranges()
-            .map(|r| input[r].to_string())
-            .collect()
+        b.message_ranges().map(|r| input[r].to_string()).collect()
     }
 
     #[test]
@@ -406,7 +404,11 @@ mod tests {
 
     #[test]
     fn batch_without_file_header_and_lf_separators() {
-        let input = format!("BHS|^~\\&|A|B|C|D|||||X1\n{}{}BTS|2\n", A.replace('\r', "\n"), B.replace('\r', "\r\n"));
+        let input = format!(
+            "BHS|^~\\&|A|B|C|D|||||X1\n{}{}BTS|2\n",
+            A.replace('\r', "\n"),
+            B.replace('\r', "\r\n")
+        );
         let got = messages(&input);
         assert_eq!(got, [A.replace('\r', "\n"), B.replace('\r', "\r\n")]);
         let b = split(input.as_bytes(), 10).unwrap();
@@ -433,7 +435,10 @@ mod tests {
         let input = format!("FHS|^~\\&\rBHS|^~\\&\r{A}BTS|1\rBHS|^~\\&\r{B}{A}BTS|2\rFTS|2\r");
         let b = split(input.as_bytes(), 10).unwrap();
         assert_eq!(
-            b.groups.iter().map(|g| g.messages.len()).collect::<Vec<_>>(),
+            b.groups
+                .iter()
+                .map(|g| g.messages.len())
+                .collect::<Vec<_>>(),
             [1, 2]
         );
         assert!(b.warnings().is_empty());
@@ -532,7 +537,10 @@ mod tests {
         assert!(!is_batch(b""));
         assert!(!is_batch(b"\xEF\xBB\xBF"));
         assert_eq!(split(b"MSH|^~\\&", 10), Err(BatchError::NotABatch));
-        assert_eq!(rejection(format!("BHS|^~\\&\r{A}").as_bytes()).reason, Reason::BatchEnvelope);
+        assert_eq!(
+            rejection(format!("BHS|^~\\&\r{A}").as_bytes()).reason,
+            Reason::BatchEnvelope
+        );
         assert_eq!(rejection(b"BHS|^~\\&\rBTS|0").reason, Reason::BatchEmpty);
     }
 
@@ -544,7 +552,11 @@ mod tests {
         assert_eq!(code(format!("BHS|^~\\&\r{A}").as_bytes()), "BATCH_ENVELOPE");
         let utf16: Vec<u8> = [0xFF, 0xFE]
             .into_iter()
-            .chain(format!("BHS|^~\\&\r{A}").encode_utf16().flat_map(u16::to_le_bytes))
+            .chain(
+                format!("BHS|^~\\&\r{A}")
+                    .encode_utf16()
+                    .flat_map(u16::to_le_bytes),
+            )
             .collect();
         assert!(!is_batch(&utf16), "UTF-16 batches are not split");
         assert_eq!(code(&utf16), "BATCH_ENVELOPE");
@@ -555,7 +567,14 @@ mod tests {
         let input = format!("BHS#$~\\&#APP#FAC#R#RF#####C9\r{A}BTS#1\r");
         let b = split(input.as_bytes(), 10).unwrap();
         let h = b.groups[0].header.as_ref().unwrap();
-        assert_eq!((h.field_sep, h.control_id.as_str(), h.sending_application.as_str()), ('#', "C9", "APP"));
+        assert_eq!(
+            (
+                h.field_sep,
+                h.control_id.as_str(),
+                h.sending_application.as_str()
+            ),
+            ('#', "C9", "APP")
+        );
         assert_eq!(b.groups[0].declared_count.as_deref(), Some("1"));
     }
 

@@ -74,10 +74,12 @@ pub fn build_batch_ack(
 ) -> String {
     let now = now.format("%Y%m%d%H%M%S%z").to_string();
     let mut out = String::with_capacity(128 + acks.iter().map(String::len).sum::<usize>());
-    let file = batch
-        .file
-        .as_ref()
-        .map(|f| (f, header_segment(&mut out, "FHS", Some(f), &now, control_id)));
+    let file = batch.file.as_ref().map(|f| {
+        (
+            f,
+            header_segment(&mut out, "FHS", Some(f), &now, control_id),
+        )
+    });
     let mut acks = acks.iter();
     for (i, group) in batch.groups.iter().enumerate() {
         // A group without a BHS answers with one built from the FHS.
@@ -160,8 +162,15 @@ mod tests {
         let b = split(input.as_bytes(), MAX_BATCH_MESSAGES).unwrap();
         let ack = build_batch_ack(&b, &acks(3), "X", now());
         let segs: Vec<&str> = ack.trim_end_matches('\r').split('\r').collect();
-        assert_eq!(segs[1], "BHS|^~\\&|RA|RF|SA|SF|20240305140709+0000||||X-1|F1");
-        assert_eq!(segs[segs.len() - 2..], ["BTS|3", "FTS|1"], "counts are ours");
+        assert_eq!(
+            segs[1],
+            "BHS|^~\\&|RA|RF|SA|SF|20240305140709+0000||||X-1|F1"
+        );
+        assert_eq!(
+            segs[segs.len() - 2..],
+            ["BTS|3", "FTS|1"],
+            "counts are ours"
+        );
 
         let input = format!("FHS|^~\\&\rBHS|^~\\&\r{M}BTS|1\rBHS|^~\\&\r{M}{M}BTS|2\rFTS|2\r");
         let b = split(input.as_bytes(), MAX_BATCH_MESSAGES).unwrap();
