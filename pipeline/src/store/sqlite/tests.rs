@@ -215,12 +215,7 @@ fn processed(control: &str, events: Option<Vec<NewEvent>>) -> Processed {
         },
     };
     Processed {
-        raw: RawMessage::new(
-            Some("t".into()),
-            Format::Hl7v2,
-            "mllp:test",
-            control.as_bytes().to_vec(),
-        ),
+        raw: RawMessage::new(Some("t".into()), Format::Hl7v2, "mllp:test", control.as_bytes().to_vec()),
         header: None,
         tenant: Some("t".into()),
         key: Some(IdempotencyKey {
