@@ -31,7 +31,12 @@ async fn hl7v2(
     })?;
     let result = s
         .ingest
-        .ingest_frame(RawMessage::new(Some(tenant), Format::Hl7v2, "http", body.to_vec()))
+        .ingest_frame(RawMessage::new(
+            Some(tenant),
+            Format::Hl7v2,
+            "http",
+            body.to_vec(),
+        ))
         .await;
     let status = status(&result);
     let ack = result.hl7_ack();

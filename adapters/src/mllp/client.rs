@@ -222,8 +222,14 @@ mod tests {
             split_file(batch),
             vec![b"MSH|^~\\&|a\nPID|1\n".to_vec(), b"MSH|^~\\&|b\n".to_vec()]
         );
-        assert_eq!(split_file(b"BHS|^~\\&\nBTS|0"), vec![b"BHS|^~\\&\nBTS|0".to_vec()]);
-        assert_eq!(split_file(b"MSH|a\nMSH|b"), vec![b"MSH|a".to_vec(), b"MSH|b".to_vec()]);
+        assert_eq!(
+            split_file(b"BHS|^~\\&\nBTS|0"),
+            vec![b"BHS|^~\\&\nBTS|0".to_vec()]
+        );
+        assert_eq!(
+            split_file(b"MSH|a\nMSH|b"),
+            vec![b"MSH|a".to_vec(), b"MSH|b".to_vec()]
+        );
     }
 
     #[test]
