@@ -3,7 +3,7 @@
 //! counted: a progress bar while it runs (only on a terminal), a summary at the end.
 
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use intake_adapters::mllp::client::{is_batch, read_acks, split_messages, AckRead, MllpClient};
 use intake_pipeline::hl7::batch;
 use std::collections::BTreeMap;
@@ -119,10 +119,12 @@ fn progress_bar(total: usize, quiet: bool) -> ProgressBar {
     if quiet || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let style = ProgressStyle::with_template(
-        "{wide_bar} {pos}/{len} messages  {per_sec}  ETA {eta}  {elapsed}",
-    )
-    .expect("valid template");
+    let style =
+        ProgressStyle::with_template("{wide_bar} {pos}/{len} messages  {rate}  ETA {eta}")
+            .expect("valid template")
+            .with_key("rate", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0} msg/s", s.per_sec());
+            });
     ProgressBar::new(total as u64).with_style(style)
 }
 
