@@ -48,7 +48,7 @@ pub enum Command {
         #[arg(long)]
         update: bool,
     },
-    /// MLLP client: send the messages in FILEs in order, print each ACK.
+    /// MLLP client: send the messages in FILEs in order; summarize the ACK codes.
     Send {
         /// host:port of the MLLP listener.
         #[arg(long)]
@@ -56,7 +56,14 @@ pub enum Command {
         /// Seconds to wait for each ACK.
         #[arg(long, default_value_t = 30)]
         timeout: u64,
-        /// Files holding one or more HL7 v2 messages, or (.json / .xml) one FHIR resource or Bundle.
+        /// Print nothing but errors (the summary only when a message was not accepted).
+        #[arg(long, short, conflicts_with = "verbose")]
+        quiet: bool,
+        /// Print every ACK, segment by segment.
+        #[arg(long, short)]
+        verbose: bool,
+        /// Files holding one or more HL7 v2 messages (split at each MSH), or one FHS/BHS
+        /// batch (sent as one frame).
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },

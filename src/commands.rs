@@ -36,8 +36,19 @@ pub async fn run(config_file: Option<&Path>, command: Command) -> Result<ExitCod
             Some(tenants) => crate::golden::run(&dir, &tenants, update),
             None => Ok(ExitCode::FAILURE),
         },
-        Command::Send { to, timeout, files } => {
-            crate::send::send(&to, Duration::from_secs(timeout), &files).await
+        Command::Send {
+            to,
+            timeout,
+            quiet,
+            verbose,
+            files,
+        } => {
+            let opts = crate::send::SendOptions {
+                timeout: Duration::from_secs(timeout),
+                quiet,
+                verbose,
+            };
+            crate::send::send(&to, opts, &files).await
         }
         Command::Import {
             tenant,

@@ -15,7 +15,7 @@
 //! ([`RuleSet::fields`](intake_pipeline::mapping::RuleSet::fields)) that no sample filled.
 
 use anyhow::{bail, Context, Result};
-use intake_adapters::mllp::client::split_messages;
+use intake_adapters::mllp::client::split_file;
 use intake_pipeline::event::NewEvent;
 use intake_pipeline::mapping::Tenants;
 use intake_pipeline::{process, Disposition, Format, RawMessage};
@@ -174,7 +174,7 @@ fn actual(case: &Case, tenants: &Tenants, filled: &mut Filled) -> Result<Vec<Out
     let (format, channel, messages) = if fhir {
         (Format::sniff_fhir(&bytes), "fhir", vec![bytes])
     } else {
-        (Format::Hl7v2, "test", split_messages(&bytes))
+        (Format::Hl7v2, "test", split_file(&bytes))
     };
     if messages.is_empty() {
         return Err(format!("{} holds no message", case.hl7.display()));

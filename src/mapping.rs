@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::context::{is_fhir_file, load_tenants};
 use anyhow::{bail, Context, Result};
-use intake_adapters::mllp::client::split_messages;
+use intake_adapters::mllp::client::split_file;
 use intake_pipeline::{process, Disposition, Format, RawMessage};
 use serde_json::json;
 use std::io::Write;
@@ -50,7 +50,7 @@ pub fn map(config: &Config, tenant: &str, files: &[PathBuf]) -> Result<ExitCode>
         let (format, channel, messages) = if is_fhir_file(file) {
             (Format::sniff_fhir(&bytes), "fhir", vec![bytes])
         } else {
-            (Format::Hl7v2, "map", split_messages(&bytes))
+            (Format::Hl7v2, "map", split_file(&bytes))
         };
         for (i, message) in messages.into_iter().enumerate() {
             let p = process(

@@ -492,3 +492,21 @@ on_each_backend! {
         );
     }
 }
+
+on_each_backend! {
+    async fn metrics_count_ack_latencies_and_batch_sizes() {
+        let server = Server::start();
+        let mut c = server.client().await;
+        for ctrl in ["H1", "H2", "H3"] {
+            let ack = c.ack(Adt { control_id: ctrl, visit: ctrl, ..Adt::default() }).await;
+            assert_eq!(msa(&ack).0, "AA", "{ack}");
+        }
+        let (_, body) = server.http("GET", "/metrics", None, b"");
+        assert!(body.contains("# TYPE intake_ack_latency_seconds histogram"), "{body}");
+        assert!(body.contains("intake_ack_latency_seconds_count 3\n"), "{body}");
+        assert!(body.contains("intake_ack_latency_seconds_bucket{le=\"+Inf\"} 3\n"), "{body}");
+        // One connection waits for each ACK, so each message was a batch of its own.
+        assert!(body.contains("intake_writer_batch_messages_bucket{le=\"1\"} 3\n"), "{body}");
+        assert!(body.contains("intake_writer_batch_messages_count 3\n"), "{body}");
+    }
+}

@@ -52,8 +52,10 @@ impl Ingest {
     /// Processes and durably stores one message; returns once committed (or failed).
     pub async fn ingest(&self, raw: RawMessage) -> Outcome {
         // One snapshot per message: a reload never splits a message across versions.
+        let started = std::time::Instant::now();
         let tenants = self.tenants.current();
         let out = self.writer.submit(process(raw, &tenants)).await;
+        self.metrics.ack_latency.observe_duration(started.elapsed());
         self.metrics.record(
             out.tenant.as_deref(),
             out.stored.map_or("not_stored", Stored::as_str),

@@ -3,6 +3,7 @@
 //!
 //! Adapters (MLLP, HTTP) depend on this crate; it depends on no adapter.
 
+pub mod batch;
 pub mod event;
 pub mod fhir;
 pub mod hl7;
@@ -16,6 +17,7 @@ pub mod reason;
 pub mod store;
 pub mod writer;
 
+pub use batch::FrameOutcome;
 pub use hl7::ack::AckCode;
 pub use message::{Format, IdempotencyKey, RawMessage};
 pub use outcome::{Outcome, Stored};

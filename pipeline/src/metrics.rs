@@ -5,14 +5,99 @@ use crate::mapping::reload::TenantsHandle;
 use crate::writer::WriterStats;
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
-/// Inbound message counters, by (tenant, stored outcome, code).
-#[derive(Debug, Default)]
+/// A Prometheus histogram with fixed upper bounds: lock-free to observe, cumulative when
+/// rendered.
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: &'static [f64],
+    /// Observations per bucket (not cumulative); the last is `+Inf`.
+    buckets: Vec<AtomicU64>,
+    /// Sum of observations, in millionths of the unit.
+    sum_micros: AtomicU64,
+    count: AtomicU64,
+}
+
+/// ACK latency bounds in seconds: 0.1 ms to 10 s.
+pub const LATENCY_BOUNDS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 10.0,
+];
+
+/// Batch size bounds in messages.
+pub const BATCH_BOUNDS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0];
+
+impl Histogram {
+    /// An empty histogram with these upper bounds (ascending).
+    pub fn new(bounds: &'static [f64]) -> Self {
+        Histogram {
+            bounds,
+            buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_micros: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one observation.
+    pub fn observe(&self, value: f64) {
+        let at = self.bounds.partition_point(|&b| b < value);
+        self.buckets[at].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add((value * 1e6) as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a duration in seconds.
+    pub fn observe_duration(&self, d: Duration) {
+        self.observe(d.as_secs_f64());
+    }
+
+    /// How many observations there were.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Appends the exposition of this histogram as `name`.
+    pub fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (i, bucket) in self.buckets.iter().enumerate() {
+            cumulative += bucket.load(Ordering::Relaxed);
+            match self.bounds.get(i) {
+                Some(b) => {
+                    let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
+                }
+                None => {
+                    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+                }
+            }
+        }
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {}", self.count());
+    }
+}
+
+/// Inbound message counters, by (tenant, stored outcome, code), and the ACK latency.
+#[derive(Debug)]
 pub struct Metrics {
-    messages: Mutex<BTreeMap<(String, &'static str, String), u64>>,
+    /// By tenant, then (stored outcome, code): a message of a known tenant allocates nothing.
+    messages: Mutex<BTreeMap<String, BTreeMap<(&'static str, &'static str), u64>>>,
     events: Mutex<BTreeMap<String, u64>>,
+    /// From a message's receipt to its outcome (committed or failed), in seconds.
+    pub ack_latency: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            messages: Mutex::default(),
+            events: Mutex::default(),
+            ack_latency: Histogram::new(LATENCY_BOUNDS),
+        }
+    }
 }
 
 impl Metrics {
@@ -21,17 +106,26 @@ impl Metrics {
         &self,
         tenant: Option<&str>,
         outcome: &'static str,
-        code: Option<&str>,
+        code: Option<&'static str>,
         events: usize,
     ) {
-        let tenant = tenant.unwrap_or("").to_string();
+        let tenant = tenant.unwrap_or("");
         if let Ok(mut m) = self.messages.lock() {
-            *m.entry((tenant.clone(), outcome, code.unwrap_or("").to_string()))
-                .or_default() += 1;
+            if !m.contains_key(tenant) {
+                m.insert(tenant.to_string(), BTreeMap::new());
+            }
+            if let Some(by_code) = m.get_mut(tenant) {
+                *by_code.entry((outcome, code.unwrap_or(""))).or_default() += 1;
+            }
         }
         if events > 0 {
             if let Ok(mut e) = self.events.lock() {
-                *e.entry(tenant).or_default() += events as u64;
+                match e.get_mut(tenant) {
+                    Some(n) => *n += events as u64,
+                    None => {
+                        e.insert(tenant.to_string(), events as u64);
+                    }
+                }
             }
         }
     }
@@ -43,7 +137,8 @@ impl Metrics {
         let _ = writeln!(out, "# HELP intake_messages_total Inbound messages by tenant, stored outcome and reason code.");
         let _ = writeln!(out, "# TYPE intake_messages_total counter");
         if let Ok(m) = self.messages.lock() {
-            for ((tenant, outcome, code), n) in m.iter() {
+            let rows = m.iter().flat_map(|(t, by)| by.iter().map(move |(k, n)| (t, k, n)));
+            for (tenant, (outcome, code), n) in rows {
                 let _ = writeln!(out, "intake_messages_total{{tenant=\"{tenant}\",outcome=\"{outcome}\",code=\"{code}\"}} {n}");
             }
         }
@@ -84,6 +179,16 @@ impl Metrics {
                 value.load(Ordering::Relaxed)
             );
         }
+        self.ack_latency.render(
+            &mut out,
+            "intake_ack_latency_seconds",
+            "From receipt to the outcome that the acknowledgement reports.",
+        );
+        writer.batch_sizes.render(
+            &mut out,
+            "intake_writer_batch_messages",
+            "Messages per committed transaction.",
+        );
         let reloads = tenants.stats();
         let _ = writeln!(
             out,
@@ -101,5 +206,24 @@ impl Metrics {
             reloads.refused
         );
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_render_cumulative_buckets() {
+        let h = Histogram::new(&[1.0, 4.0]);
+        for v in [0.5, 1.0, 3.0, 9.0] {
+            h.observe(v);
+        }
+        let mut out = String::new();
+        h.render(&mut out, "x", "help");
+        assert!(out.contains("x_bucket{le=\"1\"} 2\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"4\"} 3\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"+Inf\"} 4\n"), "{out}");
+        assert!(out.contains("x_sum 13.5\nx_count 4\n"), "{out}");
     }
 }

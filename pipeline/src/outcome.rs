@@ -152,6 +152,6 @@ impl Outcome {
 }
 
 /// A unique control id for an ACK (20 characters, time-ordered).
-fn ack_control_id() -> String {
+pub(crate) fn ack_control_id() -> String {
     Uuid::now_v7().simple().to_string()[..20].to_string()
 }

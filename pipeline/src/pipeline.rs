@@ -176,6 +176,9 @@ fn route(
 pub fn dead_letter(rejection: Rejection, tenant: Option<&Tenant>) -> Disposition {
     let ack = match rejection.reason {
         Reason::NotHl7 | Reason::EmptyMessage | Reason::BatchEnvelope => AckCode::Reject,
+        Reason::BatchEmpty | Reason::BatchMalformed | Reason::BatchTooManyMessages => {
+            AckCode::Reject
+        }
         Reason::FhirMalformed
         | Reason::FhirInvalid
         | Reason::FhirUnsafeXml

@@ -39,8 +39,16 @@ pub enum Reason {
     NotHl7,
     /// Nothing but whitespace.
     EmptyMessage,
-    /// An FHS/BHS batch envelope arrived where single messages are expected.
+    /// A well-formed FHS/BHS batch reached a path that takes one message (a UTF-16 batch,
+    /// or a batch given to `process` directly): it is kept whole, not split.
     BatchEnvelope,
+    /// An FHS/BHS envelope without any MSH.
+    BatchEmpty,
+    /// A batch's envelope segments out of order, or segments outside any message
+    /// (detail: the segment number).
+    BatchMalformed,
+    /// A batch with more messages than the limit (detail: the limit).
+    BatchTooManyMessages,
     /// MSH-18 names a charset intake cannot decode.
     UnsupportedCharset,
     /// A segment id is not three upper-case letters or digits.
@@ -78,10 +86,13 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in documentation order.
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 22] = [
         Reason::NotHl7,
         Reason::EmptyMessage,
         Reason::BatchEnvelope,
+        Reason::BatchEmpty,
+        Reason::BatchMalformed,
+        Reason::BatchTooManyMessages,
         Reason::UnsupportedCharset,
         Reason::MalformedSegment,
         Reason::MalformedMessage,
@@ -108,6 +119,9 @@ impl Reason {
             Reason::NotHl7 => "NOT_HL7",
             Reason::EmptyMessage => "EMPTY_MESSAGE",
             Reason::BatchEnvelope => "BATCH_ENVELOPE",
+            Reason::BatchEmpty => "BATCH_EMPTY",
+            Reason::BatchMalformed => "BATCH_MALFORMED",
+            Reason::BatchTooManyMessages => "BATCH_TOO_MANY_MESSAGES",
             Reason::UnsupportedCharset => "UNSUPPORTED_CHARSET",
             Reason::MalformedSegment => "MALFORMED_SEGMENT",
             Reason::MalformedMessage => "MALFORMED_MESSAGE",
@@ -136,6 +150,9 @@ impl Reason {
     pub fn stage(self) -> Stage {
         match self {
             Reason::NotHl7 | Reason::EmptyMessage | Reason::BatchEnvelope => Stage::Decode,
+            Reason::BatchEmpty | Reason::BatchMalformed | Reason::BatchTooManyMessages => {
+                Stage::Decode
+            }
             Reason::UnsupportedCharset => Stage::Decode,
             Reason::MalformedSegment
             | Reason::MalformedMessage
@@ -157,6 +174,8 @@ impl Reason {
     pub fn hl7_error_code(self) -> &'static str {
         match self {
             Reason::NotHl7 | Reason::EmptyMessage | Reason::BatchEnvelope => "100",
+            Reason::BatchEmpty | Reason::BatchMalformed => "100",
+            Reason::BatchTooManyMessages => "207",
             Reason::MalformedSegment | Reason::MalformedMessage => "100",
             Reason::UnsupportedCharset => "203",
             Reason::MissingMessageType | Reason::MissingControlId => "101",
@@ -177,7 +196,10 @@ impl Reason {
         match self {
             Reason::NotHl7 => "Not an HL7 v2 message",
             Reason::EmptyMessage => "Empty message",
-            Reason::BatchEnvelope => "Batch envelope not accepted here",
+            Reason::BatchEnvelope => "Batch not split on this path",
+            Reason::BatchEmpty => "Batch holds no message",
+            Reason::BatchMalformed => "Batch envelope malformed",
+            Reason::BatchTooManyMessages => "Batch holds too many messages",
             Reason::UnsupportedCharset => "Unsupported character set",
             Reason::MalformedSegment => "Malformed segment",
             Reason::MalformedMessage => "Malformed message",

@@ -5,6 +5,7 @@
 //! in one transaction, and only then answers each submitter — so an acknowledgement
 //! never leaves before its commit, and many connections share one fsync.
 
+use crate::metrics::{Histogram, BATCH_BOUNDS};
 use crate::outcome::Outcome;
 use crate::pipeline::Processed;
 use crate::store::Store;
@@ -38,7 +39,7 @@ impl Default for WriterConfig {
 }
 
 /// Counters for `/metrics` and benchmarks.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct WriterStats {
     /// Transactions committed.
     pub batches: AtomicU64,
@@ -46,6 +47,19 @@ pub struct WriterStats {
     pub messages: AtomicU64,
     /// Transactions that failed.
     pub failed_batches: AtomicU64,
+    /// Messages per committed transaction.
+    pub batch_sizes: Histogram,
+}
+
+impl Default for WriterStats {
+    fn default() -> Self {
+        WriterStats {
+            batches: AtomicU64::default(),
+            messages: AtomicU64::default(),
+            failed_batches: AtomicU64::default(),
+            batch_sizes: Histogram::new(BATCH_BOUNDS),
+        }
+    }
 }
 
 struct Job {
@@ -131,6 +145,7 @@ async fn run(
             Ok(outcomes) => {
                 stats.batches.fetch_add(1, Ordering::Relaxed);
                 stats.messages.fetch_add(n as u64, Ordering::Relaxed);
+                stats.batch_sizes.observe(n as f64);
                 tracing::debug!(batch = n, "batch committed");
                 committed.notify_one();
                 for ((reply, outcome), item) in replies.drain(..).zip(outcomes).zip(&items) {

@@ -1,5 +1,5 @@
-//! `POST /api/v1/tenants/{tenant}/hl7v2`: one HL7 v2 message (ER7), answered with its
-//! ACK once committed.
+//! `POST /api/v1/tenants/{tenant}/hl7v2`: one HL7 v2 message (ER7) or an FHS/BHS batch,
+//! answered with its ACK (for a batch: the batch acknowledgement) once committed.
 
 use super::error::ApiError;
 use super::state::{authorize, HttpState};
@@ -9,7 +9,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use intake_pipeline::{AckCode, Format, RawMessage};
+use intake_pipeline::{AckCode, Format, FrameOutcome, RawMessage};
 
 /// The HL7 v2 route.
 pub fn routes() -> Router<HttpState> {
@@ -31,13 +31,14 @@ async fn hl7v2(
     })?;
     let result = s
         .ingest
-        .ingest(RawMessage::new(Some(tenant), Format::Hl7v2, "http", body.to_vec()))
+        .ingest_frame(RawMessage::new(
+            Some(tenant),
+            Format::Hl7v2,
+            "http",
+            body.to_vec(),
+        ))
         .await;
-    let status = match (result.stored, result.ack) {
-        (None, _) => StatusCode::SERVICE_UNAVAILABLE,
-        (Some(_), AckCode::Reject) => StatusCode::BAD_REQUEST,
-        _ => StatusCode::OK,
-    };
+    let status = status(&result);
     let ack = result.hl7_ack();
     Ok((
         status,
@@ -45,4 +46,18 @@ async fn hl7v2(
         ack,
     )
         .into_response())
+}
+
+/// 503 when a message could not be stored (for a batch: any of them; resending the whole
+/// batch is safe, what was stored is not stored twice); 400 for a message rejected (AR)
+/// though stored; else 200, dead letters included.
+fn status(result: &FrameOutcome) -> StatusCode {
+    let outcomes = result.outcomes();
+    if outcomes.iter().any(|o| o.stored.is_none()) {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else if !result.is_batch() && outcomes.iter().any(|o| o.ack == AckCode::Reject) {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    }
 }

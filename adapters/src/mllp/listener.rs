@@ -1,5 +1,6 @@
 //! The MLLP listener: one task per connection, messages processed and acknowledged in
-//! order, the ACK sent only after the message's batch has committed.
+//! order, the ACK sent only after the message's batch has committed. A frame holding an
+//! FHS/BHS batch is split by the pipeline and answered with one batch acknowledgement.
 
 use super::config::MllpConfig;
 use super::frame::{write_frame, Frame, FrameError, FrameReader};
@@ -84,7 +85,7 @@ async fn connection(
             Ok(None) => break,
             Ok(Some(Frame::Message(bytes))) => {
                 let raw = RawMessage::new(config.tenant.clone(), Format::Hl7v2, channel.as_ref(), bytes);
-                ingest.ingest(raw).await.hl7_ack()
+                ingest.ingest_frame(raw).await.hl7_ack()
             }
             Ok(Some(Frame::Oversized {
                 prefix,

@@ -84,10 +84,10 @@ pub struct AckError<'a> {
 }
 
 /// The delimiters the ACK is written with: the message's own when usable.
-struct AckDelimiters {
-    delimiters: Delimiters,
+pub(super) struct AckDelimiters {
+    pub(super) delimiters: Delimiters,
     /// MSH-2 as the ACK writes it (4 characters, or 5 with the truncation character).
-    encoding: String,
+    pub(super) encoding: String,
     truncation: Option<char>,
 }
 
@@ -98,11 +98,16 @@ fn is_delim_char(c: char) -> bool {
 
 impl AckDelimiters {
     fn new(h: Option<&Header>) -> Self {
-        let mut field = h.map_or(DEFAULT_FIELD_SEP, |h| h.field_sep);
+        Self::of(h.map(|h| (h.field_sep, h.encoding_chars.as_str())))
+    }
+
+    /// From a field separator and encoding characters (MSH, FHS or BHS), when known.
+    pub(super) fn of(given: Option<(char, &str)>) -> Self {
+        let mut field = given.map_or(DEFAULT_FIELD_SEP, |(f, _)| f);
         if !is_delim_char(field) {
             field = DEFAULT_FIELD_SEP;
         }
-        let encoding = match h.map(|h| h.encoding_chars.as_str()) {
+        let encoding = match given.map(|(_, enc)| enc) {
             Some(enc) if Self::encoding_ok(enc, field) => enc.to_string(),
             _ => {
                 if DEFAULT_ENCODING.contains(field) {
@@ -139,7 +144,7 @@ impl AckDelimiters {
     }
 
     /// Escapes a value we supply (see [`escape::escape`]).
-    fn escape(&self, s: &str) -> String {
+    pub(super) fn escape(&self, s: &str) -> String {
         escape::escape(s, &self.delimiters, self.truncation)
     }
 }

@@ -97,8 +97,9 @@ pub enum DecodeError {
     /// The message does not start with an `MSH` segment.
     #[error("not an HL7 v2 message (no MSH header)")]
     NotHl7,
-    /// The message starts with a batch/file header (`FHS` or `BHS`).
-    #[error("batch envelope (FHS/BHS) is not accepted here")]
+    /// The bytes start with a batch/file header (`FHS` or `BHS`): a batch, to be split
+    /// into its messages first ([`super::batch::split`]).
+    #[error("batch envelope (FHS/BHS): split it into messages first")]
     BatchEnvelope,
     /// MSH-18 names a character set this module cannot decode.
     #[error("unsupported charset in MSH-18")]

@@ -6,6 +6,8 @@
 //! a path reads them. Errors carry codes and positions, never message text.
 
 pub mod ack;
+pub mod batch;
+pub mod batch_ack;
 pub mod charset;
 pub mod er7;
 pub mod escape;
@@ -192,7 +194,8 @@ pub fn decode(bytes: &[u8]) -> Result<String, (Rejection, Option<Header>)> {
         let reason = match e {
             charset::DecodeError::NotHl7 => Reason::NotHl7,
             charset::DecodeError::Empty => Reason::EmptyMessage,
-            charset::DecodeError::BatchEnvelope => Reason::BatchEnvelope,
+            // A batch that cannot be split says why; one that can was not split here.
+            charset::DecodeError::BatchEnvelope => return (batch::rejection(bytes), None),
             charset::DecodeError::UnsupportedCharset => Reason::UnsupportedCharset,
         };
         let header = (reason == Reason::UnsupportedCharset)

@@ -2,7 +2,7 @@
 //! database's write lock, taken up front, makes a claim exclusive for its whole
 //! transaction (SQLite has one writer at a time; there is nothing to skip).
 
-use super::{push_list, SqliteTx, ROWS};
+use super::{chunks, push_list, SqliteTx};
 use crate::store::backend::{ClaimedLetter, DeadLetterSql, Res};
 use crate::store::{DeadLetter, DeadLetterFilter};
 use sqlx::{QueryBuilder, Sqlite};
@@ -62,7 +62,7 @@ impl DeadLetterSql for SqliteTx {
     }
 
     async fn mark_replayed(&mut self, ids: &[Uuid]) -> Res<()> {
-        for chunk in ids.chunks(ROWS) {
+        for chunk in chunks(ids) {
             let mut q =
                 QueryBuilder::new("UPDATE dead_letters SET status = 'replayed' WHERE id IN ");
             push_list(&mut q, chunk);

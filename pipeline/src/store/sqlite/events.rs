@@ -1,6 +1,6 @@
 //! The event log's SQL on SQLite: multi-row statements of up to [`ROWS`] rows.
 
-use super::{push_list, rfc3339, SqliteTx, ROWS};
+use super::{chunks, push_list, rfc3339, SqliteTx};
 use crate::event::EventEnvelope;
 use crate::store::backend::{DeadLetterRow, EventRow, EventSql, InboundRow, Res, StoredAnswer};
 use crate::store::EventQuery;
@@ -18,7 +18,7 @@ pub(super) const EVENT_COLUMNS: &str = "e.event_id AS event_id, e.stream_id AS s
 impl EventSql for SqliteTx {
     async fn insert_inbound(&mut self, rows: &[InboundRow<'_>]) -> Res<Vec<Uuid>> {
         let mut inserted = Vec::with_capacity(rows.len());
-        for chunk in rows.chunks(ROWS) {
+        for chunk in chunks(rows) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO inbound_messages (id, tenant_id, sending_facility, control_id, \
                  channel, message_type, raw, received_at, outcome, ack_code, reason_code, \
@@ -48,7 +48,7 @@ impl EventSql for SqliteTx {
 
     async fn stored_answers(&mut self, keys: &[[&str; 3]]) -> Res<Vec<StoredAnswer>> {
         let mut answers = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(ROWS) {
+        for chunk in chunks(keys) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "SELECT tenant_id, sending_facility, control_id, ack_code, reason_code \
                  FROM inbound_messages \
@@ -77,7 +77,7 @@ impl EventSql for SqliteTx {
 
     async fn stored_event_ids(&mut self, ids: &[Uuid]) -> Res<Vec<Uuid>> {
         let mut stored = Vec::new();
-        for chunk in ids.chunks(ROWS) {
+        for chunk in chunks(ids) {
             let mut q = QueryBuilder::new("SELECT event_id FROM events WHERE event_id IN ");
             push_list(&mut q, chunk);
             stored.extend(
@@ -91,7 +91,7 @@ impl EventSql for SqliteTx {
 
     async fn stream_heads(&mut self, streams: &[Uuid]) -> Res<Vec<(Uuid, i64)>> {
         let mut heads = Vec::with_capacity(streams.len());
-        for chunk in streams.chunks(ROWS) {
+        for chunk in chunks(streams) {
             let mut q = QueryBuilder::new(
                 "SELECT stream_id, MAX(event_version) FROM events WHERE stream_id IN ",
             );
@@ -108,7 +108,7 @@ impl EventSql for SqliteTx {
 
     async fn insert_events(&mut self, rows: &[EventRow<'_>]) -> Res<Vec<(Uuid, i64)>> {
         let mut positions = Vec::with_capacity(rows.len());
-        for chunk in rows.chunks(ROWS) {
+        for chunk in chunks(rows) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO events (event_id, stream_id, stream_type, event_type, event_version, \
                  tenant_id, data, metadata, created_at, created_by) ",
@@ -153,7 +153,7 @@ impl EventSql for SqliteTx {
     }
 
     async fn insert_dead_letters(&mut self, rows: &[DeadLetterRow<'_>]) -> Res<()> {
-        for chunk in rows.chunks(ROWS) {
+        for chunk in chunks(rows) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO dead_letters (id, inbound_id, tenant_id, stage, reason_code, detail, \
                  created_at) ",

@@ -2,8 +2,13 @@
 //! connection glue; `events`, `dead_letters` and `outbox` hold its SQL.
 //!
 //! sqlx runs each SQLite statement on a worker thread, so every statement costs a thread
-//! round trip; multi-row statements (a constant number per batch, whatever its size) are
-//! what keeps ACKs fast.
+//! round trip; multi-row statements (a few per batch, whatever its size) are what keeps
+//! ACKs fast. Their row counts are powers of two ([`chunks`]), so a handful of statement
+//! texts per table stay prepared in each connection's cache instead of one per batch size.
+//!
+//! Checkpoints are off the commit path: connections never checkpoint on commit
+//! (`wal_autocheckpoint=0`); a background task copies the WAL into the database
+//! ([`checkpoint`]) between commits.
 
 mod cursors;
 mod dead_letters;
@@ -19,21 +24,36 @@ use sqlx::migrate::Migrator;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool, Transaction};
+use sqlx::ConnectOptions;
 use std::str::FromStr;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 /// The schema, applied on start (`intake serve`) or by `intake migrate`.
 static MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 
-/// Rows per multi-row statement (12 columns × 256 stays far below SQLite's 32766
+/// Most rows per multi-row statement (13 columns × 256 stays far below SQLite's 32766
 /// bound parameters).
 const ROWS: usize = 256;
+
+/// Statements each connection keeps prepared: every table's power-of-two shapes.
+const STATEMENT_CACHE: usize = 512;
+
+/// How often the background task checkpoints the WAL.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 /// The SQLite store (see [`crate::store::Store`]).
 #[derive(Clone)]
 pub struct SqliteStore {
+    /// Reads and single statements.
     pool: SqlitePool,
+    /// Transactions, on one connection: SQLite has one writer at a time anyway, and the
+    /// connection's page cache stays valid from one commit to the next (no other
+    /// connection's write invalidates it), so commits do not re-read index pages.
+    writes: SqlitePool,
     options: StoreOptions,
+    /// Held while the store is in use: the checkpoint task stops once every clone is gone.
+    _alive: Arc<()>,
 }
 
 impl SqliteStore {
@@ -55,13 +75,69 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            .statement_cache_capacity(STATEMENT_CACHE)
+            // Statement journals (for a statement that fails mid-way) in memory, not in a
+            // temporary file; a page cache that holds the hot index pages (64 MiB).
+            .pragma("temp_store", "memory")
+            .pragma("cache_size", "-65536")
+            .pragma("wal_autocheckpoint", "0");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(connect)
+            // A local file needs no ping before each transaction.
+            .test_before_acquire(false)
+            .connect_with(connect.clone())
             .await?;
-        Ok(SqliteStore { pool, options })
+        let writes = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .connect_with(connect.clone())
+            .await?;
+        let alive = Arc::new(());
+        tokio::spawn(checkpoint(connect, Arc::downgrade(&alive)));
+        Ok(SqliteStore {
+            pool,
+            writes,
+            options,
+            _alive: alive,
+        })
     }
+}
+
+/// Copies committed WAL frames into the database every [`CHECKPOINT_EVERY`] on a
+/// connection of its own, without waiting for readers or writers (`PASSIVE`), so no
+/// commit pays for a checkpoint; the WAL restarts from its beginning once a checkpoint
+/// has caught up. Stops when the store is dropped.
+async fn checkpoint(options: SqliteConnectOptions, alive: Weak<()>) {
+    let Ok(mut conn) = options.connect().await else {
+        tracing::warn!(code = "STORE_UNAVAILABLE", "no checkpoint connection");
+        return;
+    };
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while alive.strong_count() > 0 {
+        tick.tick().await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&mut conn)
+            .await
+        {
+            tracing::debug!(error = %StoreError::from(e), "checkpoint skipped");
+        }
+    }
+}
+
+/// `rows` in consecutive chunks whose lengths are powers of two, largest first, none
+/// longer than [`ROWS`]: 300 rows are statements of 256, 32, 8 and 4.
+fn chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        if rows.is_empty() {
+            return None;
+        }
+        let n = ROWS.min(1 << rows.len().ilog2());
+        let (chunk, rest) = rows.split_at(n);
+        rows = rest;
+        Some(chunk)
+    })
 }
 
 #[async_trait::async_trait]
@@ -71,8 +147,8 @@ impl Backend for SqliteStore {
     async fn begin(&self, _scope: Scope<'_>, work: Work) -> Res<SqliteTx> {
         let conn = match work {
             Work::Single => Conn::Autocommit(self.pool.acquire().await?),
-            Work::Atomic => Conn::Tx(self.pool.begin().await?),
-            Work::Claim => Conn::Tx(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Work::Atomic => Conn::Tx(self.writes.begin().await?),
+            Work::Claim => Conn::Tx(self.writes.begin_with("BEGIN IMMEDIATE").await?),
         };
         Ok(SqliteTx {
             conn,

@@ -281,3 +281,15 @@ async fn a_batch_stores_each_key_once_and_duplicates_get_the_first_answer() {
     assert_eq!(store.read_events(&q).await.unwrap().len(), 1);
     assert_eq!(store.dead_letters(None).await.unwrap().len(), 1);
 }
+
+#[test]
+fn statements_take_power_of_two_chunks() {
+    let rows: Vec<u32> = (0..300).collect();
+    let sizes: Vec<usize> = super::chunks(&rows).map(<[u32]>::len).collect();
+    assert_eq!(sizes, [256, 32, 8, 4]);
+    let sizes: Vec<usize> = super::chunks(&rows[..7]).map(<[u32]>::len).collect();
+    assert_eq!(sizes, [4, 2, 1]);
+    let joined: Vec<u32> = super::chunks(&rows[..600.min(rows.len())]).flatten().copied().collect();
+    assert_eq!(joined, rows, "every row once, in order");
+    assert_eq!(super::chunks::<u32>(&[]).count(), 0);
+}
