@@ -28,7 +28,10 @@ async fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let mix = take_flag(&mut args, "--mix").map(|f| read_mix(&f));
     let acked_file = take_flag(&mut args, "--acked");
-    let addr = args.first().cloned().unwrap_or_else(|| "127.0.0.1:2575".into());
+    let addr = args
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "127.0.0.1:2575".into());
     let connections: usize = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(8);
     let per_connection: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(2000);
     if let Some(mix) = &mix {
@@ -111,7 +114,10 @@ fn take_flag(args: &mut Vec<String>, flag: &str) -> Option<String> {
 /// The messages of a mix file: one per line.
 fn read_mix(file: &str) -> Vec<String> {
     let text = std::fs::read_to_string(file).expect("read the mix file");
-    text.lines().filter(|l| !l.is_empty()).map(str::to_string).collect()
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// A generated ADT^A01 with a control id unique to this run, connection and index.

@@ -119,12 +119,11 @@ fn progress_bar(total: usize, quiet: bool) -> ProgressBar {
     if quiet || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let style =
-        ProgressStyle::with_template("{wide_bar} {pos}/{len} messages  {rate}  ETA {eta}")
-            .expect("valid template")
-            .with_key("rate", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
-                let _ = write!(w, "{:.0} msg/s", s.per_sec());
-            });
+    let style = ProgressStyle::with_template("{wide_bar} {pos}/{len} messages  {rate}  ETA {eta}")
+        .expect("valid template")
+        .with_key("rate", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{:.0} msg/s", s.per_sec());
+        });
     ProgressBar::new(total as u64).with_style(style)
 }
 

@@ -61,11 +61,12 @@ fn every_corpus_message_maps_or_has_a_precise_reason() {
         );
         // …and split into messages the way `intake send` does.
         let parts = split_messages(&bytes);
-        for p in std::iter::once(whole).chain(
-            parts
-                .into_iter()
-                .map(|m| process(RawMessage::new(Some("demo".into()), Format::Hl7v2, "corpus", m), &tenants)),
-        ) {
+        for p in std::iter::once(whole).chain(parts.into_iter().map(|m| {
+            process(
+                RawMessage::new(Some("demo".into()), Format::Hl7v2, "corpus", m),
+                &tenants,
+            )
+        })) {
             message_count += 1;
             let key = match &p.disposition {
                 Disposition::Events(e) => {

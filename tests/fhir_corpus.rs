@@ -140,7 +140,12 @@ fn every_corpus_fhir_file_is_stored_or_has_a_precise_reason() {
         };
         *decoded.entry(format!("{ext:<4} {key}")).or_default() += 1;
 
-        let raw = RawMessage::new(Some("demo".into()), Format::sniff_fhir(&bytes), "fhir", bytes.clone());
+        let raw = RawMessage::new(
+            Some("demo".into()),
+            Format::sniff_fhir(&bytes),
+            "fhir",
+            bytes.clone(),
+        );
         let p = std::panic::catch_unwind(|| process(raw, &tenants))
             .unwrap_or_else(|_| panic!("{name}: pipeline panicked"));
         let key = match &p.disposition {

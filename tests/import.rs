@@ -68,7 +68,9 @@ fn admit(n: usize) -> String {
 }
 
 fn events(dir: &Path) -> usize {
-    let out = command(dir, &["events", "--tenant", "demo"]).output().unwrap();
+    let out = command(dir, &["events", "--tenant", "demo"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     String::from_utf8_lossy(&out.stdout).lines().count()
 }
@@ -144,7 +146,10 @@ fn a_mixed_folder_is_counted_exactly_and_a_rerun_stores_nothing_new() {
     assert_eq!(s["duplicates"], "0");
     assert_eq!(s["dead-lettered"], "1 (UNMAPPED_MESSAGE_TYPE 1)");
     assert_eq!(s["not stored"], "0");
-    assert_eq!(sqlite(dir.path(), "SELECT count(*) FROM inbound_messages"), "11");
+    assert_eq!(
+        sqlite(dir.path(), "SELECT count(*) FROM inbound_messages"),
+        "11"
+    );
     assert_eq!(
         sqlite(dir.path(), "SELECT DISTINCT channel FROM inbound_messages"),
         "import"
@@ -170,7 +175,10 @@ fn a_mixed_folder_is_counted_exactly_and_a_rerun_stores_nothing_new() {
     assert_eq!(s["duplicates"], "11");
     assert_eq!(s["dead-lettered"], "0");
     assert_eq!(events(dir.path()), stored_events);
-    assert_eq!(sqlite(dir.path(), "SELECT count(*) FROM inbound_messages"), "11");
+    assert_eq!(
+        sqlite(dir.path(), "SELECT count(*) FROM inbound_messages"),
+        "11"
+    );
 }
 
 #[test]
@@ -191,22 +199,39 @@ fn stdin_is_read_with_a_dash_and_quiet_prints_nothing() {
         Some(input.as_bytes()),
     );
     assert_eq!((code, out.as_str(), err.as_str()), (0, "", ""));
-    assert_eq!(sqlite(dir.path(), "SELECT count(*) FROM inbound_messages"), "2");
+    assert_eq!(
+        sqlite(dir.path(), "SELECT count(*) FROM inbound_messages"),
+        "2"
+    );
 }
 
 #[test]
 fn what_cannot_be_stored_fails_the_run_with_its_code() {
     let dir = tempfile::tempdir().unwrap();
-    let big = format!("{}\n{}\n", admit(1), admit(2).replace("Doe^Alex", &"x".repeat(5000)));
+    let big = format!(
+        "{}\n{}\n",
+        admit(1),
+        admit(2).replace("Doe^Alex", &"x".repeat(5000))
+    );
     std::fs::write(dir.path().join("in.hl7"), big).unwrap();
     let (code, out, err) = intake(
         dir.path(),
-        &["import", "--tenant", "demo", "--max-message-bytes", "2000", "in.hl7"],
+        &[
+            "import",
+            "--tenant",
+            "demo",
+            "--max-message-bytes",
+            "2000",
+            "in.hl7",
+        ],
         None,
     );
     assert_eq!(code, 1, "{out}\n{err}");
     assert!(err.contains("in.hl7: the message ending at byte"), "{err}");
-    assert!(err.contains("(MESSAGE_TOO_LARGE)") && !err.contains("xxx"), "{err}");
+    assert!(
+        err.contains("(MESSAGE_TOO_LARGE)") && !err.contains("xxx"),
+        "{err}"
+    );
     let s = summary(&out);
     assert!(s["stored"].starts_with("1 ("), "{out}");
     assert_eq!(s["not stored"], "1 (MESSAGE_TOO_LARGE 1)");
@@ -217,7 +242,11 @@ fn what_cannot_be_stored_fails_the_run_with_its_code() {
     assert!(summary(&out)["read"].starts_with("1 messages"), "{out}");
     assert!(summary(&out)["stored"].starts_with("1 ("), "{out}");
     // An unknown tenant is refused before anything is read.
-    let (code, _, err) = intake(dir.path(), &["import", "--tenant", "nobody", "in.hl7"], None);
+    let (code, _, err) = intake(
+        dir.path(),
+        &["import", "--tenant", "nobody", "in.hl7"],
+        None,
+    );
     assert_eq!(code, 1);
     assert!(err.contains("no tenant \"nobody\""), "{err}");
 }
@@ -246,30 +275,49 @@ fn start_and_wait_for_checkpoint(dir: &Path, file: &Path) -> Child {
         if cursor.parse::<u64>().is_ok_and(|c| c > 0) {
             return child;
         }
-        assert!(child.try_wait().unwrap().is_none(), "import ended too early");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "import ended too early"
+        );
         assert!(Instant::now() < deadline, "no checkpoint saved");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 fn resume_and_check(dir: &Path, file: &Path, n: usize) {
-    let (code, out, err) = intake(dir, &["import", "--tenant", "demo", file.to_str().unwrap()], None);
+    let (code, out, err) = intake(
+        dir,
+        &["import", "--tenant", "demo", file.to_str().unwrap()],
+        None,
+    );
     assert_eq!(code, 0, "{out}\n{err}");
     let s = summary(&out);
     let read: usize = s["read"].split(' ').next().unwrap().parse().unwrap();
-    assert!(read < n, "resumed from the checkpoint, not from scratch: {out}");
+    assert!(
+        read < n,
+        "resumed from the checkpoint, not from scratch: {out}"
+    );
     // Every message stored exactly once, with its events.
     assert_eq!(
-        sqlite(dir, "SELECT count(*), count(DISTINCT control_id) FROM inbound_messages"),
+        sqlite(
+            dir,
+            "SELECT count(*), count(DISTINCT control_id) FROM inbound_messages"
+        ),
         format!("{n}|{n}")
     );
     assert_eq!(sqlite(dir, "SELECT count(*) FROM dead_letters"), "0");
-    let per_message = sqlite(dir, "SELECT count(*) FROM events WHERE json_extract(metadata, '$.control_id') = 'IMP-0000000'");
+    let per_message = sqlite(
+        dir,
+        "SELECT count(*) FROM events WHERE json_extract(metadata, '$.control_id') = 'IMP-0000000'",
+    );
     assert_eq!(
         sqlite(dir, "SELECT count(*) FROM events"),
         (n * per_message.parse::<usize>().unwrap()).to_string()
     );
-    assert_eq!(sqlite(dir, "SELECT cursor FROM poll_cursors"), std::fs::metadata(file).unwrap().len().to_string());
+    assert_eq!(
+        sqlite(dir, "SELECT cursor FROM poll_cursors"),
+        std::fs::metadata(file).unwrap().len().to_string()
+    );
 }
 
 #[test]
@@ -301,6 +349,9 @@ fn ctrl_c_saves_the_checkpoint_prints_the_summary_and_exits_130() {
     assert_eq!(s["interrupted"], "run the same command again to resume");
     // What the summary says was stored is in the store, and the checkpoint is past it.
     let stored: usize = s["stored"].split(' ').next().unwrap().parse().unwrap();
-    assert_eq!(sqlite(dir.path(), "SELECT count(*) FROM inbound_messages"), stored.to_string());
+    assert_eq!(
+        sqlite(dir.path(), "SELECT count(*) FROM inbound_messages"),
+        stored.to_string()
+    );
     resume_and_check(dir.path(), &file, n);
 }

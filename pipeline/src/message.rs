@@ -116,8 +116,14 @@ mod tests {
 
     #[test]
     fn fhir_syntax_is_sniffed_after_bom_and_whitespace() {
-        assert_eq!(Format::sniff_fhir(b"\xEF\xBB\xBF \n<Patient/>"), Format::FhirXml);
-        assert_eq!(Format::sniff_fhir(b"  {\"resourceType\":1}"), Format::FhirJson);
+        assert_eq!(
+            Format::sniff_fhir(b"\xEF\xBB\xBF \n<Patient/>"),
+            Format::FhirXml
+        );
+        assert_eq!(
+            Format::sniff_fhir(b"  {\"resourceType\":1}"),
+            Format::FhirJson
+        );
         assert_eq!(Format::sniff_fhir(b"MSH|"), Format::FhirJson);
         assert_eq!(Format::sniff_fhir(b""), Format::FhirJson);
     }

@@ -23,12 +23,14 @@ pub struct Histogram {
 
 /// ACK latency bounds in seconds: 0.1 ms to 10 s.
 pub const LATENCY_BOUNDS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-    2.5, 10.0,
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    10.0,
 ];
 
 /// Batch size bounds in messages.
-pub const BATCH_BOUNDS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0];
+pub const BATCH_BOUNDS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0,
+];
 
 impl Histogram {
     /// An empty histogram with these upper bounds (ascending).
@@ -137,7 +139,9 @@ impl Metrics {
         let _ = writeln!(out, "# HELP intake_messages_total Inbound messages by tenant, stored outcome and reason code.");
         let _ = writeln!(out, "# TYPE intake_messages_total counter");
         if let Ok(m) = self.messages.lock() {
-            let rows = m.iter().flat_map(|(t, by)| by.iter().map(move |(k, n)| (t, k, n)));
+            let rows = m
+                .iter()
+                .flat_map(|(t, by)| by.iter().map(move |(k, n)| (t, k, n)));
             for (tenant, (outcome, code), n) in rows {
                 let _ = writeln!(out, "intake_messages_total{{tenant=\"{tenant}\",outcome=\"{outcome}\",code=\"{code}\"}} {n}");
             }

@@ -85,8 +85,8 @@ pub fn process(raw: RawMessage, tenants: &Tenants) -> Processed {
         Err(rejection) => dead_letter(rejection, learnt.tenant.as_deref()),
     };
     // A header sniffed from a message that did not parse still names its type.
-    let message_type = (learnt.message_type)
-        .or_else(|| learnt.header.as_ref().map(Header::message_code));
+    let message_type =
+        (learnt.message_type).or_else(|| learnt.header.as_ref().map(Header::message_code));
     Processed {
         raw,
         header: learnt.header,

@@ -59,7 +59,11 @@ pub async fn run(config: &Config, opts: Options) -> Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     };
     if tenants.get(&opts.tenant).is_none() {
-        bail!("no tenant {:?} in {}", opts.tenant, config.mappings_dir.display());
+        bail!(
+            "no tenant {:?} in {}",
+            opts.tenant,
+            config.mappings_dir.display()
+        );
     }
     let paths = opts.paths.clone();
     let mut inputs = tokio::task::spawn_blocking(move || read::find(&paths)).await??;
@@ -67,7 +71,10 @@ pub async fn run(config: &Config, opts: Options) -> Result<ExitCode> {
         bail!("standard input (-) can be read only once");
     }
     let store = open_store(config).await?;
-    store.prepare_serving().await.context("preparing the database")?;
+    store
+        .prepare_serving()
+        .await
+        .context("preparing the database")?;
 
     let mut summary = Summary::default();
     let mut checkpoints = Vec::with_capacity(inputs.len());
@@ -88,8 +95,12 @@ pub async fn run(config: &Config, opts: Options) -> Result<ExitCode> {
         checkpoints.push(Checkpoint::at(input.start));
     }
     summary.inputs = active.len();
-    let total = (!active.iter().any(|&i| inputs[i].is_stdin()))
-        .then(|| active.iter().map(|&i| inputs[i].size - inputs[i].start).sum());
+    let total = (!active.iter().any(|&i| inputs[i].is_stdin())).then(|| {
+        active
+            .iter()
+            .map(|&i| inputs[i].size - inputs[i].start)
+            .sum()
+    });
     let progress = Progress::new(
         total,
         !opts.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
@@ -206,7 +217,10 @@ async fn save(store: &dyn Store, tenant: &str, inputs: &[Input], checkpoints: &m
         if !c.dirty {
             continue;
         }
-        match store.set_poll_cursor(tenant, key, &c.offset.to_string()).await {
+        match store
+            .set_poll_cursor(tenant, key, &c.offset.to_string())
+            .await
+        {
             Ok(()) => c.dirty = false,
             Err(e) => tracing::warn!(code = e.code(), "import checkpoint not saved"),
         }

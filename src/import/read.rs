@@ -66,7 +66,10 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> io::Result<()> {
         // Symbolic links to files are followed; to folders, not (no cycles).
         if e.file_type().map_err(|e| at(&path, e))?.is_dir() {
             walk(&path, files)?;
-        } else if std::fs::metadata(&path).map_err(|e| at(&path, e))?.is_file() {
+        } else if std::fs::metadata(&path)
+            .map_err(|e| at(&path, e))?
+            .is_file()
+        {
             files.push(path);
         }
     }
@@ -146,11 +149,7 @@ pub enum Item {
 
 /// Reads every input in order, from its start offset, on the calling (blocking) thread;
 /// stops early once the receiver is closed.
-pub fn read_all(
-    inputs: Vec<(PathBuf, Kind, u64)>,
-    limit: usize,
-    tx: mpsc::Sender<Item>,
-) {
+pub fn read_all(inputs: Vec<(PathBuf, Kind, u64)>, limit: usize, tx: mpsc::Sender<Item>) {
     for (i, (path, kind, start)) in inputs.into_iter().enumerate() {
         let item = match read_one(i, &path, kind, start, limit, &tx) {
             Ok(Some(done)) => done,

@@ -158,7 +158,11 @@ impl<R: BufRead> Splitter<R> {
 
     fn piece(&self, buf: Buffer, end: u64) -> Piece {
         let oversized = buf.over(self.limit).then_some(buf.total);
-        let bytes = if oversized.is_some() { Vec::new() } else { buf.bytes };
+        let bytes = if oversized.is_some() {
+            Vec::new()
+        } else {
+            buf.bytes
+        };
         Piece {
             bytes,
             end,
@@ -207,7 +211,11 @@ impl<R: BufRead> Splitter<R> {
             self.seg = Buffer::default();
             let start = self.pos;
             let stop = self.read_until(b"\r\n")?;
-            let seg = self.seg.bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&self.seg.bytes);
+            let seg = self
+                .seg
+                .bytes
+                .strip_prefix(b"\xEF\xBB\xBF")
+                .unwrap_or(&self.seg.bytes);
             let blank = seg.iter().all(u8::is_ascii_whitespace);
             let envelope = [b"FHS", b"BHS", b"BTS", b"FTS"].iter().any(|e| {
                 seg.starts_with(*e) && seg.get(3).is_none_or(|b| !b.is_ascii_alphanumeric())
@@ -245,7 +253,12 @@ impl<R: BufRead> Splitter<R> {
         let before = self.pos;
         let found = self.read_until(&[0x0B])?;
         let skipped = self.pos - before - u64::from(found.is_some());
-        let junk = self.seg.bytes.iter().filter(|b| !b.is_ascii_whitespace()).count();
+        let junk = self
+            .seg
+            .bytes
+            .iter()
+            .filter(|b| !b.is_ascii_whitespace())
+            .count();
         self.ignored += junk as u64 + (skipped - self.seg.bytes.len() as u64);
         if found.is_none() {
             return Ok(None);
@@ -325,10 +338,17 @@ mod tests {
         let p = split(Kind::Hl7, f, 1 << 20, 0);
         assert_eq!(
             messages(&p),
-            [("\u{FEFF}MSH|a\r\nPID|1", 15), ("MSH|b\nPID|2", 30), ("MSH|c\rPID|3", 44)]
+            [
+                ("\u{FEFF}MSH|a\r\nPID|1", 15),
+                ("MSH|b\nPID|2", 30),
+                ("MSH|c\rPID|3", 44)
+            ]
         );
         // Resuming at a message's end gives the rest.
-        assert_eq!(messages(&split(Kind::Hl7, f, 1 << 20, 15))[0], ("MSH|b\nPID|2", 30));
+        assert_eq!(
+            messages(&split(Kind::Hl7, f, 1 << 20, 15))[0],
+            ("MSH|b\nPID|2", 30)
+        );
     }
 
     #[test]
@@ -356,7 +376,10 @@ mod tests {
         let p = split(Kind::Hl7, f, 16, 0);
         assert_eq!(p[0].oversized, Some(29));
         assert!(p[0].bytes.is_empty());
-        assert_eq!((p[1].bytes.as_slice(), p[1].oversized), (&b"MSH|ok"[..], None));
+        assert_eq!(
+            (p[1].bytes.as_slice(), p[1].oversized),
+            (&b"MSH|ok"[..], None)
+        );
     }
 
     #[test]
@@ -366,7 +389,10 @@ mod tests {
         let a = s.next_piece().unwrap().unwrap();
         assert_eq!((a.bytes.as_slice(), a.end), (&b"MSH|a\rPID|1\r"[..], 15));
         let b = s.next_piece().unwrap().unwrap();
-        assert_eq!((b.bytes.as_slice(), b.end, b.truncated), (&b"MSH|b"[..], 24, false));
+        assert_eq!(
+            (b.bytes.as_slice(), b.end, b.truncated),
+            (&b"MSH|b"[..], 24, false)
+        );
         let c = s.next_piece().unwrap().unwrap();
         assert!(c.truncated);
         assert!(s.next_piece().unwrap().is_none());
@@ -380,7 +406,12 @@ mod tests {
             messages(&split(Kind::Ndjson, f, 100, 0)),
             [("{\"a\":1}", 7), ("{\"b\":2}", 17)]
         );
-        let doc = split(Kind::Document(Format::FhirJson), b"{\n \"x\": 1\n}\n", 100, 0);
+        let doc = split(
+            Kind::Document(Format::FhirJson),
+            b"{\n \"x\": 1\n}\n",
+            100,
+            0,
+        );
         assert_eq!(messages(&doc), [("{\n \"x\": 1\n}\n", 12)]);
     }
 
@@ -389,13 +420,22 @@ mod tests {
         assert_eq!(Kind::detect(b"\x0bMSH|", None), Kind::Mllp);
         assert_eq!(Kind::detect(b"\r\nMSH|", Some("json")), Kind::Hl7);
         assert_eq!(Kind::detect(b"FHS|^~", None), Kind::Hl7);
-        assert_eq!(Kind::detect(b"{\"a\":1}\n{\"b\":2}\n", Some("json")), Kind::Ndjson);
+        assert_eq!(
+            Kind::detect(b"{\"a\":1}\n{\"b\":2}\n", Some("json")),
+            Kind::Ndjson
+        );
         assert_eq!(Kind::detect(b"{\"a\":1}\n", Some("NDJSON")), Kind::Ndjson);
         assert_eq!(
             Kind::detect(b"{\n\"resourceType\": \"Bundle\"\n}", None),
             Kind::Document(Format::FhirJson)
         );
-        assert_eq!(Kind::detect(b" <Patient/>", None), Kind::Document(Format::FhirXml));
-        assert_eq!(Kind::detect(b"\xFF\xFEM\0", None), Kind::Document(Format::Hl7v2));
+        assert_eq!(
+            Kind::detect(b" <Patient/>", None),
+            Kind::Document(Format::FhirXml)
+        );
+        assert_eq!(
+            Kind::detect(b"\xFF\xFEM\0", None),
+            Kind::Document(Format::Hl7v2)
+        );
     }
 }

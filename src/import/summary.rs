@@ -53,7 +53,10 @@ impl Summary {
             }
             Some(Stored::Duplicate) => self.duplicates += 1,
             Some(Stored::DeadLettered) => {
-                *self.dead_lettered.entry(out.code().unwrap_or("-")).or_default() += 1
+                *self
+                    .dead_lettered
+                    .entry(out.code().unwrap_or("-"))
+                    .or_default() += 1
             }
             None => self.not_stored(out.code().unwrap_or("-")),
         }
@@ -73,7 +76,11 @@ impl Summary {
     /// The summary as printed, one `name: value` line each.
     pub fn render(&self, elapsed: Duration) -> String {
         let secs = elapsed.as_secs_f64();
-        let rate = if secs > 0.0 { self.read as f64 / secs } else { 0.0 };
+        let rate = if secs > 0.0 {
+            self.read as f64 / secs
+        } else {
+            0.0
+        };
         let mut s = format!(
             "read: {} messages from {} inputs in {secs:.2} s ({rate:.0} msg/s)\n",
             self.read, self.inputs
@@ -90,7 +97,11 @@ impl Summary {
             let _ = writeln!(s, "failed: {} inputs could not be read", self.failed);
         }
         if self.ignored_bytes > 0 {
-            let _ = writeln!(s, "ignored: {} bytes outside MLLP frames", self.ignored_bytes);
+            let _ = writeln!(
+                s,
+                "ignored: {} bytes outside MLLP frames",
+                self.ignored_bytes
+            );
         }
         if self.interrupted {
             s.push_str("interrupted: run the same command again to resume\n");

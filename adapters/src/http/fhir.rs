@@ -247,7 +247,12 @@ async fn answer(
     };
     let result = s
         .ingest
-        .ingest(RawMessage::new(Some(tenant), Format::sniff_fhir(&body), "fhir", body.to_vec()))
+        .ingest(RawMessage::new(
+            Some(tenant),
+            Format::sniff_fhir(&body),
+            "fhir",
+            body.to_vec(),
+        ))
         .await;
     outcome_of(&result)
 }

@@ -84,7 +84,12 @@ async fn connection(
         let ack = match frame {
             Ok(None) => break,
             Ok(Some(Frame::Message(bytes))) => {
-                let raw = RawMessage::new(config.tenant.clone(), Format::Hl7v2, channel.as_ref(), bytes);
+                let raw = RawMessage::new(
+                    config.tenant.clone(),
+                    Format::Hl7v2,
+                    channel.as_ref(),
+                    bytes,
+                );
                 ingest.ingest_frame(raw).await.hl7_ack()
             }
             Ok(Some(Frame::Oversized {

@@ -208,7 +208,10 @@ pub fn build_ack(
 
     let version = non_empty(&hd.version, DEFAULT_VERSION);
     // MSH-12 is a VID; only its first component is the version number.
-    let version_number = version.split(d.delimiters.component).next().unwrap_or(version);
+    let version_number = version
+        .split(d.delimiters.component)
+        .next()
+        .unwrap_or(version);
     let processing_id = non_empty(&hd.processing_id, DEFAULT_PROCESSING_ID);
     let enhanced = !hd.accept_ack_type.is_empty();
 

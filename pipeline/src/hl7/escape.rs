@@ -230,7 +230,10 @@ mod tests {
         let d = Delimiters::default();
         let text = "a|b^c&d~e\\f#g\r\nh";
         let encoded = escape(text, &d, Some('#'));
-        assert_eq!(encoded, "a\\F\\b\\S\\c\\T\\d\\R\\e\\E\\f\\P\\g\\X0D\\\\X0A\\h");
+        assert_eq!(
+            encoded,
+            "a\\F\\b\\S\\c\\T\\d\\R\\e\\E\\f\\P\\g\\X0D\\\\X0A\\h"
+        );
         assert!(!encoded.contains(['|', '^', '&', '~', '\r', '\n']));
         // `\P\` (truncation) has no meaning in plain text: unescape keeps it literally.
         assert_eq!(u(&encoded), text.replace('#', "\\P\\"));

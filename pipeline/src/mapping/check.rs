@@ -1,11 +1,11 @@
 //! Validation of mapping files into compiled rules, every problem as `file:line:col`.
 
 use super::language::Language;
+use super::language::Report;
 use super::rules::{Condition, FieldRule, Rule, RuleSet, Source, StreamRule, Template};
 use super::schema::{
     ConditionSpec, EventSpec, FieldSpec, OneOrMany, RulesFile, SettingsFile, StreamSpec,
 };
-use super::language::Report;
 use super::{yaml_error, DeadLetterAck, LoadError, Tables};
 use serde_saphyr::{Location, Spanned};
 use std::collections::{BTreeMap, BTreeSet};
@@ -39,7 +39,6 @@ fn quoted_offset(text: &str, loc: &Location) -> usize {
         .is_some_and(|c| c == '"' || c == '\'');
     usize::from(quoted)
 }
-
 
 /// Parses and validates `tenant.yaml`.
 pub(super) fn settings(file: &FsPath, text: &str) -> Result<Settings, Vec<LoadError>> {

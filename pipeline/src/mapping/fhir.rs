@@ -6,8 +6,8 @@
 //! MessageHeader of a message Bundle and entries without a resource are skipped; one
 //! failing entry fails the whole Bundle, named by index and type.
 
-use super::language::{Keys, Language, Report, SyntaxError, Typed, EVENT_KEYS};
 use super::kinds::FieldType;
+use super::language::{Keys, Language, Report, SyntaxError, Typed, EVENT_KEYS};
 use super::rules::RuleSet;
 use super::MappedEvent;
 use crate::fhir::path::{looks_like_type, node_text, Env, FhirPath, Index, Node};

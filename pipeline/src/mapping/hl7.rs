@@ -1,8 +1,8 @@
 //! HL7 v2 as a path language: [`crate::hl7::path`] paths over a parsed message, rules
 //! keyed by MSH-9 (`ADT^A01`), `for_each` over a repeating segment.
 
-use super::language::{Keys, Language, Report, SyntaxError, Typed, EVENT_KEYS_UNVERSIONED};
 use super::kinds::FieldType;
+use super::language::{Keys, Language, Report, SyntaxError, Typed, EVENT_KEYS_UNVERSIONED};
 use super::rules::{number, RuleSet};
 use crate::hl7::path::{Path, Scope, SegmentIndex};
 use crate::hl7::{timestamp, Header, Hl7Message};

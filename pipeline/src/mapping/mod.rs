@@ -11,9 +11,9 @@
 //! [`reload`] swaps in edited mappings while the engine runs.
 
 mod check;
-mod kinds;
 pub mod fhir;
 pub mod hl7;
+mod kinds;
 mod language;
 pub mod reload;
 mod rules;
@@ -25,8 +25,8 @@ mod tests;
 pub use check::Checker;
 pub use fhir::Fhir;
 pub use hl7::Hl7;
-pub use language::{Keys, Language, SyntaxError};
 pub use kinds::{FieldType, OnMiss, Transform};
+pub use language::{Keys, Language, SyntaxError};
 pub use rules::{MappedEvent, RuleSet};
 pub use tables::Tables;
 

@@ -2,8 +2,8 @@
 //! languages (one schema; a language names its match key and its `for_each`, see
 //! [`super::Keys`]).
 
-use super::language::Language;
 use super::kinds::{FieldType, OnMiss, Transform};
+use super::language::Language;
 use super::DeadLetterAck;
 use serde::de::{
     self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, VariantAccess, Visitor,

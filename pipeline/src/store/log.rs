@@ -6,9 +6,7 @@ use super::append::{append_checked, append_events};
 use super::backend::{
     retry, Backend, DeadLetterRow, EventSql, InboundRow, Res, Scope, StoredAnswer, Tx, Work,
 };
-use super::{
-    created_by, outcome, EventLog, EventQuery, ExpectedVersion, StoreError, Written,
-};
+use super::{created_by, outcome, EventLog, EventQuery, ExpectedVersion, StoreError, Written};
 use crate::event::{EventEnvelope, NewEvent};
 use crate::hl7::ack::AckCode;
 use crate::message::IdempotencyKey;

@@ -5,8 +5,8 @@
 use super::{
     DeadLetter, DeadLetterFilter, EventQuery, ExpectedVersion, Remap, Replayed, StoreError,
 };
-use crate::outcome::Outcome;
 use crate::event::{EventEnvelope, NewEvent};
+use crate::outcome::Outcome;
 use crate::pipeline::Processed;
 use std::time::Duration;
 use uuid::Uuid;

@@ -215,7 +215,12 @@ fn processed(control: &str, events: Option<Vec<NewEvent>>) -> Processed {
         },
     };
     Processed {
-        raw: RawMessage::new(Some("t".into()), Format::Hl7v2, "mllp:test", control.as_bytes().to_vec()),
+        raw: RawMessage::new(
+            Some("t".into()),
+            Format::Hl7v2,
+            "mllp:test",
+            control.as_bytes().to_vec(),
+        ),
         header: None,
         tenant: Some("t".into()),
         key: Some(IdempotencyKey {
@@ -289,7 +294,10 @@ fn statements_take_power_of_two_chunks() {
     assert_eq!(sizes, [256, 32, 8, 4]);
     let sizes: Vec<usize> = super::chunks(&rows[..7]).map(<[u32]>::len).collect();
     assert_eq!(sizes, [4, 2, 1]);
-    let joined: Vec<u32> = super::chunks(&rows[..600.min(rows.len())]).flatten().copied().collect();
+    let joined: Vec<u32> = super::chunks(&rows[..600.min(rows.len())])
+        .flatten()
+        .copied()
+        .collect();
     assert_eq!(joined, rows, "every row once, in order");
     assert_eq!(super::chunks::<u32>(&[]).count(), 0);
 }
