@@ -24,9 +24,12 @@ pub async fn run(config_file: Option<&Path>, command: Command) -> Result<ExitCod
             out!("migrations applied to {}", redact_url(&config.database_url));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { mappings } => Ok(crate::mapping::check(
-            &mappings.unwrap_or(config.mappings_dir),
-        )),
+        Command::Check { mappings } => {
+            // The configuration's own tenant names are checked against its own folder.
+            let own = mappings.is_none() || mappings.as_ref() == Some(&config.mappings_dir);
+            let dir = mappings.unwrap_or_else(|| config.mappings_dir.clone());
+            Ok(crate::mapping::check(&dir, own.then_some(&config)))
+        }
         Command::Map { tenant, files } => crate::mapping::map(&config, &tenant, &files),
         Command::Test {
             dir,

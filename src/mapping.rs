@@ -12,10 +12,27 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Validates the mapping files in `dir`; prints one line per tenant, or the errors.
-pub fn check(dir: &Path) -> ExitCode {
+pub fn check(dir: &Path, config: Option<&Config>) -> ExitCode {
     let Some(tenants) = load_tenants(dir) else {
         return ExitCode::FAILURE;
     };
+    // Tenants the configuration names (token entries, bound components) must exist.
+    let named = config.into_iter().flat_map(|c| {
+        let tokens = c.tenant_tokens.keys().map(|t| ("[tenant_tokens] entry", t.clone()));
+        let bound = c.components().into_iter().flat_map(|x| x.bound_tenants());
+        tokens.chain(bound.map(|t| ("a component", t)))
+    });
+    let missing: Vec<(&str, String)> = named.filter(|(_, t)| tenants.get(t).is_none()).collect();
+    for (what, tenant) in &missing {
+        eprintln!(
+            "config: {what} names tenant {tenant:?}, which has no folder in {}",
+            dir.display()
+        );
+    }
+    if !missing.is_empty() {
+        eprintln!("{} error(s) in the configuration", missing.len());
+        return ExitCode::FAILURE;
+    }
     for t in tenants.iter() {
         let codes: Vec<&str> = t.rules.message_codes().collect();
         let types: Vec<&str> = t.fhir.rules.resource_types().collect();

@@ -46,6 +46,10 @@ pub async fn serve(config: Config) -> Result<ExitCode> {
         }),
         telemetry: Telemetry::default(),
     };
+    // A token for a tenant that does not exist is a typo waiting to become a leak.
+    for tenant in config.tenant_tokens.keys() {
+        env.require_tenant("[tenant_tokens] entry", tenant)?;
+    }
     let mut built = Vec::with_capacity(components.len());
     for c in &components {
         built.push(c.build(&env).await?);
@@ -66,7 +70,11 @@ pub async fn serve(config: Config) -> Result<ExitCode> {
             config.mappings_dir.clone(),
             tenants,
             Duration::from_millis(ms),
-            components.iter().flat_map(|c| c.bound_tenants()).collect(),
+            components
+                .iter()
+                .flat_map(|c| c.bound_tenants())
+                .chain(config.tenant_tokens.keys().cloned())
+                .collect(),
             shutdown.receiver(),
         )),
     };

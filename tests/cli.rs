@@ -472,3 +472,98 @@ fn test_compares_dead_letters_too() {
         "{out}"
     );
 }
+
+/// A mappings folder with tenants `east` and `west`, each claiming the given facilities.
+fn two_tenants(east: &str, west: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (t, claims) in [("east", east), ("west", west)] {
+        let t = dir.path().join("mappings").join(t);
+        std::fs::create_dir_all(&t).unwrap();
+        std::fs::write(
+            t.join("tenant.yaml"),
+            format!("timezone: UTC\nrouting:\n  {claims}\n"),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+#[test]
+fn check_refuses_two_tenants_claiming_one_facility() {
+    let dir = two_tenants(
+        "sending_facilities: [NORTH, SOUTH]",
+        "sending_facilities: [\"NORTH^1.2.3^ISO\"]\n  receiving_facilities: [SOUTH, \"\"]",
+    );
+    let (code, _, err) = intake(dir.path(), &["check", "--mappings", "mappings"]);
+    assert_eq!(code, 1);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "mappings/west/tenant.yaml:4:33: routing.receiving_facilities: an empty claim would match messages without one",
+            "1 error(s) in mappings",
+        ],
+        "{err}"
+    );
+    // Without the empty claim: MSH-4 NORTH^1.2.3^ISO would match both tenants. SOUTH as
+    // east's MSH-4 and west's MSH-6 is not an overlap: MSH-4 claims always win.
+    let dir = two_tenants(
+        "sending_facilities: [NORTH, SOUTH]",
+        "sending_facilities: [\"NORTH^1.2.3^ISO\"]\n  receiving_facilities: [SOUTH]",
+    );
+    let (code, _, err) = intake(dir.path(), &["check", "--mappings", "mappings"]);
+    assert_eq!(code, 1);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "mappings/west/tenant.yaml:3:25: routing.sending_facilities: \"NORTH^1.2.3^ISO\" overlaps \"NORTH\", \
+             claimed by tenant \"east\" at mappings/east/tenant.yaml:3:24; a message could be stored under either tenant",
+            "1 error(s) in mappings",
+        ],
+        "{err}"
+    );
+    // Distinct claims pass.
+    let dir = two_tenants("sending_facilities: [NORTH]", "sending_facilities: [NORTHEAST]");
+    let (code, out, err) = intake(dir.path(), &["check", "--mappings", "mappings"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("ok: tenant east") && out.contains("ok: tenant west"), "{out}");
+}
+
+#[test]
+fn check_refuses_a_folder_without_tenants_and_tokens_for_missing_tenants() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("mappings")).unwrap();
+    let (code, _, err) = intake(dir.path(), &["check", "--mappings", "mappings"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err.lines().next(),
+        Some("mappings:0:0: no tenant here: each tenant is a folder holding a tenant.yaml"),
+        "{err}"
+    );
+
+    // A token for tenant "esat" (a typo of east) is refused by check and by serve.
+    let dir = two_tenants("sending_facilities: [NORTH]", "sending_facilities: [SOUTH]");
+    std::fs::write(
+        dir.path().join("intake.toml"),
+        "database_url = \"sqlite://intake.db\"\n[tenant_tokens]\nesat = \"t1\"\nwest = \"t2\"\n\
+         [http]\naddr = \"127.0.0.1:0\"\n[[mllp]]\naddr = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = intake(dir.path(), &["--config", "intake.toml", "check"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err.lines().collect::<Vec<_>>(),
+        [
+            "config: [tenant_tokens] entry names tenant \"esat\", which has no folder in mappings",
+            "1 error(s) in the configuration",
+        ],
+        "{err}"
+    );
+    let (code, _, err) = intake(dir.path(), &["--config", "intake.toml", "serve"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("[tenant_tokens] entry is bound to tenant \"esat\", which has no folder in mappings"),
+        "{err}"
+    );
+}

@@ -295,13 +295,14 @@ on_each_backend! {
         assert_eq!(msa(&ack).0, "AA", "unknown tenant is dead-lettered");
         assert_eq!(server.events("strict").await.len(), 1);
         assert_eq!(server.events("demo").await.len(), 0);
-        let codes: Vec<String> = server
-            .dead_letters()
-            .await
-            .into_iter()
-            .map(|d| d.reason_code)
-            .collect();
+        let dead = server.dead_letters().await;
+        let codes: Vec<&str> = dead.iter().map(|d| d.reason_code.as_str()).collect();
         assert_eq!(codes, ["UNMAPPED_MESSAGE_TYPE", "UNKNOWN_TENANT"]);
+        // Support sees which facility codes found no claim (codes, not PHI).
+        assert_eq!(
+            dead[1].detail.as_deref(),
+            Some(r#"MSH-4 "NOBODY", MSH-6 "INTAKE""#)
+        );
     }
 }
 

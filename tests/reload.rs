@@ -99,3 +99,44 @@ async fn mapping_edits_apply_without_restart_and_broken_ones_are_refused() {
         assert!(!log.contains(phi), "the log must not carry message content");
     }
 }
+
+#[tokio::test]
+async fn a_reload_that_lets_two_tenants_claim_one_facility_is_refused() {
+    let server = Server::start_with(Options {
+        reload_interval_ms: Some(200),
+        log: Some("info,sqlx=warn".into()),
+        ..Default::default()
+    });
+    // demo now also claims strict's MSH-4: one hospital's messages could land in the other.
+    let file = server.dir.join("mappings/demo/tenant.yaml");
+    let original = std::fs::read_to_string(&file).unwrap();
+    let claim = "sending_facilities: [DEMO_HOSP]";
+    assert!(original.contains(claim));
+    std::fs::write(
+        &file,
+        original.replace(claim, "sending_facilities: [DEMO_HOSP, \"STRICT_HOSP^1.2.3^ISO\"]"),
+    )
+    .unwrap();
+    until_logged(&server, "mapping change refused").await;
+    // Reported at the later tenant's claim (load order), naming the earlier one.
+    until_logged(&server, "strict/tenant.yaml:4:25: routing.sending_facilities").await;
+    until_logged(&server, "claimed by tenant").await;
+
+    // The old routing keeps serving: strict's message is stored under strict only.
+    let ack = server
+        .routed_client()
+        .await
+        .send(
+            &Adt {
+                control_id: "X1",
+                facility: "STRICT_HOSP^1.2.3^ISO",
+                ..Default::default()
+            }
+            .build(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(msa(&ack).0, "AA", "{ack}");
+    assert_eq!(server.events("strict").await.len(), 1);
+    assert!(server.events("demo").await.is_empty());
+}

@@ -168,7 +168,27 @@ fn route(
         _ => learnt.tenant.clone(),
     };
     learnt.tenant = tenant.clone();
-    tenant.ok_or_else(|| Rejection::new(Reason::UnknownTenant))
+    tenant.ok_or_else(|| match input {
+        Input::Hl7 { header, .. } => Rejection::with_detail(
+            Reason::UnknownTenant,
+            format!(
+                "MSH-4 {:?}, MSH-6 {:?}",
+                facility(&header.sending_facility),
+                facility(&header.receiving_facility)
+            ),
+        ),
+        _ => Rejection::new(Reason::UnknownTenant),
+    })
+}
+
+/// A facility code for an UNKNOWN_TENANT detail: facility codes are routing identifiers,
+/// not PHI, so support can see which claim is missing; cut to a bounded length.
+fn facility(value: &str) -> &str {
+    const MAX: usize = 64;
+    match value.char_indices().nth(MAX) {
+        Some((end, _)) => &value[..end],
+        None => value,
+    }
 }
 
 /// The dead-letter disposition with the ACK the rules give it: AR for bytes that are not

@@ -59,7 +59,8 @@ pub enum Reason {
     MissingMessageType,
     /// MSH-10 (message control id) is empty.
     MissingControlId,
-    /// No tenant is bound to the listener or claims MSH-4/MSH-6.
+    /// No tenant is bound to the listener or claims MSH-4/MSH-6 (detail: the MSH-4 and
+    /// MSH-6 values seen, which are facility codes, not PHI).
     UnknownTenant,
     /// The tenant has no rule for this message type and trigger.
     UnmappedMessageType,
@@ -225,7 +226,8 @@ impl Reason {
 pub struct Rejection {
     /// The stable reason.
     pub reason: Reason,
-    /// e.g. `field visit_number (PV1.19.1)` or `segment 4`; never a value from the message.
+    /// e.g. `field visit_number (PV1.19.1)` or `segment 4`; never a value from the message,
+    /// except the facility codes of an UNKNOWN_TENANT (routing identifiers, not PHI).
     pub detail: Option<String>,
 }
 

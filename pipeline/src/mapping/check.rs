@@ -6,6 +6,7 @@ use super::rules::{Condition, FieldRule, Rule, RuleSet, Source, StreamRule, Temp
 use super::schema::{
     ConditionSpec, EventSpec, FieldSpec, OneOrMany, RulesFile, SettingsFile, StreamSpec,
 };
+use super::routing::{Claim, Field};
 use super::{yaml_error, DeadLetterAck, LoadError, Tables};
 use serde_saphyr::{Location, Spanned};
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,6 +18,8 @@ pub(super) struct Settings {
     pub ack_on_dead_letter: DeadLetterAck,
     pub sending_facilities: Vec<String>,
     pub receiving_facilities: Vec<String>,
+    /// Every routing claim, located, for the check across tenants.
+    pub claims: Vec<Claim>,
     pub fhir_mode: crate::fhir::decode::Mode,
     pub identifiers: BTreeMap<String, Vec<String>>,
 }
@@ -62,13 +65,46 @@ pub(super) fn settings(file: &FsPath, text: &str) -> Result<Settings, Vec<LoadEr
             message: format!("fhir.identifiers: name {bad:?} must be snake_case"),
         }]);
     }
+    let mut claims = Vec::new();
+    let mut errors = Vec::new();
+    for (field, list) in [
+        (Field::Sending, &s.routing.sending_facilities),
+        (Field::Receiving, &s.routing.receiving_facilities),
+    ] {
+        for c in list {
+            let site = at(file, &c.referenced, quoted_offset(text, &c.referenced), String::new());
+            if c.value.trim().is_empty() {
+                errors.push(LoadError {
+                    message: format!("routing.{}: an empty claim would match messages without one", field.key()),
+                    ..site
+                });
+                continue;
+            }
+            claims.push(Claim {
+                field,
+                value: c.value.clone(),
+                site,
+            });
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let values = |f: Field| {
+        claims
+            .iter()
+            .filter(|c| c.field == f)
+            .map(|c| c.value.clone())
+            .collect()
+    };
     Ok(Settings {
         fhir_mode: s.fhir.mode,
         identifiers: s.fhir.identifiers,
         timezone,
         ack_on_dead_letter: s.ack_on_dead_letter,
-        sending_facilities: s.routing.sending_facilities,
-        receiving_facilities: s.routing.receiving_facilities,
+        sending_facilities: values(Field::Sending),
+        receiving_facilities: values(Field::Receiving),
+        claims,
     })
 }
 

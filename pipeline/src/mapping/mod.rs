@@ -16,6 +16,7 @@ pub mod hl7;
 mod kinds;
 mod language;
 pub mod reload;
+mod routing;
 mod rules;
 mod schema;
 mod tables;
@@ -30,7 +31,6 @@ pub use language::{Keys, Language, SyntaxError};
 pub use rules::{MappedEvent, RuleSet};
 pub use tables::Tables;
 
-use crate::hl7::Header;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -126,13 +126,26 @@ impl Tenants {
             .filter(|p| p.is_dir())
             .collect();
         dirs.sort();
+        let mut claims = Vec::new();
         for tdir in dirs {
             match load_tenant(&tdir) {
-                Ok(t) => {
+                Ok((t, c)) => {
+                    claims.push((t.name.clone(), c));
                     by_name.insert(t.name.clone(), Arc::new(t));
                 }
                 Err(mut e) => errors.append(&mut e),
             }
+        }
+        errors.extend(routing::overlaps(
+            claims.iter().map(|(t, c)| (t.as_str(), c.as_slice())),
+        ));
+        if by_name.is_empty() && errors.is_empty() {
+            errors.push(LoadError {
+                file: dir.to_path_buf(),
+                line: 0,
+                column: 0,
+                message: "no tenant here: each tenant is a folder holding a tenant.yaml".into(),
+            });
         }
         if errors.is_empty() {
             Ok(Tenants { by_name })
@@ -149,25 +162,6 @@ impl Tenants {
     /// All tenants, by id.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Tenant>> {
         self.by_name.values()
-    }
-
-    /// The tenant claiming the message's sending facility (MSH-4), else its receiving
-    /// facility (MSH-6). Matches the whole field or its first component.
-    pub fn route(&self, h: &Header) -> Option<&Arc<Tenant>> {
-        let component = h.encoding_chars.chars().next().unwrap_or('^');
-        let claims = |list: &[String], value: &str| {
-            let first = value.split(component).next().unwrap_or("");
-            list.iter()
-                .any(|c| c == value || (!first.is_empty() && c == first))
-        };
-        self.by_name
-            .values()
-            .find(|t| claims(&t.sending_facilities, &h.sending_facility))
-            .or_else(|| {
-                self.by_name
-                    .values()
-                    .find(|t| claims(&t.receiving_facilities, &h.receiving_facility))
-            })
     }
 }
 
@@ -190,7 +184,8 @@ fn is_fhir(text: &str) -> bool {
         .is_some_and(|l| l.starts_with("resources:"))
 }
 
-fn load_tenant(dir: &Path) -> Result<Tenant, Vec<LoadError>> {
+/// Loads one tenant folder, with its routing claims for the check across tenants.
+fn load_tenant(dir: &Path) -> Result<(Tenant, Vec<routing::Claim>), Vec<LoadError>> {
     let name = dir
         .file_name()
         .and_then(|n| n.to_str())
@@ -278,7 +273,7 @@ fn load_tenant(dir: &Path) -> Result<Tenant, Vec<LoadError>> {
         return Err(errors);
     }
     let digest = hash.finalize();
-    Ok(Tenant {
+    let tenant = Tenant {
         name,
         timezone: settings.timezone,
         ack_on_dead_letter: settings.ack_on_dead_letter,
@@ -287,7 +282,8 @@ fn load_tenant(dir: &Path) -> Result<Tenant, Vec<LoadError>> {
         rules,
         fhir,
         version: digest[..6].iter().map(|b| format!("{b:02x}")).collect(),
-    })
+    };
+    Ok((tenant, settings.claims))
 }
 
 /// A YAML syntax or schema error, located.

@@ -43,9 +43,9 @@ pub(super) struct FhirSpec {
 #[serde(deny_unknown_fields)]
 pub(super) struct Routing {
     #[serde(default)]
-    pub sending_facilities: Vec<String>,
+    pub sending_facilities: Vec<Spanned<String>>,
     #[serde(default)]
-    pub receiving_facilities: Vec<String>,
+    pub receiving_facilities: Vec<Spanned<String>>,
 }
 
 /// A rules file: `rules:` (HL7) or `resources:` (FHIR), a list of rules.
