@@ -25,8 +25,9 @@ pub async fn run(config_file: Option<&Path>, command: Command) -> Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { mappings } => {
-            // The configuration's own tenant names are checked against its own folder.
-            let own = mappings.is_none() || mappings.as_ref() == Some(&config.mappings_dir);
+            // A configuration file's tenant names are checked against its own folder.
+            let own = config_file.is_some()
+                && (mappings.is_none() || mappings.as_ref() == Some(&config.mappings_dir));
             let dir = mappings.unwrap_or_else(|| config.mappings_dir.clone());
             Ok(crate::mapping::check(&dir, own.then_some(&config)))
         }

@@ -18,7 +18,10 @@ pub fn check(dir: &Path, config: Option<&Config>) -> ExitCode {
     };
     // Tenants the configuration names (token entries, bound components) must exist.
     let named = config.into_iter().flat_map(|c| {
-        let tokens = c.tenant_tokens.keys().map(|t| ("[tenant_tokens] entry", t.clone()));
+        let tokens = c
+            .tenant_tokens
+            .keys()
+            .map(|t| ("[tenant_tokens] entry", t.clone()));
         let bound = c.components().into_iter().flat_map(|x| x.bound_tenants());
         tokens.chain(bound.map(|t| ("a component", t)))
     });

@@ -500,7 +500,7 @@ fn check_refuses_two_tenants_claiming_one_facility() {
     assert_eq!(
         lines,
         [
-            "mappings/west/tenant.yaml:4:33: routing.receiving_facilities: an empty claim would match messages without one",
+            "mappings/west/tenant.yaml:4:34: routing.receiving_facilities: an empty claim would match messages without one",
             "1 error(s) in mappings",
         ],
         "{err}"
@@ -524,10 +524,16 @@ fn check_refuses_two_tenants_claiming_one_facility() {
         "{err}"
     );
     // Distinct claims pass.
-    let dir = two_tenants("sending_facilities: [NORTH]", "sending_facilities: [NORTHEAST]");
+    let dir = two_tenants(
+        "sending_facilities: [NORTH]",
+        "sending_facilities: [NORTHEAST]",
+    );
     let (code, out, err) = intake(dir.path(), &["check", "--mappings", "mappings"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("ok: tenant east") && out.contains("ok: tenant west"), "{out}");
+    assert!(
+        out.contains("ok: tenant east") && out.contains("ok: tenant west"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -563,7 +569,9 @@ fn check_refuses_a_folder_without_tenants_and_tokens_for_missing_tenants() {
     let (code, _, err) = intake(dir.path(), &["--config", "intake.toml", "serve"]);
     assert_eq!(code, 1);
     assert!(
-        err.contains("[tenant_tokens] entry is bound to tenant \"esat\", which has no folder in mappings"),
+        err.contains(
+            "[tenant_tokens] entry is bound to tenant \"esat\", which has no folder in mappings"
+        ),
         "{err}"
     );
 }

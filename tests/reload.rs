@@ -35,7 +35,9 @@ async fn admit(server: &Server, n: u32) -> EventEnvelope {
 async fn until_logged(server: &Server, needle: &str) {
     let deadline = Instant::now() + DEADLINE;
     while !server.log.lock().unwrap().contains(needle) {
-        assert!(Instant::now() < deadline, "never logged: {needle}");
+        if Instant::now() > deadline {
+            panic!("never logged: {needle}\n{}", server.log.lock().unwrap());
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -114,12 +116,19 @@ async fn a_reload_that_lets_two_tenants_claim_one_facility_is_refused() {
     assert!(original.contains(claim));
     std::fs::write(
         &file,
-        original.replace(claim, "sending_facilities: [DEMO_HOSP, \"STRICT_HOSP^1.2.3^ISO\"]"),
+        original.replace(
+            claim,
+            "sending_facilities: [DEMO_HOSP, \"STRICT_HOSP^1.2.3^ISO\"]",
+        ),
     )
     .unwrap();
     until_logged(&server, "mapping change refused").await;
     // Reported at the later tenant's claim (load order), naming the earlier one.
-    until_logged(&server, "strict/tenant.yaml:4:25: routing.sending_facilities").await;
+    until_logged(
+        &server,
+        "strict/tenant.yaml:4:24: routing.sending_facilities",
+    )
+    .await;
     until_logged(&server, "claimed by tenant").await;
 
     // The old routing keeps serving: strict's message is stored under strict only.

@@ -2,11 +2,11 @@
 
 use super::language::Language;
 use super::language::Report;
+use super::routing::{Claim, Field};
 use super::rules::{Condition, FieldRule, Rule, RuleSet, Source, StreamRule, Template};
 use super::schema::{
     ConditionSpec, EventSpec, FieldSpec, OneOrMany, RulesFile, SettingsFile, StreamSpec,
 };
-use super::routing::{Claim, Field};
 use super::{yaml_error, DeadLetterAck, LoadError, Tables};
 use serde_saphyr::{Location, Spanned};
 use std::collections::{BTreeMap, BTreeSet};
@@ -72,10 +72,18 @@ pub(super) fn settings(file: &FsPath, text: &str) -> Result<Settings, Vec<LoadEr
         (Field::Receiving, &s.routing.receiving_facilities),
     ] {
         for c in list {
-            let site = at(file, &c.referenced, quoted_offset(text, &c.referenced), String::new());
+            let site = at(
+                file,
+                &c.referenced,
+                quoted_offset(text, &c.referenced),
+                String::new(),
+            );
             if c.value.trim().is_empty() {
                 errors.push(LoadError {
-                    message: format!("routing.{}: an empty claim would match messages without one", field.key()),
+                    message: format!(
+                        "routing.{}: an empty claim would match messages without one",
+                        field.key()
+                    ),
                     ..site
                 });
                 continue;

@@ -57,7 +57,9 @@ pub(super) fn overlap(a: &str, b: &str) -> bool {
 
 /// Every claim of a tenant that overlaps an earlier tenant's claim on the same field,
 /// reported at the later claim and naming the earlier one. `tenants` is in load order.
-pub(super) fn overlaps<'a>(tenants: impl IntoIterator<Item = (&'a str, &'a [Claim])>) -> Vec<LoadError> {
+pub(super) fn overlaps<'a>(
+    tenants: impl IntoIterator<Item = (&'a str, &'a [Claim])>,
+) -> Vec<LoadError> {
     let mut seen: Vec<(&str, &Claim)> = Vec::new();
     let mut errors = Vec::new();
     for (tenant, claims) in tenants {
