@@ -7,6 +7,13 @@
 //! ```
 //! Numbers are 1-based, as in the HL7 standard (`MSH.9` is the message type). Values are
 //! returned with escape sequences decoded and surrounding spaces trimmed; empty is absent.
+//!
+//! A path reads one value, as HAPI's Terser does: a field without a component is its first
+//! component (`PV1.2` of `I^Inpatient` is `I`), and a component without a subcomponent is
+//! its first subcomponent (`PV1.3.1` of `HUH AE OMU&9.8&ISO` is `HUH AE OMU`). Splitting
+//! happens before escapes are decoded, so an escaped `\T\` is data (`&`), never a
+//! separator. Only an OBX-5 text value reads each repetition whole (see
+//! [`Path::repetitions_in`]).
 
 use super::er7::{part, Segment};
 use super::Hl7Message;
@@ -188,7 +195,7 @@ impl Path {
     pub fn first_in(&self, msg: &Hl7Message<'_>, scope: Option<&Scope<'_>>) -> Option<String> {
         self.alternatives.iter().find_map(|l| {
             let mut found = None;
-            l.visit(msg, scope, &mut |v| {
+            l.visit(msg, scope, Read::Value, &mut |v| {
                 if found.is_none() {
                     found = Some(v);
                 }
@@ -201,7 +208,7 @@ impl Path {
     pub fn all_in(&self, msg: &Hl7Message<'_>, scope: Option<&Scope<'_>>) -> Vec<String> {
         for l in &self.alternatives {
             let mut out = Vec::new();
-            l.visit(msg, scope, &mut |v| out.push(v));
+            l.visit(msg, scope, Read::Value, &mut |v| out.push(v));
             if !out.is_empty() {
                 return out;
             }
@@ -210,7 +217,9 @@ impl Path {
     }
 
     /// Every repetition of the field (whatever the path's repetition selector), from the
-    /// first locator that yields any: the lines of a multi-line text value.
+    /// first locator that yields any: the lines of a multi-line text value. A field-level
+    /// locator reads each repetition whole here: text types (ST, TX, FT) have no
+    /// components, and a sender's unescaped `^` in a result text is kept, not cut.
     pub fn repetitions_in(&self, msg: &Hl7Message<'_>, scope: Option<&Scope<'_>>) -> Vec<String> {
         for l in &self.alternatives {
             let all = Locator {
@@ -218,7 +227,7 @@ impl Path {
                 ..l.clone()
             };
             let mut out = Vec::new();
-            all.visit(msg, scope, &mut |v| out.push(v));
+            all.visit(msg, scope, Read::Whole, &mut |v| out.push(v));
             if !out.is_empty() {
                 return out;
             }
@@ -266,10 +275,16 @@ impl Locator {
         }
     }
 
-    fn visit(&self, msg: &Hl7Message<'_>, scope: Option<&Scope<'_>>, out: &mut dyn FnMut(String)) {
+    fn visit(
+        &self,
+        msg: &Hl7Message<'_>,
+        scope: Option<&Scope<'_>>,
+        read: Read,
+        out: &mut dyn FnMut(String),
+    ) {
         self.each_segment(msg, scope, &mut |seg| {
             if let Some(field) = seg.field(self.field, msg.delimiters()) {
-                self.visit_field(msg, field, out);
+                self.visit_field(msg, field, read, out);
             }
         });
     }
@@ -303,7 +318,13 @@ impl Locator {
         found
     }
 
-    fn visit_field(&self, msg: &Hl7Message<'_>, field: &str, out: &mut dyn FnMut(String)) {
+    fn visit_field(
+        &self,
+        msg: &Hl7Message<'_>,
+        field: &str,
+        read: Read,
+        out: &mut dyn FnMut(String),
+    ) {
         // MSH-1 and MSH-2 are delimiters, not data: never split or unescape them.
         if self.segment == "MSH" && self.field <= 2 {
             out(field.to_string());
@@ -318,9 +339,10 @@ impl Locator {
                 }
             };
             if chosen {
-                let v = match self.component {
-                    None => non_empty(msg.unescape(rep).trim()),
-                    Some(c) => component_value(msg, rep, c, self.subcomponent),
+                let v = match (self.component, read) {
+                    (None, Read::Whole) => non_empty(msg.unescape(rep).trim()),
+                    (None, Read::Value) => component_value(msg, rep, 1, None),
+                    (Some(c), _) => component_value(msg, rep, c, self.subcomponent),
                 };
                 if let Some(v) = v {
                     out(v);
@@ -330,6 +352,17 @@ impl Locator {
     }
 }
 
+/// How a field-level locator (no component) reads a repetition.
+#[derive(Debug, Clone, Copy)]
+enum Read {
+    /// One value: the first subcomponent of the first component.
+    Value,
+    /// The whole repetition, separators and all (text values).
+    Whole,
+}
+
+/// Component `component` of a repetition, and of it subcomponent `sub` (the first when
+/// `None`), split on the raw text and only then decoded.
 fn component_value(
     msg: &Hl7Message<'_>,
     rep: &str,
@@ -338,10 +371,7 @@ fn component_value(
 ) -> Option<String> {
     let d = msg.delimiters();
     let c = part(rep, d.component, component)?;
-    let raw = match sub {
-        None => c,
-        Some(s) => part(c, d.subcomponent, s)?,
-    };
+    let raw = part(c, d.subcomponent, sub.unwrap_or(1))?;
     non_empty(msg.unescape(raw).trim())
 }
 
@@ -471,6 +501,34 @@ mod tests {
         assert_eq!(eval("PID.3[5=MR].1").as_deref(), Some("222"));
         assert_eq!(eval("PID.5.1").as_deref(), Some("DOE^X"), "escapes decoded");
         assert_eq!(eval("OBX[2].3").as_deref(), Some("B"));
+    }
+
+    #[test]
+    fn a_path_reads_the_first_component_and_subcomponent_it_does_not_name() {
+        // v2.7+: PV1-3.1 is an HD, PID-5.1 an FN; MSH-7 a TS with its precision.
+        let text = "MSH|^~\\&|APP|FAC|RAPP|RFAC|20240101120000^S||ADT^A01|C1|P|2.7\r\
+            PID|1||111||EVERYMAN&&&&Aniston^ADAM~EVERY\\T\\MAN&van^EVE\r\
+            PV1|1|I^Inpatient|HUH AE OMU&9.8&ISO^101";
+        let m = Hl7Message::parse(text).unwrap();
+        let get = |e: &str| Path::parse(e).unwrap().first(&m);
+        assert_eq!(get("PV1.3.1").as_deref(), Some("HUH AE OMU"));
+        assert_eq!(get("PV1.3.1.2").as_deref(), Some("9.8"));
+        assert_eq!(get("PV1.3.1.3").as_deref(), Some("ISO"));
+        assert_eq!(get("PV1.3.2").as_deref(), Some("101"));
+        assert_eq!(get("PV1.2").as_deref(), Some("I"));
+        assert_eq!(get("PV1.3").as_deref(), Some("HUH AE OMU"));
+        assert_eq!(get("MSH.7").as_deref(), Some("20240101120000"));
+        assert_eq!(get("PID.5.1").as_deref(), Some("EVERYMAN"));
+        assert_eq!(get("PID.5.1.5").as_deref(), Some("Aniston"));
+        // An escaped & is data, never a separator; a real & is never data.
+        assert_eq!(get("PID.5[2].1").as_deref(), Some("EVERY&MAN"));
+        assert_eq!(get("PID.5[2].1.2").as_deref(), Some("van"));
+        // A text value reads the repetition whole.
+        let p = Path::parse("PV1.3").unwrap();
+        assert_eq!(
+            p.repetitions_in(&m, None),
+            vec!["HUH AE OMU&9.8&ISO^101".to_string()]
+        );
     }
 
     #[test]
