@@ -43,6 +43,11 @@ struct Case {
 enum Outcome {
     /// The message maps to these events.
     Events(Vec<GoldenEvent>),
+    /// An ignoring rule filters the message.
+    Filtered {
+        /// The rule's reason.
+        reason: String,
+    },
     /// The message is dead-lettered.
     DeadLetter {
         /// Pipeline stage, e.g. `map`.
@@ -72,12 +77,28 @@ impl GoldenEvent {
             }
         }
         let (event_type, stream_type, stream_id) = (e.event_type, e.stream_type, e.stream_id);
+        let mut data = e.data;
+        sort_keys(&mut data);
         GoldenEvent {
             event_type,
             stream_type,
             stream_id,
-            data: e.data,
+            data,
         }
+    }
+}
+
+/// Sorts every object's keys, at every depth: a golden file's text then depends on the
+/// event's values only, not on the order in which the mapping built them, so `--update`
+/// leaves files whose values did not change untouched.
+fn sort_keys(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            map.sort_keys();
+            map.values_mut().for_each(sort_keys);
+        }
+        Value::Array(items) => items.iter_mut().for_each(sort_keys),
+        _ => {}
     }
 }
 
@@ -197,6 +218,7 @@ fn actual(case: &Case, tenants: &Tenants, filled: &mut Filled) -> Result<Vec<Out
                 });
                 Outcome::Events(events.collect())
             }
+            Disposition::Filtered(f) => Outcome::Filtered { reason: f.reason },
             Disposition::DeadLetter { rejection: r, .. } => {
                 let (stage, code) = (r.reason.stage().as_str(), r.reason.code());
                 Outcome::DeadLetter {

@@ -81,6 +81,9 @@ pub fn map(config: &Config, tenant: &str, files: &[PathBuf]) -> Result<ExitCode>
                 Disposition::Events(events) => {
                     json!({"file": file, "message": i + 1, "events": events})
                 }
+                Disposition::Filtered(f) => {
+                    json!({"file": file, "message": i + 1, "filtered": {"reason": f.reason, "file": f.file}})
+                }
                 Disposition::DeadLetter { rejection, .. } => {
                     failed = true;
                     json!({"file": file, "message": i + 1, "dead_letter": {

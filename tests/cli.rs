@@ -575,3 +575,42 @@ fn check_refuses_a_folder_without_tenants_and_tokens_for_missing_tenants() {
         "{err}"
     );
 }
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_tree(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn test_update_leaves_the_committed_goldens_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["samples", "mappings"] {
+        copy_tree(&common::repo().join(sub), &dir.path().join(sub));
+    }
+    let (code, out, err) = intake(
+        dir.path(),
+        &["test", "--update", "samples", "--mappings", "mappings"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !out.contains("wrote "),
+        "the writer and the committed files disagree:\n{out}"
+    );
+    assert!(
+        out.contains("unchanged samples/demo/a14-pending-filtered.events.json"),
+        "{out}"
+    );
+    let golden = "samples/demo/oru-structured.events.json";
+    assert_eq!(
+        std::fs::read(dir.path().join(golden)).unwrap(),
+        std::fs::read(common::repo().join(golden)).unwrap()
+    );
+}

@@ -77,6 +77,7 @@ fn every_corpus_message_maps_or_has_a_precise_reason() {
                     );
                     "mapped".to_string()
                 }
+                Disposition::Filtered(_) => "filtered".to_string(),
                 Disposition::DeadLetter { rejection, .. } => {
                     let code = rejection.reason.code();
                     assert!(known.contains(&code));

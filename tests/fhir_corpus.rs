@@ -153,6 +153,7 @@ fn every_corpus_fhir_file_is_stored_or_has_a_precise_reason() {
                 assert!(!e.is_empty(), "{name}: stored means events");
                 "events".to_string()
             }
+            Disposition::Filtered(_) => "filtered".to_string(),
             Disposition::DeadLetter { rejection, .. } => {
                 if let Some(detail) = &rejection.detail {
                     assert_phi_free(file, rejection.reason, detail);

@@ -511,3 +511,44 @@ on_each_backend! {
         assert!(body.contains("intake_writer_batch_messages_count 3\n"), "{body}");
     }
 }
+
+on_each_backend! {
+    async fn a_filtered_message_is_acknowledged_kept_and_counted_without_a_dead_letter() {
+        let server = Server::start();
+        let mut c = server.client().await;
+        // tests/fixtures: ADT^A14 is `ignore: true` with a reason.
+        let pending = Adt { trigger: "A14", control_id: "F1", ..Adt::default() };
+        let ack = c.ack(pending).await;
+        assert_eq!(msa(&ack), ("AA".to_string(), "F1".to_string()), "{ack}");
+        assert!(err_segment(&ack).is_none(), "{ack}");
+        // A resend is a duplicate of it: the same AA, nothing stored twice.
+        let again = c.ack(Adt { trigger: "A14", control_id: "F1", ..Adt::default() }).await;
+        assert_eq!(msa(&again).0, "AA");
+        // The engine keeps serving: the next message maps as usual.
+        let ack = c.ack(Adt { control_id: "F2", ..Adt::default() }).await;
+        assert_eq!(msa(&ack).0, "AA");
+
+        assert!(server.dead_letters().await.is_empty());
+        assert_eq!(server.events("demo").await.len(), 1);
+        assert_eq!(
+            server.inbound_outcomes().await,
+            [
+                (
+                    "F1".to_string(),
+                    "filtered".to_string(),
+                    Some("pending admissions are not used by this tenant".to_string())
+                ),
+                ("F2".to_string(), "stored".to_string(), None),
+            ]
+        );
+        let (_, body) = server.http("GET", "/metrics", None, b"");
+        assert!(
+            body.contains("intake_messages_total{tenant=\"demo\",outcome=\"filtered\",code=\"\"} 1\n"),
+            "{body}"
+        );
+        assert!(
+            body.contains("intake_messages_total{tenant=\"demo\",outcome=\"duplicate\",code=\"\"} 1\n"),
+            "{body}"
+        );
+    }
+}

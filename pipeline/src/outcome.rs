@@ -21,6 +21,8 @@ pub enum Stored {
     Events,
     /// It was kept as a dead letter.
     DeadLettered,
+    /// An ignoring rule matched: the raw message was kept as `filtered`, nothing else.
+    Filtered,
     /// Its idempotency key was already stored: nothing new was written.
     Duplicate,
 }
@@ -31,6 +33,7 @@ impl Stored {
         match self {
             Stored::Events => "events",
             Stored::DeadLettered => "dead_lettered",
+            Stored::Filtered => "filtered",
             Stored::Duplicate => "duplicate",
         }
     }
@@ -54,7 +57,8 @@ pub struct Outcome {
     pub ack: AckCode,
     /// Why the message was dead-lettered (for a duplicate: the first message's reason).
     pub reason: Option<Reason>,
-    /// The dead-letter reason's PHI-free detail (field and path, FHIRPath expression).
+    /// The dead-letter reason's PHI-free detail (field and path, FHIRPath expression), or
+    /// a filtered message's rule reason (mapping text).
     pub detail: Option<String>,
     /// Global positions of the events this message appended.
     pub positions: Vec<i64>,
@@ -69,6 +73,7 @@ impl Outcome {
             Disposition::DeadLetter { rejection, .. } if stored.is_some() => {
                 rejection.detail.clone()
             }
+            Disposition::Filtered(f) if stored.is_some() => Some(f.reason.clone()),
             _ => None,
         };
         Outcome {
@@ -97,6 +102,9 @@ impl Outcome {
             },
             Disposition::DeadLetter { rejection, ack } => {
                 Outcome::of(p, Some(Stored::DeadLettered), *ack, Some(rejection.reason))
+            }
+            Disposition::Filtered(_) => {
+                Outcome::of(p, Some(Stored::Filtered), AckCode::Accept, None)
             }
         }
     }

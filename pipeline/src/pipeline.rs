@@ -19,7 +19,7 @@ use crate::event::{self, NewEvent};
 use crate::fhir;
 use crate::hl7::ack::AckCode;
 use crate::hl7::{self, Header, Hl7Message};
-use crate::mapping::{DeadLetterAck, MappedEvent, Tenant, Tenants};
+use crate::mapping::{DeadLetterAck, Filter, Mapped, MappedEvent, Tenant, Tenants};
 use crate::message::{Format, IdempotencyKey, RawMessage};
 use crate::reason::{Reason, Rejection};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -31,6 +31,9 @@ use std::sync::Arc;
 pub enum Disposition {
     /// Append these events (acknowledged AA/CA once committed).
     Events(Vec<NewEvent>),
+    /// An ignoring rule matched: keep the raw message as `filtered` (AA/CA), no events,
+    /// no dead letter.
+    Filtered(Filter),
     /// Keep the message as a dead letter, acknowledged with `ack`.
     DeadLetter {
         /// Why.
@@ -81,7 +84,7 @@ struct Learnt {
 pub fn process(raw: RawMessage, tenants: &Tenants) -> Processed {
     let mut learnt = Learnt::default();
     let disposition = match events(&raw, tenants, &mut learnt) {
-        Ok(events) => Disposition::Events(events),
+        Ok(disposition) => disposition,
         Err(rejection) => dead_letter(rejection, learnt.tenant.as_deref()),
     };
     // A header sniffed from a message that did not parse still names its type.
@@ -101,7 +104,7 @@ fn events(
     raw: &RawMessage,
     tenants: &Tenants,
     learnt: &mut Learnt,
-) -> Result<Vec<NewEvent>, Rejection> {
+) -> Result<Disposition, Rejection> {
     learnt.tenant = raw.tenant.as_deref().and_then(|t| tenants.get(t)).cloned();
     let mut text = String::new();
     let input = decode(raw, &mut text, learnt)?;
@@ -119,7 +122,12 @@ fn events(
         Input::Hl7 { message, header } => tenant.rules.apply(message, header, tenant.timezone),
         Input::Fhir { resource } => tenant.fhir.rules.apply(resource, tenant.timezone),
     }?;
-    Ok(to_events(raw, &tenant, &key, &input, learnt, mapped))
+    Ok(match mapped {
+        Mapped::Events(events) => {
+            Disposition::Events(to_events(raw, &tenant, &key, &input, learnt, events))
+        }
+        Mapped::Filtered(filter) => Disposition::Filtered(filter),
+    })
 }
 
 /// Hop 1: bytes to a decoded message, by format. HL7 v2 text is kept in `text`, which

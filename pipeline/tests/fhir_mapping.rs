@@ -26,6 +26,7 @@ fn run_bytes(
     );
     match p.disposition {
         Disposition::Events(ev) => Ok(ev),
+        Disposition::Filtered(f) => panic!("filtered: {}", f.reason),
         Disposition::DeadLetter { rejection, .. } => Err((rejection.reason, rejection.detail)),
     }
 }
@@ -39,6 +40,7 @@ fn apply(
     t.fhir
         .rules
         .apply(resource, t.timezone)
+        .map(|m| m.into_events())
         .map_err(|r| (r.reason, r.detail))
 }
 

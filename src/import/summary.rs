@@ -46,7 +46,7 @@ impl Summary {
     /// Counts one committed (or failed) message; returns whether it was stored.
     pub fn record(&mut self, out: &Outcome) -> bool {
         match out.stored {
-            Some(Stored::Events) if out.positions.is_empty() => self.filtered += 1,
+            Some(Stored::Filtered) => self.filtered += 1,
             Some(Stored::Events) => {
                 self.stored += 1;
                 self.events += out.positions.len() as u64;

@@ -290,6 +290,30 @@ impl Server {
         self.store().await.read_events(&q).await.unwrap()
     }
 
+    /// (control id, outcome, detail) of every inbound row, by control id, read with SQL
+    /// (on PostgreSQL as the database owner, across tenants).
+    pub async fn inbound_outcomes(&self) -> Vec<(String, String, Option<String>)> {
+        use sqlx::Connection;
+        let sql = "SELECT coalesce(control_id, ''), outcome, detail FROM inbound_messages \
+                   ORDER BY control_id";
+        match &self._db {
+            Some(db) => {
+                let mut c = sqlx::PgConnection::connect(&db.owner_url).await.unwrap();
+                sqlx::query("SELECT set_config('app.tenant_id', '*', false)")
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+                sqlx::query_as(sql).fetch_all(&mut c).await.unwrap()
+            }
+            None => {
+                let mut c = sqlx::SqliteConnection::connect(&self.database_url)
+                    .await
+                    .unwrap();
+                sqlx::query_as(sql).fetch_all(&mut c).await.unwrap()
+            }
+        }
+    }
+
     pub async fn dead_letters(&self) -> Vec<DeadLetter> {
         self.store().await.dead_letters(None).await.unwrap()
     }

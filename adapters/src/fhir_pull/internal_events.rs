@@ -214,6 +214,8 @@ pub struct Round {
     pub dead_lettered: usize,
     /// Resources already stored.
     pub duplicates: usize,
+    /// Resources an ignoring rule filtered.
+    pub filtered: usize,
     /// Entries skipped (other types, includes, outcomes).
     pub skipped: usize,
 }
@@ -236,7 +238,7 @@ impl RoundDone<'_> {
             s.insert((self.tenant.into(), self.resource_type.into()), now);
         }
         let r = self.round;
-        if r.pages > 0 && r.events + r.dead_lettered + r.duplicates > 0 {
+        if r.pages > 0 && r.events + r.dead_lettered + r.duplicates + r.filtered > 0 {
             tracing::info!(
                 tenant = %self.tenant,
                 resource_type = %self.resource_type,
@@ -244,6 +246,7 @@ impl RoundDone<'_> {
                 events = r.events,
                 dead_lettered = r.dead_lettered,
                 duplicates = r.duplicates,
+                filtered = r.filtered,
                 skipped = r.skipped,
                 "FHIR pull round"
             );

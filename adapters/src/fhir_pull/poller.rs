@@ -151,6 +151,7 @@ impl Poller {
                     Some(Stored::Events) => round.events += 1,
                     Some(Stored::DeadLettered) => round.dead_lettered += 1,
                     Some(Stored::Duplicate) => round.duplicates += 1,
+                    Some(Stored::Filtered) => round.filtered += 1,
                     None => {
                         return Err(End::Failed(Failure::NotStored {
                             page: round.pages,

@@ -284,6 +284,20 @@ fn outcome_of(r: &Committed) -> Outcome {
                 xml: false,
             }
         }
+        (Stored::Filtered, _) => Outcome {
+            status: StatusCode::OK,
+            issue: Issue {
+                severity: "information",
+                code: "informational",
+                diagnostics: format!(
+                    "0 events stored: {resource} filtered by the mapping ({}); inbound message {}",
+                    r.detail.as_deref().unwrap_or("ignored"),
+                    r.inbound_id
+                ),
+                expression: None,
+            },
+            xml: false,
+        },
         (Stored::Duplicate, None) => Outcome {
             status: StatusCode::OK,
             issue: Issue {

@@ -322,11 +322,18 @@ pub(super) fn rules<L: Language>(
             }
         }
         let when = c.conditions(r.when);
-        let events: Vec<Template<L>> = r.events.into_iter().filter_map(|e| c.template(e)).collect();
+        let ignore = c.ignore(&r.key.referenced, r.ignore, r.reason, r.events.is_some());
+        let events: Vec<Template<L>> = r
+            .events
+            .into_iter()
+            .flatten()
+            .filter_map(|e| c.template(e))
+            .collect();
         let rule = Rule {
             file: fname.clone(),
             when,
             events,
+            ignore,
         };
         new_rules.push((valid, rule, r.key.referenced));
     }
@@ -358,6 +365,48 @@ pub(super) fn rules<L: Language>(
         }
     }
     Ok(())
+}
+
+impl<L: Language> Checker<'_, L> {
+    /// The reason of an ignoring rule (`ignore: true` with `reason:` and no `events:`).
+    fn ignore(
+        &mut self,
+        rule: &Location,
+        ignore: Option<Spanned<bool>>,
+        reason: Option<Spanned<String>>,
+        has_events: bool,
+    ) -> Option<String> {
+        let ignoring = ignore.as_ref().filter(|i| i.value);
+        match (ignoring, reason) {
+            (None, None) => None,
+            (None, Some(r)) => {
+                self.error(
+                    &r.referenced,
+                    "reason: only an ignoring rule (ignore: true) has one".into(),
+                );
+                None
+            }
+            (Some(i), reason) => {
+                if has_events {
+                    self.error(
+                        &i.referenced,
+                        "an ignoring rule has no events: remove events: or ignore:".into(),
+                    );
+                }
+                match reason.filter(|r| !r.value.trim().is_empty()) {
+                    Some(r) => Some(r.value.trim().to_string()),
+                    None => {
+                        self.error(
+                            rule,
+                            "ignore: true needs a reason: (why these messages are not mapped)"
+                                .into(),
+                        );
+                        None
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl<L: Language> Report<L> for Checker<'_, L> {

@@ -8,8 +8,7 @@
 
 use super::kinds::FieldType;
 use super::language::{Keys, Language, Report, SyntaxError, Typed, EVENT_KEYS};
-use super::rules::RuleSet;
-use super::MappedEvent;
+use super::rules::{Filter, Mapped, RuleSet};
 use crate::fhir::path::{looks_like_type, node_text, Env, FhirPath, Index, Node};
 use crate::fhir::values;
 use crate::reason::{Reason, Rejection};
@@ -61,7 +60,7 @@ impl Language for Fhir {
 
     const KEYS: Keys = Keys {
         file: "resources",
-        rule: &["resource", "when", "events"],
+        rule: &["resource", "when", "events", "ignore", "reason"],
         event: &EVENT_KEYS,
         types: &FieldType::NAMES,
     };
@@ -190,11 +189,7 @@ impl Language for Fhir {
 
 impl RuleSet<Fhir> {
     /// Maps a resource or Bundle to events, or says precisely why it cannot be.
-    pub fn apply(
-        &self,
-        resource: &Value,
-        tz: chrono_tz::Tz,
-    ) -> Result<Vec<MappedEvent>, Rejection> {
+    pub fn apply(&self, resource: &Value, tz: chrono_tz::Tz) -> Result<Mapped, Rejection> {
         let t = resource
             .get("resourceType")
             .and_then(Value::as_str)
@@ -208,16 +203,19 @@ impl RuleSet<Fhir> {
                 index: &index,
             };
             let unmapped = || Rejection::with_detail(Reason::UnmappedResourceType, safe_type(t));
-            let out = self.map_one(&target, tz)?.ok_or_else(unmapped)?;
-            if out.is_empty() {
-                return Err(Rejection::with_detail(
+            return match self.map_one(&target, tz)?.ok_or_else(unmapped)? {
+                Mapped::Events(out) if out.is_empty() => Err(Rejection::with_detail(
                     Reason::MappingNoEvents,
                     safe_type(t),
-                ));
-            }
-            return Ok(out);
+                )),
+                mapped => Ok(mapped),
+            };
         }
         let mut out = Vec::new();
+        // A Bundle whose entries an ignoring rule filters, and that gives no event, is
+        // filtered as a whole (by the first such rule); filtered entries of a Bundle with
+        // events are left out of it.
+        let mut filtered: Option<Filter> = None;
         let kind = resource.get("type").and_then(Value::as_str).unwrap_or("");
         let entries = resource.get("entry").and_then(Value::as_array);
         if !kind.ends_with("-response") {
@@ -236,7 +234,11 @@ impl RuleSet<Fhir> {
                     index: &index,
                 };
                 match self.map_one(&target, tz) {
-                    Ok(events) => out.extend(events.into_iter().flatten()),
+                    Ok(Some(Mapped::Events(events))) => out.extend(events),
+                    Ok(Some(Mapped::Filtered(f))) => {
+                        filtered.get_or_insert(f);
+                    }
+                    Ok(None) => {}
                     Err(e) => {
                         let detail = e.detail.unwrap_or_default();
                         let detail = format!("entry[{i}] {}: {detail}", safe_type(rt));
@@ -248,18 +250,15 @@ impl RuleSet<Fhir> {
         // A result both listed by a DiagnosticReport and sent as an entry maps once.
         let mut seen = BTreeSet::new();
         out.retain(|e| e.source_key.as_ref().is_none_or(|k| seen.insert(k.clone())));
-        if out.is_empty() {
-            return Err(Rejection::with_detail(Reason::MappingNoEvents, "Bundle"));
+        match filtered {
+            Some(f) if out.is_empty() => Ok(Mapped::Filtered(f)),
+            _ if out.is_empty() => Err(Rejection::with_detail(Reason::MappingNoEvents, "Bundle")),
+            _ => Ok(Mapped::Events(out)),
         }
-        Ok(out)
     }
 
     /// The events of one resource; `None` when no rule for its type holds.
-    fn map_one(
-        &self,
-        t: &Target<'_>,
-        tz: chrono_tz::Tz,
-    ) -> Result<Option<Vec<MappedEvent>>, Rejection> {
+    fn map_one(&self, t: &Target<'_>, tz: chrono_tz::Tz) -> Result<Option<Mapped>, Rejection> {
         let root = At {
             ctx: t.resource,
             env: Env {

@@ -3,7 +3,7 @@
 
 use super::kinds::FieldType;
 use super::language::{Keys, Language, Report, SyntaxError, Typed, EVENT_KEYS_UNVERSIONED};
-use super::rules::{number, RuleSet};
+use super::rules::{number, Mapped, RuleSet};
 use crate::hl7::path::{Path, Scope, SegmentIndex};
 use crate::hl7::{timestamp, Header, Hl7Message};
 use crate::reason::{Reason, Rejection};
@@ -59,7 +59,7 @@ impl Language for Hl7 {
 
     const KEYS: Keys = Keys {
         file: "rules",
-        rule: &["message", "when", "events"],
+        rule: &["message", "when", "events", "ignore", "reason"],
         event: &EVENT_KEYS_UNVERSIONED,
         types: FieldType::NAMES.split_at(6).0, // all but value_type
     };
@@ -176,7 +176,7 @@ impl RuleSet<Hl7> {
         msg: &Hl7Message<'_>,
         header: &Header,
         tz: chrono_tz::Tz,
-    ) -> Result<Vec<super::MappedEvent>, Rejection> {
+    ) -> Result<Mapped, Rejection> {
         let key = header.message_code();
         let segments = OnceCell::new();
         let root = At {
@@ -189,11 +189,11 @@ impl RuleSet<Hl7> {
                 Reason::UnmappedMessageType,
                 safe_code(&key),
             )),
-            Some(events) if events.is_empty() => Err(Rejection::with_detail(
+            Some(Mapped::Events(events)) if events.is_empty() => Err(Rejection::with_detail(
                 Reason::MappingNoEvents,
                 safe_code(&key),
             )),
-            Some(events) => Ok(events),
+            Some(mapped) => Ok(mapped),
         }
     }
 

@@ -28,7 +28,7 @@ pub use fhir::Fhir;
 pub use hl7::Hl7;
 pub use kinds::{FieldType, OnMiss, Transform};
 pub use language::{Keys, Language, SyntaxError};
-pub use rules::{MappedEvent, RuleSet};
+pub use rules::{Filter, Mapped, MappedEvent, RuleSet};
 pub use tables::Tables;
 
 use serde::Serialize;

@@ -65,6 +65,37 @@ pub(super) struct Rule<L: Language> {
     pub file: String,
     pub when: Vec<Condition<L>>,
     pub events: Vec<Template<L>>,
+    /// `ignore: true`: the reason; the rule filters what it matches, emitting nothing.
+    pub ignore: Option<String>,
+}
+
+/// What the mapping made of a message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mapped {
+    /// The events to append (never empty).
+    Events(Vec<MappedEvent>),
+    /// An ignoring rule matched: acknowledged and kept as `filtered`, no events, no dead
+    /// letter.
+    Filtered(Filter),
+}
+
+/// The ignoring rule that filtered a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    /// The rule's `reason:`, as the tenant wrote it (mapping text, not message content).
+    pub reason: String,
+    /// The mapping file of the rule.
+    pub file: String,
+}
+
+impl Mapped {
+    /// The events (none when filtered).
+    pub fn into_events(self) -> Vec<MappedEvent> {
+        match self {
+            Mapped::Events(e) => e,
+            Mapped::Filtered(_) => Vec::new(),
+        }
+    }
 }
 
 /// A tenant's rules in one language, by key (`ADT^A01`, `Encounter`); the first rule
@@ -109,13 +140,14 @@ impl<L: Language> RuleSet<L> {
     }
 
     /// The events of the first rule for `key` whose conditions hold at `root`, in the
-    /// order of their places (see [`Language::each`]); `None` when no rule holds.
+    /// order of their places (see [`Language::each`]), possibly none; its filter when it
+    /// is an ignoring rule; `None` when no rule holds.
     pub(super) fn map<'a>(
         &'a self,
         key: &str,
         root: &L::Scope<'a>,
         tz: chrono_tz::Tz,
-    ) -> Result<Option<Vec<MappedEvent>>, Rejection> {
+    ) -> Result<Option<Mapped>, Rejection> {
         let rule = self
             .rules
             .get(key)
@@ -123,6 +155,12 @@ impl<L: Language> RuleSet<L> {
         let Some(rule) = rule else {
             return Ok(None);
         };
+        if let Some(reason) = &rule.ignore {
+            return Ok(Some(Mapped::Filtered(Filter {
+                reason: reason.clone(),
+                file: rule.file.clone(),
+            })));
+        }
         let mut out: Vec<(usize, MappedEvent)> = Vec::new();
         for t in &rule.events {
             match &t.for_each {
@@ -141,7 +179,9 @@ impl<L: Language> RuleSet<L> {
             }
         }
         out.sort_by_key(|(place, _)| *place);
-        Ok(Some(out.into_iter().map(|(_, e)| e).collect()))
+        Ok(Some(Mapped::Events(
+            out.into_iter().map(|(_, e)| e).collect(),
+        )))
     }
 
     /// Every output field the rules can fill, as (key, event type, field name): the basis

@@ -65,7 +65,12 @@ pub(super) enum OneOrMany {
 pub(super) struct RuleSpec<L: Language> {
     pub key: Spanned<OneOrMany>,
     pub when: Vec<ConditionSpec>,
-    pub events: Vec<EventSpec<L>>,
+    /// Absent only on an ignoring rule.
+    pub events: Option<Vec<EventSpec<L>>>,
+    /// `ignore: true`: the rule filters the messages it matches.
+    pub ignore: Option<Spanned<bool>>,
+    /// Why an ignoring rule ignores (required with `ignore: true`).
+    pub reason: Option<Spanned<String>>,
 }
 
 /// A condition: a path and exactly one operator.
@@ -310,18 +315,28 @@ impl<'de, L: Language> FromMap<'de, L> for RuleSpec<L> {
     }
     fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
         let (mut key, mut when, mut events) = (None, None, None);
+        let (mut ignore, mut reason) = (None, None);
         let match_key = L::KEYS.rule[0];
         while let Some(k) = map.next_key_seed(struct_key(Self::keys()))? {
             match k {
                 "when" => take(&mut map, &mut when, k)?,
                 "events" => take(&mut map, &mut events, k)?,
+                "ignore" => take(&mut map, &mut ignore, k)?,
+                "reason" => take(&mut map, &mut reason, k)?,
                 _ => take(&mut map, &mut key, k)?,
             }
         }
+        let ignoring = ignore.as_ref().is_some_and(|i: &Spanned<bool>| i.value);
         Ok(RuleSpec {
             key: required(key, match_key)?,
             when: when.unwrap_or_default(),
-            events: required(events, "events")?,
+            events: if ignoring {
+                events
+            } else {
+                Some(required(events, "events")?)
+            },
+            ignore,
+            reason,
         })
     }
 }

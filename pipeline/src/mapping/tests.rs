@@ -44,6 +44,7 @@ fn run(tenants: &Tenants, msg: &str) -> Outcome {
     let m = Hl7Message::parse(&text).unwrap();
     match t.rules.apply(&m, &m.header_lenient(), t.timezone) {
         Ok(ev) => Ok(ev
+            .into_events()
             .into_iter()
             .map(|e| (e.event_type, e.stream_type, e.data))
             .collect()),
@@ -266,4 +267,67 @@ fn routing_matches_msh4_by_its_first_component_in_the_messages_own_delimiters() 
         Some("north")
     );
     assert_eq!(route("MSH|^~\\&|APP|SOUTH|X|Y|2024||ADT^A01|1|P|2.5"), None);
+}
+
+#[test]
+fn an_ignoring_rule_filters_what_it_matches_in_both_languages() {
+    let rules = "rules:\n  - message: ADT^A14\n    when: [ { path: PV1.2, equals: P } ]\n    ignore: true\n    reason: pre-admits are not used\n  - message: ADT^A14\n    events:\n      - event: E\n        stream: { type: S, key: PID.3 }\n        fields: {}\n";
+    let fhir = "resources:\n  - resource: Observation\n    ignore: true\n    reason: \"vitals come from the monitors\"\n";
+    let dir = folder(&[
+        ("tenant.yaml", "timezone: UTC\n"),
+        ("rules.yaml", rules),
+        ("fhir.yaml", fhir),
+    ]);
+    let tenants = Tenants::load(dir.path()).unwrap_or_else(|e| panic!("{e:?}"));
+    let t = tenants.get("t1").unwrap();
+    let hl7 = |pv1_2: &str| {
+        let text =
+            format!("MSH|^~\\&|A|H|X|Y|20240301||ADT^A14|C1|P|2.5\rPID|1||M1\rPV1|1|{pv1_2}");
+        let m = Hl7Message::parse(&text).unwrap();
+        t.rules.apply(&m, &m.header_lenient(), t.timezone).unwrap()
+    };
+    let filtered = super::Mapped::Filtered(super::Filter {
+        reason: "pre-admits are not used".into(),
+        file: "rules.yaml".into(),
+    });
+    assert_eq!(hl7("P"), filtered);
+    assert_eq!(
+        hl7("I").into_events().len(),
+        1,
+        "the condition narrows the filter"
+    );
+    let obs = json!({"resourceType": "Observation", "status": "final"});
+    match t.fhir.rules.apply(&obs, t.timezone).unwrap() {
+        super::Mapped::Filtered(f) => assert_eq!(f.reason, "vitals come from the monitors"),
+        other => panic!("{other:?}"),
+    }
+    // A Bundle of nothing but filtered entries is filtered as a whole.
+    let bundle = json!({"resourceType": "Bundle", "type": "collection",
+        "entry": [{"resource": obs}, {"resource": obs}]});
+    assert!(matches!(
+        t.fhir.rules.apply(&bundle, t.timezone).unwrap(),
+        super::Mapped::Filtered(_)
+    ));
+}
+
+#[test]
+fn an_ignoring_rule_needs_a_reason_and_no_events() {
+    let event = "    events:\n      - event: E\n        stream: { type: S, key: PID.3 }\n        fields: {}\n";
+    let rules = format!(
+        "rules:\n  - message: ADT^A14\n    ignore: true\n  - message: ADT^A15\n    ignore: true\n    reason: x\n{event}  - message: ADT^A16\n    reason: x\n{event}"
+    );
+    let dir = folder(&[("tenant.yaml", "timezone: UTC\n"), ("rules.yaml", &rules)]);
+    let messages: Vec<String> = Tenants::load(dir.path())
+        .unwrap_err()
+        .iter()
+        .map(|e| format!("{}:{}: {}", e.line, e.column, e.message))
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "2:14: ignore: true needs a reason: (why these messages are not mapped)",
+            "5:13: an ignoring rule has no events: remove events: or ignore:",
+            "12:13: reason: only an ignoring rule (ignore: true) has one",
+        ]
+    );
 }

@@ -183,7 +183,7 @@ pub(crate) struct InboundRow<'a> {
     pub raw: &'a [u8],
     /// When it was received.
     pub received_at: DateTime<Utc>,
-    /// `stored` or `dead_lettered`.
+    /// `stored`, `filtered` or `dead_lettered`.
     pub outcome: &'static str,
     /// The ack letter it earned (replayed to resends).
     pub ack: &'static str,
@@ -191,6 +191,8 @@ pub(crate) struct InboundRow<'a> {
     pub reason_code: Option<&'static str>,
     /// How many events it mapped to.
     pub event_count: i32,
+    /// A filtered message's rule reason (mapping text, never message content).
+    pub detail: Option<&'a str>,
 }
 
 /// An event row: the event at its planned stream version.

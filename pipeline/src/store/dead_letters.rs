@@ -93,6 +93,16 @@ fn remap_all(claimed: Vec<ClaimedLetter>, remap: &Remap) -> Vec<(Replayed, Vec<N
                 received_at: c.received_at,
             };
             match remap(raw).disposition {
+                // A letter that the fixed mapping now ignores is resolved without events.
+                Disposition::Filtered(_) => (
+                    Replayed {
+                        id: c.id,
+                        events: 0,
+                        appended: 0,
+                        still_failing: None,
+                    },
+                    Vec::new(),
+                ),
                 Disposition::Events(events) => (
                     Replayed {
                         id: c.id,

@@ -104,7 +104,7 @@ async fn commit_all<B: Backend>(b: &B, batch: &[Processed]) -> Res<Vec<Outcome>>
 fn events_of(p: &Processed) -> &[NewEvent] {
     match &p.disposition {
         Disposition::Events(events) => events,
-        Disposition::DeadLetter { .. } => &[],
+        Disposition::DeadLetter { .. } | Disposition::Filtered(_) => &[],
     }
 }
 
@@ -124,9 +124,14 @@ fn inbound_rows(batch: &[Processed]) -> Vec<InboundRow<'_>> {
         .map(|p| {
             let (outcome, ack, reason_code, event_count) = match &p.disposition {
                 Disposition::Events(ev) => ("stored", AckCode::Accept, None, ev.len() as i32),
+                Disposition::Filtered(_) => ("filtered", AckCode::Accept, None, 0),
                 Disposition::DeadLetter { rejection, ack } => {
                     ("dead_lettered", *ack, Some(rejection.reason.code()), 0)
                 }
+            };
+            let detail = match &p.disposition {
+                Disposition::Filtered(f) => Some(f.reason.as_str()),
+                _ => None,
             };
             InboundRow {
                 id: p.raw.id,
@@ -142,6 +147,7 @@ fn inbound_rows(batch: &[Processed]) -> Vec<InboundRow<'_>> {
                 ack: ack.as_letter(),
                 reason_code,
                 event_count,
+                detail,
             }
         })
         .collect()
@@ -159,7 +165,7 @@ fn dead_letter_rows<'a>(fresh: &[&'a Processed]) -> Vec<DeadLetterRow<'a>> {
                 reason_code: rejection.reason.code(),
                 detail: rejection.detail.as_deref(),
             }),
-            Disposition::Events(_) => None,
+            Disposition::Events(_) | Disposition::Filtered(_) => None,
         })
         .collect()
 }

@@ -80,10 +80,16 @@ fn hl7_and_fhir_conditions_agree_on_repetitions() {
     let from_hl7 = tenant
         .rules
         .apply(&m, &m.header_lenient(), tenant.timezone)
-        .unwrap();
+        .unwrap()
+        .into_events();
     let patient = json!({"resourceType": "Patient", "identifier": [
         {"value": "111"}, {"value": "222", "system": "H"}]});
-    let from_fhir = tenant.fhir.rules.apply(&patient, tenant.timezone).unwrap();
+    let from_fhir = tenant
+        .fhir
+        .rules
+        .apply(&patient, tenant.timezone)
+        .unwrap()
+        .into_events();
 
     let events = |ev: &[crate::mapping::MappedEvent]| {
         ev.iter()

@@ -25,10 +25,11 @@ impl EventSql for PgTx {
     async fn insert_inbound(&mut self, rows: &[InboundRow<'_>]) -> Res<Vec<Uuid>> {
         Ok(sqlx::query_scalar(
             "INSERT INTO inbound_messages (id, tenant_id, sending_facility, control_id, channel, \
-             message_type, raw, received_at, outcome, ack_code, reason_code, event_count, format) \
+             message_type, raw, received_at, outcome, ack_code, reason_code, event_count, format, \
+             detail) \
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], \
              $6::text[], $7::bytea[], $8::timestamptz[], $9::text[], $10::text[], $11::text[], \
-             $12::int4[], $13::text[]) ON CONFLICT DO NOTHING RETURNING id",
+             $12::int4[], $13::text[], $14::text[]) ON CONFLICT DO NOTHING RETURNING id",
         )
         .bind(column(rows, |r| r.id))
         .bind(column(rows, |r| r.tenant))
@@ -43,6 +44,7 @@ impl EventSql for PgTx {
         .bind(column(rows, |r| r.reason_code))
         .bind(column(rows, |r| r.event_count))
         .bind(column(rows, |r| r.format))
+        .bind(column(rows, |r| r.detail))
         .fetch_all(&mut *self.tx)
         .await?)
     }

@@ -22,7 +22,7 @@ impl EventSql for SqliteTx {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO inbound_messages (id, tenant_id, sending_facility, control_id, \
                  channel, message_type, raw, received_at, outcome, ack_code, reason_code, \
-                 event_count, format) ",
+                 event_count, format, detail) ",
             );
             q.push_values(chunk, |mut row, r| {
                 row.push_bind(r.id)
@@ -37,7 +37,8 @@ impl EventSql for SqliteTx {
                     .push_bind(r.ack)
                     .push_bind(r.reason_code)
                     .push_bind(r.event_count)
-                    .push_bind(r.format);
+                    .push_bind(r.format)
+                    .push_bind(r.detail);
             });
             q.push(" ON CONFLICT DO NOTHING RETURNING id");
             let ids: Vec<Uuid> = q.build_query_scalar().fetch_all(self.conn.get()).await?;
