@@ -552,3 +552,52 @@ on_each_backend! {
         );
     }
 }
+
+on_each_backend! {
+    async fn a_bad_obx_is_skipped_and_recorded_while_the_good_results_are_stored() {
+        let server = Server::start_with(common::Options {
+            shipped_mappings: true,
+            ..Default::default()
+        });
+        let mut c = server.client().await;
+        // The shipped ORU rules say on_item_error: skip; OBX 2 has no OBX-3.
+        let sample = std::fs::read_to_string(common::repo().join("samples/demo/oru-one-bad-obx.hl7")).unwrap();
+        let ack = c.send(sample.replace('\n', "\r").as_bytes()).await.unwrap();
+        assert_eq!(msa(&ack), ("AA".to_string(), "DEMO-ORU-0009".to_string()), "{ack}");
+        let events = server.events("demo").await;
+        assert_eq!(events.len(), 3);
+        for e in &events {
+            assert_eq!(
+                e.metadata["skipped_items"],
+                serde_json::json!([{"event": "LabResultReceived", "index": 2,
+                    "code": "MAPPING_REQUIRED_FIELD", "detail": "field code (OBX.3.1)"}]),
+                "{}", e.metadata
+            );
+        }
+        assert!(server.dead_letters().await.is_empty());
+        // Every OBX bad: nothing to keep, so the message is a dead letter with the reason.
+        let all_bad: Vec<String> = sample
+            .replace("DEMO-ORU-0009", "DEMO-ORU-0010")
+            .lines()
+            .map(|l| match l.strip_prefix("OBX|") {
+                Some(rest) => {
+                    let mut f: Vec<&str> = rest.split('|').collect();
+                    f[2] = "";
+                    format!("OBX|{}", f.join("|"))
+                }
+                None => l.to_string(),
+            })
+            .collect();
+        let ack = c.send(all_bad.join("\r").as_bytes()).await.unwrap();
+        assert_eq!(msa(&ack).0, "AA", "{ack}");
+        let dead = server.dead_letters().await;
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].reason_code, "MAPPING_REQUIRED_FIELD");
+        assert_eq!(server.events("demo").await.len(), 3);
+        let (_, body) = server.http("GET", "/metrics", None, b"");
+        assert!(
+            body.contains("intake_items_skipped_total{tenant=\"demo\",code=\"MAPPING_REQUIRED_FIELD\"} 1\n"),
+            "{body}"
+        );
+    }
+}

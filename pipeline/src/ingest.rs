@@ -54,8 +54,14 @@ impl Ingest {
         // One snapshot per message: a reload never splits a message across versions.
         let started = std::time::Instant::now();
         let tenants = self.tenants.current();
-        let out = self.writer.submit(process(raw, &tenants)).await;
+        let processed = process(raw, &tenants);
+        let skipped: Vec<&'static str> = processed.skipped.iter().map(|s| s.code).collect();
+        let out = self.writer.submit(processed).await;
         self.metrics.ack_latency.observe_duration(started.elapsed());
+        // Skipped items count once, when their message is first stored.
+        if out.stored == Some(Stored::Events) {
+            self.metrics.skipped(out.tenant.as_deref(), &skipped);
+        }
         self.metrics.record(
             out.tenant.as_deref(),
             out.stored.map_or("not_stored", Stored::as_str),

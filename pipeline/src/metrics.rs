@@ -88,6 +88,8 @@ pub struct Metrics {
     /// By tenant, then (stored outcome, code): a message of a known tenant allocates nothing.
     messages: Mutex<BTreeMap<String, BTreeMap<(&'static str, &'static str), u64>>>,
     events: Mutex<BTreeMap<String, u64>>,
+    /// `for_each` items skipped (`on_item_error: skip`), by tenant and reason code.
+    skipped: Mutex<BTreeMap<(String, &'static str), u64>>,
     /// From a message's receipt to its outcome (committed or failed), in seconds.
     pub ack_latency: Histogram,
 }
@@ -97,6 +99,7 @@ impl Default for Metrics {
         Metrics {
             messages: Mutex::default(),
             events: Mutex::default(),
+            skipped: Mutex::default(),
             ack_latency: Histogram::new(LATENCY_BOUNDS),
         }
     }
@@ -132,6 +135,19 @@ impl Metrics {
         }
     }
 
+    /// Counts the skipped items of one stored message, by reason code.
+    pub fn skipped(&self, tenant: Option<&str>, codes: &[&'static str]) {
+        if codes.is_empty() {
+            return;
+        }
+        if let Ok(mut s) = self.skipped.lock() {
+            for code in codes {
+                *s.entry((tenant.unwrap_or("").to_string(), *code))
+                    .or_default() += 1;
+            }
+        }
+    }
+
     /// The Prometheus text exposition of these counters plus the writer's and the
     /// mapping reloader's.
     pub fn render(&self, writer: &WriterStats, tenants: &TenantsHandle) -> String {
@@ -156,6 +172,19 @@ impl Metrics {
                 let _ = writeln!(
                     out,
                     "intake_events_appended_total{{tenant=\"{tenant}\"}} {n}"
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP intake_items_skipped_total for_each items left out by on_item_error: skip, by tenant and reason code."
+        );
+        let _ = writeln!(out, "# TYPE intake_items_skipped_total counter");
+        if let Ok(s) = self.skipped.lock() {
+            for ((tenant, code), n) in s.iter() {
+                let _ = writeln!(
+                    out,
+                    "intake_items_skipped_total{{tenant=\"{tenant}\",code=\"{code}\"}} {n}"
                 );
             }
         }

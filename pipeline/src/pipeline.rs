@@ -19,7 +19,7 @@ use crate::event::{self, NewEvent};
 use crate::fhir;
 use crate::hl7::ack::AckCode;
 use crate::hl7::{self, Header, Hl7Message};
-use crate::mapping::{DeadLetterAck, Filter, Mapped, MappedEvent, Tenant, Tenants};
+use crate::mapping::{DeadLetterAck, Filter, Mapped, MappedEvent, SkippedItem, Tenant, Tenants};
 use crate::message::{Format, IdempotencyKey, RawMessage};
 use crate::reason::{Reason, Rejection};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -58,6 +58,8 @@ pub struct Processed {
     pub message_type: Option<String>,
     /// Events or dead letter.
     pub disposition: Disposition,
+    /// `for_each` items skipped by `on_item_error: skip` (also in each event's metadata).
+    pub skipped: Vec<SkippedItem>,
 }
 
 /// A message decoded by its format, ready for the mapping engine.
@@ -83,7 +85,8 @@ struct Learnt {
 /// Runs decode, route, key and mapping on one message.
 pub fn process(raw: RawMessage, tenants: &Tenants) -> Processed {
     let mut learnt = Learnt::default();
-    let disposition = match events(&raw, tenants, &mut learnt) {
+    let mut skipped = Vec::new();
+    let disposition = match events(&raw, tenants, &mut learnt, &mut skipped) {
         Ok(disposition) => disposition,
         Err(rejection) => dead_letter(rejection, learnt.tenant.as_deref()),
     };
@@ -97,6 +100,7 @@ pub fn process(raw: RawMessage, tenants: &Tenants) -> Processed {
         key: learnt.key,
         message_type,
         disposition,
+        skipped,
     }
 }
 
@@ -104,6 +108,7 @@ fn events(
     raw: &RawMessage,
     tenants: &Tenants,
     learnt: &mut Learnt,
+    skipped_items: &mut Vec<SkippedItem>,
 ) -> Result<Disposition, Rejection> {
     learnt.tenant = raw.tenant.as_deref().and_then(|t| tenants.get(t)).cloned();
     let mut text = String::new();
@@ -123,8 +128,10 @@ fn events(
         Input::Fhir { resource } => tenant.fhir.rules.apply(resource, tenant.timezone),
     }?;
     Ok(match mapped {
-        Mapped::Events(events) => {
-            Disposition::Events(to_events(raw, &tenant, &key, &input, learnt, events))
+        Mapped::Events { events, skipped } => {
+            let events = to_events(raw, &tenant, &key, &input, learnt, events, &skipped);
+            *skipped_items = skipped;
+            Disposition::Events(events)
         }
         Mapped::Filtered(filter) => Disposition::Filtered(filter),
     })
@@ -234,6 +241,7 @@ fn to_events(
     input: &Input<'_>,
     learnt: &Learnt,
     mapped: Vec<MappedEvent>,
+    skipped: &[SkippedItem],
 ) -> Vec<NewEvent> {
     let message_key = format!("{}\u{0}{}", key.sending_facility, key.control_id);
     let received_at = raw.received_at.to_rfc3339_opts(SecondsFormat::Millis, true);
@@ -266,6 +274,9 @@ fn to_events(
                     })
                 }
                 Input::Fhir { .. } => metadata["source"] = json!(m.source_key),
+            }
+            if !skipped.is_empty() {
+                metadata["skipped_items"] = json!(skipped);
             }
             NewEvent {
                 event_id,

@@ -150,12 +150,19 @@ pub fn prepare(dir: &Path, opts: &Options) -> Option<pg::Database> {
     let config =
         format!(
         "database_url = \"{database_url}\"\nmappings_dir = \"{maps}\"\nadmin_token = \"{ADMIN}\"\n\
-         [tenant_tokens]\ndemo = \"{DEMO_TOKEN}\"\nstrict = \"{STRICT_TOKEN}\"\n\
+         [tenant_tokens]\ndemo = \"{DEMO_TOKEN}\"\n{strict}\
          [http]\naddr = \"127.0.0.1:0\"\n{mappings}\
          [[mllp]]\naddr = \"127.0.0.1:0\"\ntenant = \"demo\"\n{extra}\n\
          [[mllp]]\naddr = \"127.0.0.1:0\"\n{extra}\n",
         maps = if opts.shipped_mappings { repo().join("mappings") } else { maps }.display(),
         extra = opts.mllp_extra,
+        // The shipped mappings hold no `strict` tenant, and a token for a missing tenant
+        // stops serve.
+        strict = if opts.shipped_mappings {
+            String::new()
+        } else {
+            format!("strict = \"{STRICT_TOKEN}\"\n")
+        },
         mappings = opts
             .reload_interval_ms
             .map(|ms| format!("[mappings]\nreload_interval_ms = {ms}\n"))

@@ -1,5 +1,6 @@
 //! Validation of mapping files into compiled rules, every problem as `file:line:col`.
 
+use super::kinds::OnItemError;
 use super::language::Language;
 use super::language::Report;
 use super::routing::{Claim, Field};
@@ -256,7 +257,18 @@ impl<L: Language> Checker<'_, L> {
             );
         }
         let when = self.conditions(e.when);
+        let has_for_each = e.for_each.is_some();
         let for_each = e.for_each.and_then(|f| L::for_each(self, f));
+        let on_item_error = match e.on_item_error {
+            Some(o) if !has_for_each => {
+                self.error(
+                    &o.referenced,
+                    "on_item_error: only an event with for_each has items".into(),
+                );
+                OnItemError::default()
+            }
+            o => o.map(|o| o.value).unwrap_or_default(),
+        };
         let mut streams: Vec<StreamRule<L>> = [Some(e.stream), e.or_stream]
             .into_iter()
             .flatten()
@@ -280,6 +292,7 @@ impl<L: Language> Checker<'_, L> {
             event_type: e.event.value,
             when,
             for_each,
+            on_item_error,
             per_version: e.per_version,
             streams,
             time: time.flatten(),

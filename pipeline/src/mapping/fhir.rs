@@ -204,7 +204,7 @@ impl RuleSet<Fhir> {
             };
             let unmapped = || Rejection::with_detail(Reason::UnmappedResourceType, safe_type(t));
             return match self.map_one(&target, tz)?.ok_or_else(unmapped)? {
-                Mapped::Events(out) if out.is_empty() => Err(Rejection::with_detail(
+                Mapped::Events { events, .. } if events.is_empty() => Err(Rejection::with_detail(
                     Reason::MappingNoEvents,
                     safe_type(t),
                 )),
@@ -216,6 +216,7 @@ impl RuleSet<Fhir> {
         // filtered as a whole (by the first such rule); filtered entries of a Bundle with
         // events are left out of it.
         let mut filtered: Option<Filter> = None;
+        let mut skipped = Vec::new();
         let kind = resource.get("type").and_then(Value::as_str).unwrap_or("");
         let entries = resource.get("entry").and_then(Value::as_array);
         if !kind.ends_with("-response") {
@@ -234,7 +235,10 @@ impl RuleSet<Fhir> {
                     index: &index,
                 };
                 match self.map_one(&target, tz) {
-                    Ok(Some(Mapped::Events(events))) => out.extend(events),
+                    Ok(Some(Mapped::Events { events, skipped: s })) => {
+                        out.extend(events);
+                        skipped.extend(s);
+                    }
                     Ok(Some(Mapped::Filtered(f))) => {
                         filtered.get_or_insert(f);
                     }
@@ -253,7 +257,10 @@ impl RuleSet<Fhir> {
         match filtered {
             Some(f) if out.is_empty() => Ok(Mapped::Filtered(f)),
             _ if out.is_empty() => Err(Rejection::with_detail(Reason::MappingNoEvents, "Bundle")),
-            _ => Ok(Mapped::Events(out)),
+            _ => Ok(Mapped::Events {
+                events: out,
+                skipped,
+            }),
         }
     }
 

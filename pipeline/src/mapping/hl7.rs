@@ -189,10 +189,9 @@ impl RuleSet<Hl7> {
                 Reason::UnmappedMessageType,
                 safe_code(&key),
             )),
-            Some(Mapped::Events(events)) if events.is_empty() => Err(Rejection::with_detail(
-                Reason::MappingNoEvents,
-                safe_code(&key),
-            )),
+            Some(Mapped::Events { events, .. }) if events.is_empty() => Err(
+                Rejection::with_detail(Reason::MappingNoEvents, safe_code(&key)),
+            ),
             Some(mapped) => Ok(mapped),
         }
     }

@@ -76,6 +76,18 @@ pub enum Transform {
     Lower,
 }
 
+/// What a `for_each` event does with an item that cannot be mapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnItemError {
+    /// Dead-letter the whole message (the default).
+    #[default]
+    DeadLetter,
+    /// Store the good items; record each skipped one (index and code) in the events'
+    /// metadata and in `intake_items_skipped_total`.
+    Skip,
+}
+
 /// What a table lookup does when the value is not in the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -53,10 +53,11 @@ pub struct Keys {
 }
 
 /// An event's keys, in order.
-pub const EVENT_KEYS: [&str; 8] = [
+pub const EVENT_KEYS: [&str; 9] = [
     "event",
     "when",
     "for_each",
+    "on_item_error",
     "per_version",
     "stream",
     "or_stream",
@@ -65,9 +66,9 @@ pub const EVENT_KEYS: [&str; 8] = [
 ];
 
 /// An event's keys without `per_version`, for a language whose sources have no versions.
-pub const EVENT_KEYS_UNVERSIONED: [&str; 7] = {
+pub const EVENT_KEYS_UNVERSIONED: [&str; 8] = {
     let k = EVENT_KEYS;
-    [k[0], k[1], k[2], k[4], k[5], k[6], k[7]]
+    [k[0], k[1], k[2], k[3], k[5], k[6], k[7], k[8]]
 };
 
 /// A typed value, or what it is not (`an HL7 timestamp`).

@@ -26,9 +26,9 @@ mod tests;
 pub use check::Checker;
 pub use fhir::Fhir;
 pub use hl7::Hl7;
-pub use kinds::{FieldType, OnMiss, Transform};
+pub use kinds::{FieldType, OnItemError, OnMiss, Transform};
 pub use language::{Keys, Language, SyntaxError};
-pub use rules::{Filter, Mapped, MappedEvent, RuleSet};
+pub use rules::{Filter, Mapped, MappedEvent, RuleSet, SkippedItem};
 pub use tables::Tables;
 
 use serde::Serialize;

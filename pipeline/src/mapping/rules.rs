@@ -1,6 +1,6 @@
 //! Compiled rules and their application, written once for every [`Language`].
 
-use super::kinds::{FieldType, OnMiss, Transform};
+use super::kinds::{FieldType, OnItemError, OnMiss, Transform};
 use super::language::Language;
 use super::tables::Tables;
 use crate::reason::{Reason, Rejection};
@@ -51,6 +51,8 @@ pub(super) struct Template<L: Language> {
     pub event_type: String,
     pub when: Vec<Condition<L>>,
     pub for_each: Option<L::ForEach>,
+    /// What an item of `for_each` that cannot be mapped does.
+    pub on_item_error: OnItemError,
     /// One event per version of the source (its source key names the version).
     pub per_version: bool,
     /// The first stream whose key is present is used.
@@ -72,8 +74,14 @@ pub(super) struct Rule<L: Language> {
 /// What the mapping made of a message.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mapped {
-    /// The events to append (never empty).
-    Events(Vec<MappedEvent>),
+    /// The events to append (never empty from `apply`), and the `for_each` items that
+    /// were skipped (`on_item_error: skip`).
+    Events {
+        /// The events, in message order.
+        events: Vec<MappedEvent>,
+        /// The skipped items.
+        skipped: Vec<SkippedItem>,
+    },
     /// An ignoring rule matched: acknowledged and kept as `filtered`, no events, no dead
     /// letter.
     Filtered(Filter),
@@ -88,11 +96,25 @@ pub struct Filter {
     pub file: String,
 }
 
+/// A `for_each` item that an `on_item_error: skip` event left out: where and why, never
+/// a value (it is written into event metadata).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SkippedItem {
+    /// The event type the item would have given.
+    pub event: String,
+    /// The item's 1-based place among the iterated segments or elements (OBX number).
+    pub index: usize,
+    /// The reason code, e.g. `MAPPING_REQUIRED_FIELD`.
+    pub code: &'static str,
+    /// The PHI-free detail (field and path).
+    pub detail: Option<String>,
+}
+
 impl Mapped {
     /// The events (none when filtered).
     pub fn into_events(self) -> Vec<MappedEvent> {
         match self {
-            Mapped::Events(e) => e,
+            Mapped::Events { events, .. } => events,
             Mapped::Filtered(_) => Vec::new(),
         }
     }
@@ -162,6 +184,7 @@ impl<L: Language> RuleSet<L> {
             })));
         }
         let mut out: Vec<(usize, MappedEvent)> = Vec::new();
+        let mut skipped: Vec<(usize, Rejection, &str)> = Vec::new();
         for t in &rule.events {
             match &t.for_each {
                 None => {
@@ -170,18 +193,40 @@ impl<L: Language> RuleSet<L> {
                     }
                 }
                 Some(f) => {
-                    for (place, scope) in self.language.each(f, root) {
-                        if self.holds(&t.when, &scope) {
-                            out.push((place, t.apply(self, &scope, tz, &rule.file)?));
+                    for (n, (place, scope)) in self.language.each(f, root).into_iter().enumerate() {
+                        if !self.holds(&t.when, &scope) {
+                            continue;
+                        }
+                        match t.apply(self, &scope, tz, &rule.file) {
+                            Ok(e) => out.push((place, e)),
+                            Err(r) if t.on_item_error == OnItemError::Skip => {
+                                skipped.push((n + 1, r, &t.event_type));
+                            }
+                            Err(r) => return Err(r),
                         }
                     }
                 }
             }
         }
+        // Every item skipped and nothing else mapped: the message is a dead letter with
+        // the first item's reason, never silently empty.
+        if out.is_empty() && !skipped.is_empty() {
+            return Err(skipped.swap_remove(0).1);
+        }
         out.sort_by_key(|(place, _)| *place);
-        Ok(Some(Mapped::Events(
-            out.into_iter().map(|(_, e)| e).collect(),
-        )))
+        let skipped = skipped
+            .into_iter()
+            .map(|(index, r, event)| SkippedItem {
+                event: event.to_string(),
+                index,
+                code: r.reason.code(),
+                detail: r.detail,
+            })
+            .collect();
+        Ok(Some(Mapped::Events {
+            events: out.into_iter().map(|(_, e)| e).collect(),
+            skipped,
+        }))
     }
 
     /// Every output field the rules can fill, as (key, event type, field name): the basis

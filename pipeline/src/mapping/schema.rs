@@ -2,7 +2,7 @@
 //! languages (one schema; a language names its match key and its `for_each`, see
 //! [`super::Keys`]).
 
-use super::kinds::{FieldType, OnMiss, Transform};
+use super::kinds::{FieldType, OnItemError, OnMiss, Transform};
 use super::language::Language;
 use super::DeadLetterAck;
 use serde::de::{
@@ -93,6 +93,8 @@ pub(super) struct EventSpec<L: Language> {
     pub event: Spanned<String>,
     pub when: Vec<ConditionSpec>,
     pub for_each: Option<L::ForEachSpec>,
+    /// What a `for_each` item that cannot be mapped does.
+    pub on_item_error: Option<Spanned<OnItemError>>,
     /// One event per version of the source (FHIR only).
     pub per_version: bool,
     pub stream: StreamSpec,
@@ -348,6 +350,7 @@ impl<'de, L: Language> FromMap<'de, L> for EventSpec<L> {
     }
     fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
         let (mut event, mut when, mut for_each, mut per_version) = (None, None, None, None);
+        let mut on_item_error = None;
         let (mut stream, mut or_stream, mut time, mut fields) = (None, None, None, None);
         while let Some(k) = map.next_key_seed(struct_key(Self::keys()))? {
             match k {
@@ -355,6 +358,7 @@ impl<'de, L: Language> FromMap<'de, L> for EventSpec<L> {
                 "when" => take(&mut map, &mut when, k)?,
                 "for_each" => take(&mut map, &mut for_each, k)?,
                 "per_version" => take(&mut map, &mut per_version, k)?,
+                "on_item_error" => take(&mut map, &mut on_item_error, k)?,
                 "stream" => take(&mut map, &mut stream, k)?,
                 "or_stream" => take(&mut map, &mut or_stream, k)?,
                 "time" => take(&mut map, &mut time, k)?,
@@ -365,6 +369,7 @@ impl<'de, L: Language> FromMap<'de, L> for EventSpec<L> {
             event: required(event, "event")?,
             when: when.unwrap_or_default(),
             for_each: for_each.flatten(),
+            on_item_error,
             per_version: per_version.unwrap_or_default(),
             stream: required(stream, "stream")?,
             or_stream: or_stream.flatten(),

@@ -331,3 +331,18 @@ fn an_ignoring_rule_needs_a_reason_and_no_events() {
         ]
     );
 }
+
+#[test]
+fn on_item_error_belongs_to_an_event_with_for_each() {
+    let rules = "rules:\n  - message: ADT^A01\n    events:\n      - event: E\n        on_item_error: skip\n        stream: { type: S, key: PID.3 }\n        fields: {}\n";
+    let dir = folder(&[("tenant.yaml", "timezone: UTC\n"), ("rules.yaml", rules)]);
+    let messages: Vec<String> = Tenants::load(dir.path())
+        .unwrap_err()
+        .iter()
+        .map(|e| format!("{}:{}: {}", e.line, e.column, e.message))
+        .collect();
+    assert_eq!(
+        messages,
+        ["5:24: on_item_error: only an event with for_each has items"]
+    );
+}

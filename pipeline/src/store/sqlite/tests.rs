@@ -230,6 +230,7 @@ fn processed(control: &str, events: Option<Vec<NewEvent>>) -> Processed {
         }),
         message_type: None,
         disposition,
+        skipped: Vec::new(),
     }
 }
 
