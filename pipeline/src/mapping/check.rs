@@ -17,9 +17,8 @@ use std::path::Path as FsPath;
 pub(super) struct Settings {
     pub timezone: chrono_tz::Tz,
     pub ack_on_dead_letter: DeadLetterAck,
-    pub sending_facilities: Vec<String>,
-    pub receiving_facilities: Vec<String>,
-    /// Every routing claim, located, for the check across tenants.
+    /// Every routing claim, located (the tenant's claim lists and the check across
+    /// tenants both come from it).
     pub claims: Vec<Claim>,
     pub fhir_mode: crate::fhir::decode::Mode,
     pub identifiers: BTreeMap<String, Vec<String>>,
@@ -99,20 +98,11 @@ pub(super) fn settings(file: &FsPath, text: &str) -> Result<Settings, Vec<LoadEr
     if !errors.is_empty() {
         return Err(errors);
     }
-    let values = |f: Field| {
-        claims
-            .iter()
-            .filter(|c| c.field == f)
-            .map(|c| c.value.clone())
-            .collect()
-    };
     Ok(Settings {
         fhir_mode: s.fhir.mode,
         identifiers: s.fhir.identifiers,
         timezone,
         ack_on_dead_letter: s.ack_on_dead_letter,
-        sending_facilities: values(Field::Sending),
-        receiving_facilities: values(Field::Receiving),
         claims,
     })
 }

@@ -43,6 +43,15 @@ pub(super) struct Claim {
     pub site: LoadError,
 }
 
+/// The values of the claims on `field`, in the order written.
+pub(super) fn values(claims: &[Claim], field: Field) -> Vec<String> {
+    claims
+        .iter()
+        .filter(|c| c.field == field)
+        .map(|c| c.value.clone())
+        .collect()
+}
+
 /// The claim's first component, in the standard component separator.
 fn first(claim: &str) -> &str {
     claim.split('^').next().unwrap_or(claim)

@@ -33,6 +33,15 @@ fn tenant(rules: &str, tables: &[(&str, &str)]) -> (tempfile::TempDir, Tenants) 
     (dir, tenants)
 }
 
+/// The load errors of a mappings folder, as `line:col: message`.
+fn load_errors(dir: &std::path::Path) -> Vec<String> {
+    Tenants::load(dir)
+        .unwrap_err()
+        .iter()
+        .map(|e| format!("{}:{}: {}", e.line, e.column, e.message))
+        .collect()
+}
+
 /// (event type, stream type, data) of each event, or the dead letter's reason and detail.
 type Outcome = Result<Vec<(String, String, Value)>, (Reason, Option<String>)>;
 
@@ -232,13 +241,8 @@ fn a_rule_after_an_unconditioned_one_is_reported_unreachable() {
         format!("rules:\n  - message: ADT^A01\n{event}  - message: [ADT^A01, ADT^A02]\n    when: [ {{ path: PV1.2, equals: I }} ]\n{event}"),
     )
     .unwrap();
-    let errors = Tenants::load(dir.path()).unwrap_err();
-    let messages: Vec<String> = errors
-        .iter()
-        .map(|e| format!("{}:{}: {}", e.line, e.column, e.message))
-        .collect();
     assert_eq!(
-        messages,
+        load_errors(dir.path()),
         ["7:14: unreachable: an earlier rule for ADT^A01 has no conditions"]
     );
 }
@@ -317,13 +321,8 @@ fn an_ignoring_rule_needs_a_reason_and_no_events() {
         "rules:\n  - message: ADT^A14\n    ignore: true\n  - message: ADT^A15\n    ignore: true\n    reason: x\n{event}  - message: ADT^A16\n    reason: x\n{event}"
     );
     let dir = folder(&[("tenant.yaml", "timezone: UTC\n"), ("rules.yaml", &rules)]);
-    let messages: Vec<String> = Tenants::load(dir.path())
-        .unwrap_err()
-        .iter()
-        .map(|e| format!("{}:{}: {}", e.line, e.column, e.message))
-        .collect();
     assert_eq!(
-        messages,
+        load_errors(dir.path()),
         [
             "2:14: ignore: true needs a reason: (why these messages are not mapped)",
             "5:13: an ignoring rule has no events: remove events: or ignore:",
@@ -336,13 +335,8 @@ fn an_ignoring_rule_needs_a_reason_and_no_events() {
 fn on_item_error_belongs_to_an_event_with_for_each() {
     let rules = "rules:\n  - message: ADT^A01\n    events:\n      - event: E\n        on_item_error: skip\n        stream: { type: S, key: PID.3 }\n        fields: {}\n";
     let dir = folder(&[("tenant.yaml", "timezone: UTC\n"), ("rules.yaml", rules)]);
-    let messages: Vec<String> = Tenants::load(dir.path())
-        .unwrap_err()
-        .iter()
-        .map(|e| format!("{}:{}: {}", e.line, e.column, e.message))
-        .collect();
     assert_eq!(
-        messages,
+        load_errors(dir.path()),
         ["5:24: on_item_error: only an event with for_each has items"]
     );
 }
