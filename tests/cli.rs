@@ -203,6 +203,11 @@ fn check_reports_language_errors_with_their_location() {
     std::fs::write(t.join("tenant.yaml"), "timezone: UTC\n").unwrap();
     std::fs::write(t.join("tables/units.csv"), "from,to\nmg,mg\nbroken line\n").unwrap();
     std::fs::write(
+        t.join("tables/wards.csv"),
+        "6NORTH,ONC-6N\n7S,\"CARD, 7S\",x\n",
+    )
+    .unwrap();
+    std::fs::write(
         t.join("oru.yaml"),
         "rules:\n\
          \x20 - message: ORU^R01\n\
@@ -223,18 +228,21 @@ fn check_reports_language_errors_with_their_location() {
     assert_eq!(
         lines,
         [
-            "mappings/acme/tables/units.csv:3:1: expected from,to",
+            "mappings/acme/tables/units.csv:3:12: expected 2 cells (code,value), found 1",
+            "mappings/acme/tables/wards.csv:1:1: the first row must be a header of two different snake_case column names, such as `local_code,loinc`",
+            "mappings/acme/tables/wards.csv:2:15: expected 2 cells (code,value), found 3",
             "mappings/acme/oru.yaml:3:21: a condition needs exactly one of equals, in, not_in, present",
             "mappings/acme/oru.yaml:6:30: for_each names segment ids such as OBX",
             "mappings/acme/oru.yaml:9:14: field \"a\" needs exactly one of path, value, concat",
             "mappings/acme/oru.yaml:10:36: no table \"nope\" in this tenant's tables/ folder",
             "mappings/acme/oru.yaml:11:14: field \"c\": coded and observation values take no table, all, transform or default",
-            "6 error(s) in mappings",
+            "8 error(s) in mappings",
         ],
         "{err}"
     );
     // YAML syntax errors are located too.
     std::fs::write(t.join("tables/units.csv"), "from,to\nmg,mg\n").unwrap();
+    std::fs::remove_file(t.join("tables/wards.csv")).unwrap();
     std::fs::write(t.join("oru.yaml"), "rules:\n  - message: [ORU^R01\n").unwrap();
     let (code, _, err) = intake(dir.path(), &["check", "--mappings", "mappings"]);
     assert_eq!(code, 1);

@@ -125,8 +125,8 @@ impl Language for Fhir {
         node_text(&Node { value, ..n })
     }
 
-    fn timestamp(text: &str, tz: Tz) -> Option<DateTime<FixedOffset>> {
-        values::parse_timestamp(text, tz)
+    fn timestamp(text: &str, tz: Tz) -> Result<DateTime<FixedOffset>, String> {
+        values::parse_timestamp(text, tz).ok_or_else(|| Self::TIMESTAMP.to_string())
     }
 
     fn date(text: &str) -> Option<Value> {
@@ -139,7 +139,7 @@ impl Language for Fhir {
             return Ok(Value::Null);
         };
         match ty {
-            FieldType::ObservationValue => values::observation_value(&n, tz),
+            FieldType::ObservationValue => Ok(values::observation_value(&n, tz)?),
             FieldType::ValueType => Ok(json!(values::value_type(&n))),
             _ => Ok(values::coded(n.value)),
         }

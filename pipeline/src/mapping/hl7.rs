@@ -140,8 +140,9 @@ impl Language for Hl7 {
         Some(value)
     }
 
-    fn timestamp(text: &str, tz: chrono_tz::Tz) -> Option<DateTime<FixedOffset>> {
-        timestamp::parse_hl7_timestamp(text, tz).ok()
+    fn timestamp(text: &str, tz: chrono_tz::Tz) -> Result<DateTime<FixedOffset>, String> {
+        timestamp::parse_hl7_timestamp(text, tz)
+            .map_err(|why| format!("{}: {why}", Self::TIMESTAMP))
     }
 
     fn date(text: &str) -> Option<Value> {
@@ -285,7 +286,7 @@ fn observation_value(path: &Path, at: &At<'_>, tz: Tz) -> Typed {
         "TS" | "DT" | "DTM" => {
             let raw = components.first().cloned().unwrap_or_default();
             json!(timestamp::to_rfc3339(&raw, tz)
-                .map_err(|_| "an HL7 timestamp (OBX-2 is TS/DT/DTM)")?)
+                .map_err(|why| format!("an HL7 timestamp (OBX-2 is TS/DT/DTM): {why}"))?)
         }
         _ => {
             // Text: every repetition, one line each (TX/FT results often repeat).

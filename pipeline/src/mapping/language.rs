@@ -72,7 +72,7 @@ pub const EVENT_KEYS_UNVERSIONED: [&str; 8] = {
 };
 
 /// A typed value, or what it is not (`an HL7 timestamp`).
-pub type Typed = Result<serde_json::Value, &'static str>;
+pub type Typed = Result<serde_json::Value, String>;
 
 /// A path language: HL7 v2 or FHIR.
 pub trait Language: Sized + fmt::Debug + Clone {
@@ -131,8 +131,9 @@ pub trait Language: Sized + fmt::Debug + Clone {
     /// [`FieldType::String`]); `None` when it is not a primitive.
     fn text(value: Self::Value<'_>, ty: FieldType) -> Option<String>;
 
-    /// A timestamp in its own offset, else local time in `tz`.
-    fn timestamp(text: &str, tz: chrono_tz::Tz) -> Option<DateTime<FixedOffset>>;
+    /// A timestamp in its own offset, else local time in `tz`; or why it is none, in
+    /// words that quote nothing of the value (they end up in a dead letter's reason).
+    fn timestamp(text: &str, tz: chrono_tz::Tz) -> Result<DateTime<FixedOffset>, String>;
 
     /// A calendar date, as written (`YYYY-MM-DD`, `YYYY-MM`, `YYYY`).
     fn date(text: &str) -> Option<serde_json::Value>;

@@ -306,7 +306,7 @@ impl<L: Language> Template<L> {
             .time
             .as_ref()
             .and_then(first)
-            .and_then(|v| L::timestamp(&v, tz))
+            .and_then(|v| L::timestamp(&v, tz).ok())
             .map(|t| t.to_utc());
         let mut data = serde_json::Map::with_capacity(self.fields.len());
         for f in &self.fields {
@@ -340,13 +340,12 @@ impl<L: Language> FieldRule<L> {
     fn typed(&self, text: &str, tz: chrono_tz::Tz) -> Result<Value, Rejection> {
         let value = match self.field_type {
             FieldType::Timestamp => L::timestamp(text, tz)
-                .map(|t| json!(t.to_rfc3339_opts(SecondsFormat::AutoSi, false)))
-                .ok_or(L::TIMESTAMP),
-            FieldType::Number => number(text).ok_or("a number"),
-            FieldType::Date => L::date(text).ok_or(L::DATE),
+                .map(|t| json!(t.to_rfc3339_opts(SecondsFormat::AutoSi, false))),
+            FieldType::Number => number(text).ok_or_else(|| "a number".to_string()),
+            FieldType::Date => L::date(text).ok_or_else(|| L::DATE.to_string()),
             _ => Ok(Value::String(text.to_string())),
         };
-        value.map_err(|what| self.invalid(what))
+        value.map_err(|what| self.invalid(&what))
     }
 
     fn invalid(&self, what: &str) -> Rejection {
@@ -435,7 +434,7 @@ impl<L: Language> FieldRule<L> {
             Source::Path(p) if self.field_type.is_structured() => set
                 .language
                 .structured(self.field_type, p, at, tz)
-                .map_err(|what| self.invalid(what))?,
+                .map_err(|what| self.invalid(&what))?,
             _ => {
                 let texts = self.texts(set, at)?;
                 let typed: Vec<Value> = texts

@@ -203,8 +203,19 @@ rules:
         err(&with(&[(44, "2024-03-01")]), "M1"),
         (
             Reason::MappingInvalidValue,
-            Some("field at (PV1.44) is not an HL7 timestamp".into())
+            Some(
+                "field at (PV1.44) is not an HL7 timestamp: its offset is not +HHMM or -HHMM"
+                    .into()
+            )
         )
+    );
+    assert_eq!(
+        err(&with(&[(44, "20241301")]), "M1"),
+        (
+            Reason::MappingInvalidValue,
+            Some("field at (PV1.44) is not an HL7 timestamp: it names no calendar date".into())
+        ),
+        "the reason names the rule broken, not the value"
     );
     assert_eq!(
         err(&with(&[(3, "W9")]), "M1"),
