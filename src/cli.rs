@@ -102,6 +102,19 @@ pub enum Command {
         #[arg(long)]
         follow: bool,
     },
+    /// Find a stream by its type and natural key: print its id and its events as JSON
+    /// (exit 1 when it has none).
+    Streams {
+        /// The tenant that owns the stream.
+        #[arg(long)]
+        tenant: String,
+        /// The stream type, e.g. `Admission` or `Patient`.
+        #[arg(long = "type")]
+        stream_type: String,
+        /// The natural key, e.g. the visit number or the MRN.
+        #[arg(long)]
+        key: String,
+    },
     /// Support operations on dead letters: list, replay, discard.
     Dlq {
         #[command(subcommand)]

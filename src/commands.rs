@@ -77,6 +77,11 @@ pub async fn run(config_file: Option<&Path>, command: Command) -> Result<ExitCod
             after,
             follow,
         } => crate::events::events(&config, tenant, stream, after, follow).await,
+        Command::Streams {
+            tenant,
+            stream_type,
+            key,
+        } => crate::events::stream(&config, &tenant, &stream_type, &key).await,
     }
 }
 

@@ -12,8 +12,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-/// Namespace for intake's v5 stream ids (a fixed, random UUID).
-const STREAM_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_3a2e_9b47_4d0a_8e55_2c7d_1f9a_b3e4);
+/// Namespace for intake's v5 stream ids (a fixed, random UUID). Public contract: a
+/// stream id is `uuid5(STREAM_NAMESPACE, "{tenant}\0{stream_type}\0{key}")` (README,
+/// "Finding a stream"), so a consumer can compute it without asking intake.
+pub const STREAM_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_3a2e_9b47_4d0a_8e55_2c7d_1f9a_b3e4);
 
 /// An event produced by mapping, before it has a stream version and position.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -64,7 +66,8 @@ pub struct EventEnvelope {
     pub global_position: i64,
 }
 
-/// The v5 id of a stream.
+/// The v5 id of a stream: [`STREAM_NAMESPACE`] and the name `tenant NUL stream_type NUL
+/// key` (UTF-8).
 pub fn stream_id(tenant: &str, stream_type: &str, key: &str) -> Uuid {
     let name = format!("{tenant}\u{0}{stream_type}\u{0}{key}");
     Uuid::new_v5(&STREAM_NAMESPACE, name.as_bytes())
@@ -89,6 +92,22 @@ pub fn event_id(time: DateTime<Utc>, tenant: &str, source_key: &str, index: usiz
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The README's worked example: the stream id anyone can compute.
+    #[test]
+    fn a_stream_id_is_the_documented_uuid5() {
+        assert_eq!(
+            STREAM_NAMESPACE.to_string(),
+            "6f1c3a2e-9b47-4d0a-8e55-2c7d1f9ab3e4"
+        );
+        let id = stream_id("demo", "Admission", "V20261122-0001");
+        assert_eq!(id.get_version_num(), 5);
+        assert_eq!(
+            id,
+            Uuid::new_v5(&STREAM_NAMESPACE, b"demo\0Admission\0V20261122-0001")
+        );
+        assert_eq!(id.to_string(), "90be3805-d65a-5d18-bdab-7f5254b8d377");
+    }
 
     #[test]
     fn ids_are_deterministic_and_time_ordered() {

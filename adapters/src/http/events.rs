@@ -1,5 +1,6 @@
 //! `GET /api/v1/tenants/{tenant}/events`: a tenant's events in global order, paged by
-//! position.
+//! position. One stream's events by its id (`?stream=`) or by its type and natural key
+//! (`?stream_type=Admission&key=V123`), which the server turns into the same UUIDv5.
 
 use super::error::ApiError;
 use super::state::{authorize, HttpState};
@@ -8,6 +9,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use intake_pipeline::event;
 use intake_pipeline::store::EventQuery;
 use serde::Deserialize;
 use serde_json::json;
@@ -22,6 +24,31 @@ struct EventsParams {
     after: Option<i64>,
     limit: Option<i64>,
     stream: Option<uuid::Uuid>,
+    stream_type: Option<String>,
+    key: Option<String>,
+}
+
+impl EventsParams {
+    /// The stream asked for, by id or by type and key; errors never echo the key (it is
+    /// an MRN or a visit number).
+    fn stream(&self, tenant: &str) -> Result<Option<uuid::Uuid>, ApiError> {
+        match (
+            self.stream,
+            self.stream_type.as_deref(),
+            self.key.as_deref(),
+        ) {
+            (id, None, None) => Ok(id),
+            (None, Some(ty), Some(key)) if !ty.is_empty() && !key.is_empty() => {
+                Ok(Some(event::stream_id(tenant, ty, key)))
+            }
+            (Some(_), _, _) => Err(ApiError::InvalidQuery(
+                "give either stream, or stream_type and key, not both",
+            )),
+            _ => Err(ApiError::InvalidQuery(
+                "stream_type and key go together, and neither may be empty",
+            )),
+        }
+    }
 }
 
 async fn events(
@@ -38,9 +65,10 @@ async fn events(
     if after < 0 || !(1..=1000).contains(&limit) {
         return Err(ApiError::InvalidQuery("after >= 0 and 1 <= limit <= 1000"));
     }
+    let stream_id = p.stream(&tenant)?;
     let q = EventQuery {
         tenant: Some(tenant),
-        stream_id: p.stream,
+        stream_id,
         after,
         limit,
     };
@@ -50,5 +78,9 @@ async fn events(
         .await
         .map_err(|_| ApiError::StoreUnavailable)?;
     let next_after = events.last().map(|e| e.global_position).unwrap_or(after);
-    Ok(Json(json!({"events": events, "next_after": next_after})).into_response())
+    let mut body = json!({"events": events, "next_after": next_after});
+    if let Some(id) = stream_id {
+        body["stream_id"] = json!(id);
+    }
+    Ok(Json(body).into_response())
 }
