@@ -26,6 +26,12 @@ pub enum Command {
         /// Mappings folder (default: the configured one).
         #[arg(long)]
         mappings: Option<PathBuf>,
+        /// Print one JSON document (tenants and errors) instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Also write a JUnit XML report to this file.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
     /// Dry-run: parse and map messages, print the events as JSON; stores nothing.
     Map {
@@ -47,6 +53,15 @@ pub enum Command {
         /// Write the `.events.json` files from the actual output instead of comparing.
         #[arg(long)]
         update: bool,
+        /// Only this tenant's samples (`DIR/<tenant>/`).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Print one JSON document (cases, coverage, totals) instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Also write a JUnit XML report to this file.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
     /// MLLP client: send the messages in FILEs in order; summarize the ACK codes.
     Send {

@@ -24,20 +24,36 @@ pub async fn run(config_file: Option<&Path>, command: Command) -> Result<ExitCod
             out!("migrations applied to {}", redact_url(&config.database_url));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { mappings } => {
+        Command::Check {
+            mappings,
+            json,
+            junit,
+        } => {
             // A configuration file's tenant names are checked against its own folder.
             let own = config_file.is_some()
                 && (mappings.is_none() || mappings.as_ref() == Some(&config.mappings_dir));
             let dir = mappings.unwrap_or_else(|| config.mappings_dir.clone());
-            Ok(crate::mapping::check(&dir, own.then_some(&config)))
+            let report = crate::mapping::CheckReport { json, junit };
+            crate::mapping::check(&dir, own.then_some(&config), &report)
         }
         Command::Map { tenant, files } => crate::mapping::map(&config, &tenant, &files),
         Command::Test {
             dir,
             mappings,
             update,
+            tenant,
+            json,
+            junit,
         } => match load_tenants(&mappings.unwrap_or(config.mappings_dir)) {
-            Some(tenants) => crate::golden::run(&dir, &tenants, update),
+            Some(tenants) => {
+                let opts = crate::golden::Options {
+                    update,
+                    tenant,
+                    json,
+                    junit,
+                };
+                crate::golden::run(&dir, &tenants, &opts)
+            }
             None => Ok(ExitCode::FAILURE),
         },
         Command::Send {

@@ -113,10 +113,60 @@ fn to_values(outcomes: &[Outcome]) -> Vec<Value> {
 /// Fields seen filled (non-null), per tenant: (message code, event type, field name).
 type Filled = BTreeMap<String, BTreeSet<(String, String, String)>>;
 
-/// Runs every case under `dir` against `tenants`, or with `update` rewrites the golden
-/// files from the actual output. Prints one line per case, then the coverage report.
-pub fn run(dir: &Path, tenants: &Tenants, update: bool) -> Result<ExitCode> {
-    let cases = find_cases(dir)?;
+/// What `intake test` runs and how it reports.
+pub struct Options {
+    /// Rewrite the golden files from the actual output instead of comparing.
+    pub update: bool,
+    /// Only this tenant's samples.
+    pub tenant: Option<String>,
+    /// Print one JSON document instead of text.
+    pub json: bool,
+    /// Also write a JUnit XML report here.
+    pub junit: Option<PathBuf>,
+}
+
+/// What became of one case.
+struct CaseResult<'a> {
+    case: &'a Case,
+    /// Differences or errors; empty when it passed.
+    problems: Vec<String>,
+    /// With `--update`: whether its golden file was written (else it was unchanged), and
+    /// the one-line summary of what it now holds.
+    written: Option<(bool, String)>,
+}
+
+impl CaseResult<'_> {
+    fn status(&self) -> &'static str {
+        match (&self.written, self.problems.is_empty()) {
+            (_, false) => "failed",
+            (Some((true, _)), true) => "written",
+            (Some((false, _)), true) => "unchanged",
+            (None, true) => "passed",
+        }
+    }
+}
+
+/// A tenant's field coverage: mapped fields that some sample filled.
+#[derive(Serialize)]
+struct Coverage {
+    tenant: String,
+    covered: usize,
+    total: usize,
+    /// `ADT^A40 PatientsMerged.visit_number`.
+    uncovered: Vec<String>,
+}
+
+/// Runs every case under `dir` (or one tenant's) against `tenants`, or with `update`
+/// rewrites the golden files from the actual output. Reports one line per case and the
+/// coverage, as text or JSON, and optionally as JUnit XML.
+pub fn run(dir: &Path, tenants: &Tenants, opts: &Options) -> Result<ExitCode> {
+    let mut cases = find_cases(dir)?;
+    if let Some(only) = &opts.tenant {
+        cases.retain(|c| &c.tenant == only);
+        if cases.is_empty() {
+            bail!("no samples for tenant {only:?} in {}", dir.display());
+        }
+    }
     if cases.is_empty() {
         bail!(
             "no cases in {}: expected <tenant>/<case>.hl7 (or .json / .xml)",
@@ -124,34 +174,124 @@ pub fn run(dir: &Path, tenants: &Tenants, update: bool) -> Result<ExitCode> {
         );
     }
     let mut filled = Filled::new();
-    let (mut passed, mut failed) = (0, 0);
+    let mut results = Vec::with_capacity(cases.len());
     for case in &cases {
-        let problems = match actual(case, tenants, &mut filled) {
-            Err(problem) => vec![problem],
-            Ok(outcomes) if update => bless(case, &outcomes)?,
-            Ok(outcomes) => compare(case, &outcomes),
+        let (problems, written) = match actual(case, tenants, &mut filled) {
+            Err(problem) => (vec![problem], None),
+            Ok(outcomes) if opts.update => (Vec::new(), Some(bless(case, &outcomes)?)),
+            Ok(outcomes) => (compare(case, &outcomes), None),
         };
-        if problems.is_empty() {
-            passed += 1;
-            if !update {
-                out!("ok   {}", case.name);
-            }
-        } else {
-            failed += 1;
-            out!("FAIL {}", case.name);
-            for p in problems {
+        results.push(CaseResult {
+            case,
+            problems,
+            written,
+        });
+    }
+    let coverage = coverage(&cases, tenants, &filled);
+    let failed = results.iter().filter(|r| !r.problems.is_empty()).count();
+    let passed = results.len() - failed;
+    if opts.json {
+        print_json(&results, &coverage, passed, failed)?;
+    } else {
+        print_text(&results, &coverage, opts.update, passed, failed);
+    }
+    if let Some(path) = &opts.junit {
+        crate::junit::write(path, "intake test", &junit_suites(&results))?;
+    }
+    Ok(ExitCode::from(u8::from(failed > 0)))
+}
+
+/// The text report: a line per case (with its differences), the coverage, the totals.
+fn print_text(
+    results: &[CaseResult],
+    coverage: &[Coverage],
+    update: bool,
+    passed: usize,
+    failed: usize,
+) {
+    for r in results {
+        let path = r.case.golden.display();
+        match &r.written {
+            Some((true, summary)) => out!("wrote {path}: {summary}"),
+            Some((false, _)) => out!("unchanged {path}"),
+            None if r.problems.is_empty() => out!("ok   {}", r.case.name),
+            None => {}
+        }
+        if !r.problems.is_empty() {
+            out!("FAIL {}", r.case.name);
+            for p in &r.problems {
                 out!("    {p}");
             }
         }
     }
-    coverage(&cases, tenants, &filled);
+    for c in coverage {
+        for u in &c.uncovered {
+            out!("uncovered: {} {u}", c.tenant);
+        }
+        out!(
+            "coverage: {} of {} mapped fields filled by samples (tenant {})",
+            c.covered,
+            c.total,
+            c.tenant
+        );
+    }
     let ok = if update {
         "written or unchanged"
     } else {
         "passed"
     };
     out!("{passed} {ok}, {failed} failed");
-    Ok(ExitCode::from(u8::from(failed > 0)))
+}
+
+/// The JSON report: `{"cases": [...], "coverage": [...], "passed", "failed"}`.
+fn print_json(
+    results: &[CaseResult],
+    coverage: &[Coverage],
+    passed: usize,
+    failed: usize,
+) -> Result<()> {
+    let cases: Vec<Value> = results
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "case": r.case.name,
+                "tenant": r.case.tenant,
+                "sample": r.case.hl7,
+                "golden": r.case.golden,
+                "status": r.status(),
+                "problems": r.problems,
+            })
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "cases": cases, "coverage": coverage, "passed": passed, "failed": failed,
+    });
+    out!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(())
+}
+
+/// One JUnit suite per tenant, one case per sample.
+fn junit_suites(results: &[CaseResult]) -> Vec<crate::junit::Suite> {
+    let mut suites: Vec<crate::junit::Suite> = Vec::new();
+    for r in results {
+        let tenant = &r.case.tenant;
+        let name = format!("intake test {tenant}");
+        if suites.last().is_none_or(|s| s.name != name) {
+            suites.push(crate::junit::Suite {
+                name,
+                cases: Vec::new(),
+            });
+        }
+        let case_name = r.case.name.strip_prefix(&format!("{tenant}/"));
+        if let Some(suite) = suites.last_mut() {
+            suite.cases.push(crate::junit::Case {
+                name: case_name.unwrap_or(&r.case.name).to_string(),
+                classname: format!("intake.test.{tenant}"),
+                problems: r.problems.clone(),
+            });
+        }
+    }
+    suites
 }
 
 /// `dir/<tenant>/<case>.hl7|.json|.xml`, sorted by tenant and case.
@@ -232,18 +372,18 @@ fn actual(case: &Case, tenants: &Tenants, filled: &mut Filled) -> Result<Vec<Out
     Ok(outcomes)
 }
 
-/// Writes the golden file from the actual outcomes (unless unchanged) and says so.
-fn bless(case: &Case, outcomes: &[Outcome]) -> Result<Vec<String>> {
+/// Writes the golden file from the actual outcomes unless unchanged; returns whether it
+/// wrote, and a summary of the outcomes.
+fn bless(case: &Case, outcomes: &[Outcome]) -> Result<(bool, String)> {
     let text = serde_json::to_string_pretty(outcomes)? + "\n";
-    let path = case.golden.display();
-    if std::fs::read_to_string(&case.golden).is_ok_and(|old| old == text) {
-        out!("unchanged {path}");
-        return Ok(Vec::new());
-    }
-    std::fs::write(&case.golden, &text).with_context(|| format!("writing {path}"))?;
     let summaries: Vec<String> = to_values(outcomes).iter().map(summary).collect();
-    out!("wrote {path}: {}", summaries.join("; "));
-    Ok(Vec::new())
+    let summary = summaries.join("; ");
+    if std::fs::read_to_string(&case.golden).is_ok_and(|old| old == text) {
+        return Ok((false, summary));
+    }
+    let path = case.golden.display();
+    std::fs::write(&case.golden, &text).with_context(|| format!("writing {path}"))?;
+    Ok((true, summary))
 }
 
 /// Compares the actual outcomes with the golden file; returns the differences.
@@ -352,9 +492,10 @@ fn summary(v: &Value) -> String {
     }
 }
 
-/// Prints, per tenant with samples, the mapped fields no sample filled and the totals.
-fn coverage(cases: &[Case], tenants: &Tenants, filled: &Filled) {
+/// Per tenant with samples: the mapped fields no sample filled, and the totals.
+fn coverage(cases: &[Case], tenants: &Tenants, filled: &Filled) -> Vec<Coverage> {
     let names: BTreeSet<&str> = cases.iter().map(|c| c.tenant.as_str()).collect();
+    let mut report = Vec::new();
     for tenant in names.into_iter().filter_map(|n| tenants.get(n)) {
         let seen = filled.get(&tenant.name);
         let fields: BTreeSet<(&str, &str, &str)> = tenant
@@ -363,19 +504,19 @@ fn coverage(cases: &[Case], tenants: &Tenants, filled: &Filled) {
             .into_iter()
             .chain(tenant.fhir.rules.fields())
             .collect();
-        let mut covered = 0;
+        let mut uncovered = Vec::new();
         for &(code, event, field) in &fields {
             let key = (code.to_string(), event.to_string(), field.to_string());
-            if seen.is_some_and(|s| s.contains(&key)) {
-                covered += 1;
-            } else {
-                out!("uncovered: {} {code} {event}.{field}", tenant.name);
+            if !seen.is_some_and(|s| s.contains(&key)) {
+                uncovered.push(format!("{code} {event}.{field}"));
             }
         }
-        out!(
-            "coverage: {covered} of {} mapped fields filled by samples (tenant {})",
-            fields.len(),
-            tenant.name
-        );
+        report.push(Coverage {
+            tenant: tenant.name.clone(),
+            covered: fields.len() - uncovered.len(),
+            total: fields.len(),
+            uncovered,
+        });
     }
+    report
 }

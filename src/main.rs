@@ -12,6 +12,7 @@ mod dlq;
 mod events;
 mod golden;
 mod import;
+mod junit;
 mod mapping;
 mod send;
 mod serve;

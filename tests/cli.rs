@@ -622,3 +622,156 @@ fn test_update_leaves_the_committed_goldens_untouched() {
         std::fs::read(common::repo().join(golden)).unwrap()
     );
 }
+
+/// Two tenants' samples: demo with a passing and a failing case, other with one passing.
+fn two_tenant_golden_dir() -> tempfile::TempDir {
+    let repo = common::repo();
+    let read = |f: &str| std::fs::read(repo.join("samples/demo").join(f)).unwrap();
+    let golden = std::fs::read_to_string(repo.join("samples/demo/a02-transfer.events.json"))
+        .unwrap()
+        .replace("\"to_bed\": \"A\"", "\"to_bed\": \"B\"");
+    let dir = golden_dir(&[
+        ("demo/a01-admit.hl7", &read("a01-admit.hl7")),
+        ("demo/a01-admit.events.json", &read("a01-admit.events.json")),
+        ("demo/a02-transfer.hl7", &read("a02-transfer.hl7")),
+        ("demo/a02-transfer.events.json", golden.as_bytes()),
+        ("other/a03.hl7", &read("a03-discharge.hl7")),
+    ]);
+    let other = dir.path().join("mappings/other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::copy(
+        dir.path().join("mappings/demo/adt.yaml"),
+        other.join("adt.yaml"),
+    )
+    .unwrap();
+    std::fs::write(other.join("tenant.yaml"), "timezone: UTC\n").unwrap();
+    let (code, out, err) = intake(dir.path(), &["test", "--update", "--tenant", "other"]);
+    assert_eq!(code, 0, "{out}{err}");
+    dir
+}
+
+#[test]
+fn test_runs_one_tenant_and_reports_as_json_and_junit() {
+    let dir = two_tenant_golden_dir();
+    // --tenant: only that folder's cases.
+    let (code, out, _) = intake(dir.path(), &["test", "--tenant", "other"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("ok   other/a03\n"), "{out}");
+    assert!(!out.contains("demo/"), "{out}");
+    assert!(out.ends_with("1 passed, 0 failed\n"), "{out}");
+    let (code, _, err) = intake(dir.path(), &["test", "--tenant", "nope"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no samples for tenant \"nope\" in samples"),
+        "{err}"
+    );
+
+    // --json: one document, a status per case, the differences, the coverage, the totals.
+    let (code, out, _) = intake(dir.path(), &["test", "--json"]);
+    assert_eq!(code, 1, "the failing case still fails");
+    let doc: serde_json::Value = serde_json::from_str(&out).expect("one JSON document");
+    let statuses: Vec<(&str, &str)> = doc["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["case"].as_str().unwrap(), c["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("demo/a01-admit", "passed"),
+            ("demo/a02-transfer", "failed"),
+            ("other/a03", "passed")
+        ]
+    );
+    assert_eq!(
+        doc["cases"][1]["problems"],
+        serde_json::json!(["message 1, event 1 (LocationChanged): data.to_bed: - \"B\"  + \"A\""])
+    );
+    assert_eq!(
+        (doc["passed"].as_u64(), doc["failed"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let coverage: Vec<&str> = doc["coverage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["tenant"].as_str().unwrap())
+        .collect();
+    assert_eq!(coverage, ["demo", "other"]);
+    assert!(doc["coverage"][0]["covered"].as_u64().unwrap() > 0);
+
+    // --junit: one suite per tenant, one case per sample, the differences as the failure.
+    let (code, out, _) = intake(dir.path(), &["test", "--junit", "report.xml"]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("FAIL demo/a02-transfer"),
+        "text output still printed: {out}"
+    );
+    let xml = std::fs::read_to_string(dir.path().join("report.xml")).unwrap();
+    assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"intake test\" tests=\"3\" failures=\"1\">"), "{xml}");
+    assert!(
+        xml.contains("<testsuite name=\"intake test demo\" tests=\"2\" failures=\"1\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<testsuite name=\"intake test other\" tests=\"1\" failures=\"0\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<testcase name=\"a01-admit\" classname=\"intake.test.demo\"/>"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<failure message=\"1 problem(s)\" type=\"intake.test.demo\">message 1, event 1 (LocationChanged): data.to_bed: - &quot;B&quot;  + &quot;A&quot;</failure>"),
+        "{xml}"
+    );
+}
+
+#[test]
+fn check_reports_as_json_and_junit() {
+    let dir = two_tenant_golden_dir();
+    let (code, out, _) = intake(dir.path(), &["check", "--json", "--junit", "check.xml"]);
+    assert_eq!(code, 0, "{out}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["ok"], true);
+    let names: Vec<&str> = doc["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["demo", "other"]);
+    assert_eq!(
+        doc["tenants"][0]["message_types"],
+        serde_json::json!(["ADT^A01", "ADT^A02", "ADT^A03", "ADT^A14"])
+    );
+    let xml = std::fs::read_to_string(dir.path().join("check.xml")).unwrap();
+    assert!(
+        xml.contains("<testsuites name=\"intake check\" tests=\"3\" failures=\"0\">"),
+        "{xml}"
+    );
+
+    // A typo in one tenant fails that tenant's case only, at its file:line:col.
+    std::fs::write(
+        dir.path().join("mappings/other/tenant.yaml"),
+        "timezone: UTC\nroutng: {}\n",
+    )
+    .unwrap();
+    let (code, out, _) = intake(dir.path(), &["check", "--json", "--junit", "check.xml"]);
+    assert_eq!(code, 1);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["ok"], false);
+    let e = &doc["errors"][0];
+    assert_eq!(e["file"], "mappings/other/tenant.yaml");
+    assert_eq!(
+        (e["line"].as_u64(), e["column"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let xml = std::fs::read_to_string(dir.path().join("check.xml")).unwrap();
+    assert!(
+        xml.contains("<testcase name=\"demo\" classname=\"intake.check\"/>"),
+        "{xml}"
+    );
+    assert!(xml.contains("<testcase name=\"other\" classname=\"intake.check\">\n      <failure message=\"1 problem(s)\" type=\"intake.check\">mappings/other/tenant.yaml:2:1: "), "{xml}");
+}
