@@ -130,6 +130,11 @@ pub enum Command {
         #[arg(long)]
         key: String,
     },
+    /// A tenant's mapping versions: the history of what went live, and rollback.
+    Mappings {
+        #[command(subcommand)]
+        command: crate::deploy::MappingsCommand,
+    },
     /// Support operations on dead letters: list, replay, discard.
     Dlq {
         #[command(subcommand)]

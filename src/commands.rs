@@ -87,6 +87,7 @@ pub async fn run(config_file: Option<&Path>, command: Command) -> Result<ExitCod
             crate::import::run(&config, opts).await
         }
         Command::Dlq { command } => crate::dlq::run(&config, command).await,
+        Command::Mappings { command } => crate::deploy::run(&config, command).await,
         Command::Events {
             tenant,
             stream,

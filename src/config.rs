@@ -57,12 +57,22 @@ pub struct WriterSettings {
 pub struct MappingsSettings {
     /// Milliseconds between checks of the mappings folder for edits (0: no hot reload).
     pub reload_interval_ms: u64,
+    /// Staged deploys: a tenant's edited mappings go live on hot reload only once its
+    /// golden samples (`samples_dir/<tenant>/`) pass. Off: every valid save goes live.
+    pub staged: bool,
+    /// Folder of `<tenant>/` golden samples that staged deploys run.
+    pub samples_dir: PathBuf,
+    /// How many versions of each tenant's mappings the history keeps (for rollback).
+    pub history: usize,
 }
 
 impl Default for MappingsSettings {
     fn default() -> Self {
         MappingsSettings {
             reload_interval_ms: 1000,
+            staged: true,
+            samples_dir: "samples".into(),
+            history: 10,
         }
     }
 }

@@ -201,6 +201,34 @@ pub fn run(dir: &Path, tenants: &Tenants, opts: &Options) -> Result<ExitCode> {
     Ok(ExitCode::from(u8::from(failed > 0)))
 }
 
+/// What keeps `tenant`'s mappings in `tenants` from going live in a staged deploy: each
+/// of its cases under `dir` that fails, by name and number of differences (never the
+/// values: this goes to the log), or that it has no cases at all.
+pub fn tenant_problems(dir: &Path, tenants: &Tenants, tenant: &str) -> Vec<String> {
+    let cases: Vec<Case> = match find_cases(dir) {
+        Ok(cases) => cases.into_iter().filter(|c| c.tenant == tenant).collect(),
+        Err(_) => Vec::new(),
+    };
+    if cases.is_empty() {
+        return vec![format!(
+            "no golden samples in {}: a staged deploy goes live only when they pass",
+            dir.join(tenant).display()
+        )];
+    }
+    let mut filled = Filled::new();
+    let mut problems = Vec::new();
+    for case in &cases {
+        let n = match actual(case, tenants, &mut filled) {
+            Err(_) => 1,
+            Ok(outcomes) => compare(case, &outcomes).len(),
+        };
+        if n > 0 {
+            problems.push(format!("sample {} fails ({n} difference(s))", case.name));
+        }
+    }
+    problems
+}
+
 /// The text report: a line per case (with its differences), the coverage, the totals.
 fn print_text(
     results: &[CaseResult],

@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod config;
 mod context;
+mod deploy;
 mod dlq;
 mod events;
 mod golden;
@@ -16,6 +17,7 @@ mod junit;
 mod mapping;
 mod send;
 mod serve;
+mod stage;
 
 use clap::Parser;
 

@@ -40,6 +40,7 @@ pub async fn serve(config: Config) -> Result<ExitCode> {
         store: store.clone(),
         tenants: Arc::new(tenants),
         mappings_dir: config.mappings_dir.clone(),
+        mapping_history: config.mappings.history,
         auth: Arc::new(Auth {
             admin_token: config.admin_token.clone(),
             tenant_tokens: config.tenant_tokens.clone(),
@@ -64,6 +65,17 @@ pub async fn serve(config: Config) -> Result<ExitCode> {
     let (writer, writer_task) = Writer::spawn(store, writer_config);
     let ingest = Ingest::new(tenants.clone(), writer);
     let (stop, shutdown) = Stop::new();
+    // Every version that goes live is kept in the history, from this start on.
+    let stage = Arc::new(crate::stage::SampleStage {
+        samples_dir: config.mappings.samples_dir.clone(),
+        store: env.store.clone(),
+        keep: config.mappings.history,
+        gate: config.mappings.staged,
+        runtime: tokio::runtime::Handle::current(),
+    });
+    for t in env.tenants.iter() {
+        stage.record(t, "start").await;
+    }
     let watcher = match config.mappings.reload_interval_ms {
         0 => None,
         ms => Some(spawn_watcher(
@@ -75,6 +87,7 @@ pub async fn serve(config: Config) -> Result<ExitCode> {
                 .flat_map(|c| c.bound_tenants())
                 .chain(config.tenant_tokens.keys().cloned())
                 .collect(),
+            Some(stage as Arc<dyn intake_pipeline::mapping::reload::Stage>),
             shutdown.receiver(),
         )),
     };

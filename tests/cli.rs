@@ -228,15 +228,16 @@ fn check_reports_language_errors_with_their_location() {
     assert_eq!(
         lines,
         [
-            "mappings/acme/tables/units.csv:3:12: expected 2 cells (code,value), found 1",
-            "mappings/acme/tables/wards.csv:1:1: the first row must be a header of two different snake_case column names, such as `local_code,loinc`",
-            "mappings/acme/tables/wards.csv:2:15: expected 2 cells (code,value), found 3",
             "mappings/acme/oru.yaml:3:21: a condition needs exactly one of equals, in, not_in, present",
+            "mappings/acme/oru.yaml:5:16: unknown event type \"LabResult\": the event catalogue (docs/events.yaml) and the tenant's catalogue.yaml list the known ones",
             "mappings/acme/oru.yaml:6:30: for_each names segment ids such as OBX",
             "mappings/acme/oru.yaml:9:14: field \"a\" needs exactly one of path, value, concat",
             "mappings/acme/oru.yaml:10:36: no table \"nope\" in this tenant's tables/ folder",
             "mappings/acme/oru.yaml:11:14: field \"c\": coded and observation values take no table, all, transform or default",
-            "8 error(s) in mappings",
+            "mappings/acme/tables/units.csv:3:12: expected 2 cells (code,value), found 1",
+            "mappings/acme/tables/wards.csv:1:1: the first row must be a header of two different snake_case column names, such as `local_code,loinc`",
+            "mappings/acme/tables/wards.csv:2:15: expected 2 cells (code,value), found 3",
+            "9 error(s) in mappings",
         ],
         "{err}"
     );
@@ -774,4 +775,76 @@ fn check_reports_as_json_and_junit() {
         "{xml}"
     );
     assert!(xml.contains("<testcase name=\"other\" classname=\"intake.check\">\n      <failure message=\"1 problem(s)\" type=\"intake.check\">mappings/other/tenant.yaml:2:1: "), "{xml}");
+}
+
+#[test]
+fn check_knows_the_event_catalogue_and_the_hl7_structure() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("mappings/acme");
+    std::fs::create_dir_all(&t).unwrap();
+    std::fs::write(t.join("tenant.yaml"), "timezone: UTC\n").unwrap();
+    // The five typos of a new user: event, stream type, field, segment, field number.
+    std::fs::write(
+        t.join("adt.yaml"),
+        "rules:\n\
+         \x20 - message: ADT^A01\n\
+         \x20   events:\n\
+         \x20     - event: AdmisionCreated\n\
+         \x20       stream: { type: Admision, key: PV1.19.1 }\n\
+         \x20       fields:\n\
+         \x20         patient_mrn: { path: PID.3.1, required: true }\n\
+         \x20 - message: ADT^A02\n\
+         \x20   events:\n\
+         \x20     - event: LocationChanged\n\
+         \x20       stream: { type: Admission, key: PVI.19.1 }\n\
+         \x20       fields:\n\
+         \x20         patient_mrm: { path: PID.3.1, required: true }\n\
+         \x20         to_location: { path: PV1.333 }\n\
+         \x20         from_bed:    { path: PV1.6.3, type: timestamp }\n",
+    )
+    .unwrap();
+    let (code, _, err) = intake(dir.path(), &["check", "--mappings", "mappings"]);
+    assert_eq!(code, 1);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "mappings/acme/adt.yaml:4:16: unknown event type \"AdmisionCreated\" (did you mean AdmissionCreated?): the event catalogue (docs/events.yaml) and the tenant's catalogue.yaml list the known ones",
+            "mappings/acme/adt.yaml:5:25: unknown stream type \"Admision\" (did you mean Admission?)",
+            "mappings/acme/adt.yaml:15:24: field from_bed of LocationChanged is a string in the catalogue, not a timestamp",
+            "mappings/acme/adt.yaml:13:24: event LocationChanged has no field \"patient_mrm\" (did you mean patient_mrn?)",
+            "mappings/acme/adt.yaml:14:24: field to_location of LocationChanged is required in the catalogue: add required: true",
+            "mappings/acme/adt.yaml:10:16: event LocationChanged needs field(s) patient_mrn (required in the catalogue)",
+            "mappings/acme/adt.yaml:11:41: unknown segment \"PVI\" (did you mean PV1?): not an HL7 v2 segment id (site-defined ones start with Z)",
+            "mappings/acme/adt.yaml:14:36: PV1 has 54 fields at most (HL7 v2.7): there is no PV1-333",
+            "8 error(s) in mappings",
+        ],
+        "{err}"
+    );
+
+    // A tenant's own event type, declared in its catalogue.yaml, is known to its mappings
+    // (and only to its own); site-defined Z-segments are always allowed.
+    std::fs::write(
+        t.join("catalogue.yaml"),
+        "stream_types:\n  Device: a bedside monitor\nevents:\n  VitalSignsRecorded:\n    streams: [Device]\n    fields:\n      heart_rate: { type: number, required: true }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        t.join("adt.yaml"),
+        "rules:\n  - message: ORU^R01\n    events:\n      - event: VitalSignsRecorded\n        stream: { type: Device, key: ZDV.1 }\n        fields:\n          heart_rate: { path: ZDV.40.1, type: number, required: true }\n",
+    )
+    .unwrap();
+    let (code, out, err) = intake(dir.path(), &["check", "--mappings", "mappings"]);
+    assert_eq!(code, 0, "{out}{err}");
+    std::fs::write(
+        t.join("catalogue.yaml"),
+        "events:\n  AdmissionCreated:\n    streams: [Patient]\n    fields: {}\n",
+    )
+    .unwrap();
+    let (code, _, err) = intake(dir.path(), &["check", "--mappings", "mappings"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("\nmappings/acme/catalogue.yaml:3:5: event type AdmissionCreated is already in the catalogue: choose another name\n"),
+        "{err}"
+    );
 }

@@ -58,8 +58,10 @@ pub struct Env {
     pub store: Arc<dyn Store>,
     /// The tenants loaded at start-up (bound tenants must be among them).
     pub tenants: Arc<Tenants>,
-    /// Where the tenants' mapping folders are (for messages).
+    /// Where the tenants' mapping folders are (for messages, and for a rollback).
     pub mappings_dir: PathBuf,
+    /// How many mapping versions per tenant the history keeps.
+    pub mapping_history: usize,
     /// The API's bearer tokens (the top-level `admin_token` and `[tenant_tokens]`).
     pub auth: Arc<Auth>,
     /// Where components register their `/metrics` series and `/readyz` sections.

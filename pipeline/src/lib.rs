@@ -4,6 +4,7 @@
 //! Adapters (MLLP, HTTP) depend on this crate; it depends on no adapter.
 
 pub mod batch;
+pub mod deploy;
 pub mod event;
 pub mod fhir;
 pub mod hl7;

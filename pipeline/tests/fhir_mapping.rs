@@ -420,23 +420,28 @@ fn check_reports_fhir_rule_errors_at_file_line_column() {
         "timezone: UTC\nfhir:\n  mode: lax\n  identifiers: { mrn: [urn:m] }\n",
     )
     .unwrap();
-    let rules = "# FHIR\nresources:\n  - resource: Patient\n    events:\n      - event: PatientRegistered\n        stream: { type: Patient, key: \"identifier.where(system = %visit).value\" }\n        fields:\n          a: { path: name.foo() }\n          b: { path: name, table: nope }\n  - resource: bundle\n    events: []\n";
+    let rules = "# FHIR\nresources:\n  - resource: Patient\n    events:\n      - event: PatientRegistered\n        stream: { type: Patient, key: \"identifier.where(system = %visit).value\" }\n        fields:\n          family_name: { path: name.foo() }\n          given_name: { path: name, table: nope }\n  - resource: bundle\n    events: []\n";
     std::fs::write(t.join("fhir.yaml"), rules).unwrap();
     let errors = Tenants::load(dir.path()).unwrap_err();
     let shown: Vec<String> = errors
         .iter()
         .map(|e| format!("{}:{}: {}", e.line, e.column, e.message))
         .collect();
-    assert_eq!(shown.len(), 4, "{shown:#?}");
+    assert_eq!(shown.len(), 5, "{shown:#?}");
+    assert_eq!(
+        shown[0],
+        "5:16: event PatientRegistered needs field(s) patient_mrn (required in the catalogue)",
+        "the catalogue holds FHIR rules too"
+    );
     assert!(
-        shown[0].starts_with("6:66: invalid FHIRPath: unknown identifier system list %visit"),
+        shown[1].starts_with("6:66: invalid FHIRPath: unknown identifier system list %visit"),
         "{}",
-        shown[0]
+        shown[1]
     );
     assert!(
         shown
             .iter()
-            .any(|s| s.starts_with("8:27: invalid FHIRPath: unknown function")),
+            .any(|s| s.starts_with("8:37: invalid FHIRPath: unknown function")),
         "{shown:#?}"
     );
     assert!(
@@ -450,7 +455,7 @@ fn check_reports_fhir_rule_errors_at_file_line_column() {
         "{shown:#?}"
     );
     // Valid: the mode and identifiers reach the tenant.
-    std::fs::write(t.join("fhir.yaml"), "resources:\n  - resource: Patient\n    events:\n      - event: PatientRegistered\n        stream: { type: Patient, key: \"identifier.where(system = %mrn).value\" }\n        fields: {}\n").unwrap();
+    std::fs::write(t.join("fhir.yaml"), "resources:\n  - resource: Patient\n    events:\n      - event: PatientRegistered\n        stream: { type: Patient, key: \"identifier.where(system = %mrn).value\" }\n        fields: { patient_mrn: { path: identifier.value, required: true } }\n").unwrap();
     let tenants = Tenants::load(dir.path()).unwrap();
     let tenant = tenants.get("t1").unwrap();
     assert_eq!(tenant.fhir.mode, intake_pipeline::fhir::Mode::Lax);

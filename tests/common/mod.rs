@@ -92,6 +92,10 @@ pub struct Options {
     pub mllp_extra: String,
     /// `[mappings] reload_interval_ms`.
     pub reload_interval_ms: Option<u64>,
+    /// `[mappings] staged` (with hot reload): edits go live only when the samples in
+    /// `<dir>/samples/<tenant>/` pass. Off by default here: most tests edit tenants that
+    /// have no samples.
+    pub staged: bool,
     /// An `INTAKE_LOG` filter; when set, stderr is captured in `Server::log`.
     pub log: Option<String>,
     /// Serve the repository's own `mappings/` (the shipped demo tenant) instead of the
@@ -147,6 +151,13 @@ pub fn prepare(dir: &Path, opts: &Options) -> Option<pg::Database> {
         "timezone: Europe/Berlin\nack_on_dead_letter: error\nrouting:\n  sending_facilities: [STRICT_HOSP]\n",
     )
     .unwrap();
+    let mappings = format!(
+        "[mappings]\n{}staged = {}\n",
+        opts.reload_interval_ms
+            .map(|ms| format!("reload_interval_ms = {ms}\n"))
+            .unwrap_or_default(),
+        opts.staged
+    );
     let config =
         format!(
         "database_url = \"{database_url}\"\nmappings_dir = \"{maps}\"\nadmin_token = \"{ADMIN}\"\n\
@@ -163,10 +174,6 @@ pub fn prepare(dir: &Path, opts: &Options) -> Option<pg::Database> {
         } else {
             format!("strict = \"{STRICT_TOKEN}\"\n")
         },
-        mappings = opts
-            .reload_interval_ms
-            .map(|ms| format!("[mappings]\nreload_interval_ms = {ms}\n"))
-            .unwrap_or_default(),
     );
     let amqp = opts
         .amqp

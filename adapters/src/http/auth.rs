@@ -35,6 +35,14 @@ impl Auth {
         }
     }
 
+    /// Checks that the request carries the admin token (admin routes, e.g. a rollback).
+    pub fn admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        match self.caller(headers)? {
+            Caller::Admin => Ok(()),
+            Caller::Tenant(_) => Err(ApiError::AdminOnly),
+        }
+    }
+
     fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
         let token = headers
             .get(header::AUTHORIZATION)

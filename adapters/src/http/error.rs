@@ -30,6 +30,16 @@ pub enum ApiError {
     InvalidBody(&'static str),
     /// The body exceeds the route's size limit; the message names the limit.
     PayloadTooLarge(&'static str),
+    /// The route needs the admin token.
+    AdminOnly,
+    /// The history holds no other version to go back to.
+    NothingToRollBack,
+    /// No such row in the tenant's mapping history.
+    MappingVersionNotFound,
+    /// The version to restore does not load with today's other tenants.
+    RollbackRefused,
+    /// The tenant's mapping folder could not be written.
+    MappingsNotWritable,
 }
 
 impl ApiError {
@@ -45,6 +55,11 @@ impl ApiError {
             ApiError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::InvalidQuery(_) | ApiError::InvalidBody(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::AdminOnly => StatusCode::FORBIDDEN,
+            ApiError::NothingToRollBack => StatusCode::CONFLICT,
+            ApiError::MappingVersionNotFound => StatusCode::NOT_FOUND,
+            ApiError::RollbackRefused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::MappingsNotWritable => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -60,6 +75,11 @@ impl ApiError {
             ApiError::InvalidQuery(_) => "INVALID_QUERY",
             ApiError::InvalidBody(_) => "INVALID_BODY",
             ApiError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            ApiError::AdminOnly => "FORBIDDEN",
+            ApiError::NothingToRollBack => "NOTHING_TO_ROLL_BACK",
+            ApiError::MappingVersionNotFound => "MAPPING_VERSION_NOT_FOUND",
+            ApiError::RollbackRefused => "ROLLBACK_REFUSED",
+            ApiError::MappingsNotWritable => "MAPPINGS_NOT_WRITABLE",
         }
     }
 
@@ -76,6 +96,13 @@ impl ApiError {
             ApiError::InvalidQuery(m) | ApiError::InvalidBody(m) | ApiError::PayloadTooLarge(m) => {
                 m
             }
+            ApiError::AdminOnly => "this route needs the admin token",
+            ApiError::NothingToRollBack => "the history holds no earlier mapping version",
+            ApiError::MappingVersionNotFound => "no such version in this tenant's mapping history",
+            ApiError::RollbackRefused => {
+                "the earlier version does not load with the other tenants' mappings (see intake mappings rollback)"
+            }
+            ApiError::MappingsNotWritable => "the tenant's mapping folder could not be written",
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod fhir;
 pub mod health;
 pub mod hl7v2;
 mod internal_events;
+pub mod mappings;
 pub mod state;
 
 use crate::component::{Built, Component, ComponentConfig, Env, Shutdown, StartError};
@@ -42,6 +43,7 @@ pub fn router(state: HttpState) -> Router {
         .merge(events::routes())
         .merge(hl7v2::routes())
         .merge(dead_letters::routes())
+        .merge(mappings::routes())
         .merge(fhir::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .fallback(|| async { ApiError::RouteNotFound })
@@ -54,6 +56,8 @@ pub struct HttpServer {
     store: Arc<dyn Store>,
     auth: Arc<Auth>,
     telemetry: Telemetry,
+    mappings_dir: std::path::PathBuf,
+    mapping_history: usize,
 }
 
 #[async_trait::async_trait]
@@ -79,6 +83,8 @@ impl ComponentConfig for HttpConfig {
             store: env.store.clone(),
             auth: env.auth.clone(),
             telemetry: env.telemetry.clone(),
+            mappings_dir: env.mappings_dir.clone(),
+            mapping_history: env.mapping_history,
         };
         Ok(Built {
             component: Box::new(server),
@@ -96,6 +102,8 @@ impl Component for HttpServer {
             ingest,
             auth: self.auth,
             telemetry: self.telemetry,
+            mappings_dir: self.mappings_dir,
+            mapping_history: self.mapping_history,
         };
         let served = axum::serve(self.listener, router(state))
             .with_graceful_shutdown(async move { shutdown.requested().await })

@@ -19,6 +19,10 @@ pub struct HttpState {
     pub auth: Arc<Auth>,
     /// The other components' `/metrics` series and `/readyz` sections.
     pub telemetry: Telemetry,
+    /// The tenants' mapping folders (a rollback writes into them).
+    pub mappings_dir: std::path::PathBuf,
+    /// Mapping versions the history keeps per tenant.
+    pub mapping_history: usize,
 }
 
 /// Checks the token grants `tenant`, and that the tenant exists.

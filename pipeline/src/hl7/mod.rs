@@ -12,6 +12,7 @@ pub mod charset;
 pub mod er7;
 pub mod escape;
 pub mod path;
+pub mod structure;
 pub mod timestamp;
 
 use crate::reason::{Reason, Rejection};

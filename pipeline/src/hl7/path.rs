@@ -117,6 +117,23 @@ struct Locator {
     repeat: RepeatSelect,
     component: Option<usize>,
     subcomponent: Option<usize>,
+    /// Byte offsets in the whole expression of the segment id and the field number (for
+    /// errors about the HL7 structure, see [`Path::locations`]).
+    at: (usize, usize),
+}
+
+/// Where one alternative of a path points: its segment id and field number, with their
+/// byte offsets in the expression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location<'p> {
+    /// The segment id, e.g. `PV1`.
+    pub segment: &'p str,
+    /// Offset of the segment id.
+    pub segment_at: usize,
+    /// The field number, from 1.
+    pub field: usize,
+    /// Offset of the field number.
+    pub field_at: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,6 +191,16 @@ impl Path {
     /// The expression as written.
     pub fn as_str(&self) -> &str {
         &self.source
+    }
+
+    /// Where each alternative points (segment and field, located in the expression).
+    pub fn locations(&self) -> impl Iterator<Item = Location<'_>> {
+        self.alternatives.iter().map(|l| Location {
+            segment: &l.segment,
+            segment_at: l.at.0,
+            field: l.field,
+            field_at: l.at.1,
+        })
     }
 
     /// The segment ids this path reads.
@@ -411,6 +438,7 @@ fn parse_locator(s: &str, base: usize) -> Result<Locator, PathError> {
         return Err(err(i, "expected . and a field number"));
     }
     i += 1;
+    let field_at = base + i;
     let (field, next) = take_number(s, i).ok_or_else(|| err(i, "expected a field number"))?;
     i = next;
     let mut repeat = RepeatSelect::Nth(1);
@@ -460,6 +488,7 @@ fn parse_locator(s: &str, base: usize) -> Result<Locator, PathError> {
         repeat,
         component,
         subcomponent,
+        at: (base, field_at),
     })
 }
 

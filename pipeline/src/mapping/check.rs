@@ -1,5 +1,6 @@
 //! Validation of mapping files into compiled rules, every problem as `file:line:col`.
 
+use super::catalogue::{hint, Catalogue, Shape};
 use super::kinds::OnItemError;
 use super::language::Language;
 use super::language::Report;
@@ -107,12 +108,14 @@ pub(super) fn settings(file: &FsPath, text: &str) -> Result<Settings, Vec<LoadEr
     })
 }
 
-fn is_pascal(s: &str) -> bool {
+/// `PascalCase`: event and stream type names.
+pub(super) fn is_pascal(s: &str) -> bool {
     s.chars().next().is_some_and(|c| c.is_ascii_uppercase())
         && s.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
-fn is_snake(s: &str) -> bool {
+/// `snake_case`: field names.
+pub(super) fn is_snake(s: &str) -> bool {
     s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
         && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
@@ -123,6 +126,7 @@ pub struct Checker<'a, L: Language> {
     file: &'a FsPath,
     text: &'a str,
     tables: &'a Tables,
+    catalogue: &'a Catalogue,
     language: &'a L,
     errors: Vec<LoadError>,
 }
@@ -246,6 +250,7 @@ impl<L: Language> Checker<'_, L> {
                 format!("event type {:?} must be PascalCase", e.event.value),
             );
         }
+        self.against_catalogue(&e);
         let when = self.conditions(e.when);
         let has_for_each = e.for_each.is_some();
         let for_each = e.for_each.and_then(|f| L::for_each(self, f));
@@ -296,6 +301,7 @@ pub(super) fn rules<L: Language>(
     file: &FsPath,
     text: &str,
     set: &mut RuleSet<L>,
+    catalogue: &Catalogue,
 ) -> Result<(), Vec<LoadError>> {
     let spec: RulesFile<L> =
         serde_saphyr::from_str(text).map_err(|e| vec![yaml_error(file, &e)])?;
@@ -308,6 +314,7 @@ pub(super) fn rules<L: Language>(
         file,
         text,
         tables: &set.tables,
+        catalogue,
         language: &set.language,
         errors: Vec::new(),
     };
@@ -408,6 +415,86 @@ impl<L: Language> Checker<'_, L> {
                     }
                 }
             }
+        }
+    }
+}
+
+impl<L: Language> Checker<'_, L> {
+    /// The event's type, stream types and fields against the catalogue: unknown names
+    /// (with the nearest known one), missing or optional required fields, other types.
+    fn against_catalogue(&mut self, e: &EventSpec<L>) {
+        let (event, loc) = (&e.event.value, e.event.referenced);
+        let catalogue = self.catalogue;
+        let def = catalogue.event(event);
+        if def.is_none() && is_pascal(event) {
+            self.error(
+                &loc,
+                format!(
+                    "unknown event type {event:?}{}: the event catalogue (docs/events.yaml) \
+                     and the tenant's catalogue.yaml list the known ones",
+                    catalogue.event_hint(event)
+                ),
+            );
+        }
+        for s in [Some(&e.stream), e.or_stream.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            let (ty, at) = (&s.stream_type.value, s.stream_type.referenced);
+            if !catalogue.has_stream_type(ty) {
+                if is_pascal(ty) {
+                    let near = catalogue.stream_type_hint(ty);
+                    self.error(&at, format!("unknown stream type {ty:?}{near}"));
+                }
+            } else if let Some(d) = def.filter(|d| !d.streams.contains(ty)) {
+                let on = d.streams.join(" or ");
+                self.error(&at, format!("event {event} goes on {on} streams, not {ty}"));
+            }
+        }
+        let Some(def) = def else {
+            return;
+        };
+        for (name, f) in &e.fields {
+            let at = f.referenced;
+            let Some(want) = def.fields.get(name) else {
+                let near = hint(name, def.fields.keys());
+                self.error(&at, format!("event {event} has no field {name:?}{near}"));
+                continue;
+            };
+            let got = Shape::of(f.value.field_type.0, f.value.all);
+            if want.shape != Shape::Any && got != want.shape {
+                self.error(
+                    &at,
+                    format!(
+                        "field {name} of {event} is a {} in the catalogue, not a {}",
+                        want.shape.name(),
+                        got.name()
+                    ),
+                );
+            }
+            if want.required && !f.value.required {
+                self.error(
+                    &at,
+                    format!(
+                        "field {name} of {event} is required in the catalogue: add required: true"
+                    ),
+                );
+            }
+        }
+        let missing: Vec<&str> = def
+            .fields
+            .iter()
+            .filter(|(name, f)| f.required && !e.fields.contains_key(*name))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        if !missing.is_empty() {
+            self.error(
+                &loc,
+                format!(
+                    "event {event} needs field(s) {} (required in the catalogue)",
+                    missing.join(", ")
+                ),
+            );
         }
     }
 }

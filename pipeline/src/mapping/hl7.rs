@@ -5,7 +5,7 @@ use super::kinds::FieldType;
 use super::language::{Keys, Language, Report, SyntaxError, Typed, EVENT_KEYS_UNVERSIONED};
 use super::rules::{number, Mapped, RuleSet};
 use crate::hl7::path::{Path, Scope, SegmentIndex};
-use crate::hl7::{timestamp, Header, Hl7Message};
+use crate::hl7::{structure, timestamp, Header, Hl7Message};
 use crate::reason::{Reason, Rejection};
 use chrono::{DateTime, FixedOffset};
 use chrono_tz::Tz;
@@ -44,6 +44,16 @@ pub struct At<'a> {
     segments: &'a OnceCell<SegmentIndex<'a>>,
 }
 
+/// Why `id` is no segment a message can hold, if it is none (with the nearest standard id).
+fn unknown_segment(id: &str) -> Option<String> {
+    (!structure::is_known_segment(id)).then(|| {
+        format!(
+            "unknown segment {id:?}{}: not an HL7 v2 segment id (site-defined ones start with Z)",
+            super::catalogue::hint(id, structure::SEGMENT_IDS)
+        )
+    })
+}
+
 fn is_segment_id(s: &str) -> bool {
     s.len() == 3
         && s.bytes()
@@ -68,10 +78,30 @@ impl Language for Hl7 {
     const DATE: &'static str = "an HL7 date";
 
     fn parse_path(&self, expr: &str) -> Result<Path, SyntaxError> {
-        Path::parse(expr).map_err(|e| SyntaxError {
+        let path = Path::parse(expr).map_err(|e| SyntaxError {
             offset: e.offset,
             message: e.to_string(),
-        })
+        })?;
+        for at in path.locations() {
+            if let Some(message) = unknown_segment(at.segment) {
+                return Err(SyntaxError {
+                    offset: at.segment_at,
+                    message,
+                });
+            }
+            if let Some((most, version)) = structure::max_fields(at.segment) {
+                if at.field > usize::from(most) {
+                    return Err(SyntaxError {
+                        offset: at.field_at,
+                        message: format!(
+                            "{} has {most} fields at most (HL7 v{version}): there is no {}-{}",
+                            at.segment, at.segment, at.field
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(path)
     }
 
     fn check_key(m: &str) -> Result<(), String> {
@@ -95,6 +125,11 @@ impl Language for Hl7 {
                 &f.segment.referenced,
                 "for_each names segment ids such as OBX".into(),
             );
+            return None;
+        }
+        let named = std::iter::once(&f.segment.value).chain(&f.children);
+        if let Some(message) = named.filter_map(|s| unknown_segment(s)).next() {
+            check.error(&f.segment.referenced, format!("for_each: {message}"));
             return None;
         }
         Some(ForEach {

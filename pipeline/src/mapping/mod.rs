@@ -10,6 +10,7 @@
 //! `file:line:col: message`. A tenant's mapping version is a hash of all its files.
 //! [`reload`] swaps in edited mappings while the engine runs.
 
+pub mod catalogue;
 mod check;
 pub mod fhir;
 pub mod hl7;
@@ -31,8 +32,10 @@ pub use language::{Keys, Language, SyntaxError};
 pub use rules::{Filter, Mapped, MappedEvent, RuleSet, SkippedItem};
 pub use tables::Tables;
 
+use catalogue::Catalogue;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -68,6 +71,11 @@ pub struct Tenant {
     pub version: String,
     /// FHIR settings and rules.
     pub fhir: FhirSettings,
+    /// The files this version was loaded from (path below the tenant folder → text): what
+    /// the version history keeps, and a rollback restores.
+    pub files: Arc<BTreeMap<String, String>>,
+    /// The routing claims, located (for the check across tenants of a staged reload).
+    claims: Vec<routing::Claim>,
 }
 
 /// A tenant's FHIR input settings (`fhir:` in tenant.yaml) and rules (`resources:` files).
@@ -154,6 +162,24 @@ impl Tenants {
         }
     }
 
+    /// These tenants as one snapshot, refused when their routing claims overlap (as
+    /// [`Tenants::load`] refuses them): a staged reload that keeps some tenants' previous
+    /// versions checks the mix again.
+    pub(crate) fn from_tenants(
+        by_name: BTreeMap<String, Arc<Tenant>>,
+    ) -> Result<Tenants, Vec<LoadError>> {
+        let errors = routing::overlaps(
+            by_name
+                .values()
+                .map(|t| (t.name.as_str(), t.claims.as_slice())),
+        );
+        if errors.is_empty() {
+            Ok(Tenants { by_name })
+        } else {
+            Err(errors)
+        }
+    }
+
     /// The tenant with this id.
     pub fn get(&self, name: &str) -> Option<&Arc<Tenant>> {
         self.by_name.get(name)
@@ -220,17 +246,23 @@ fn load_tenant(dir: &Path) -> Result<(Tenant, Vec<routing::Claim>), Vec<LoadErro
         }]);
     }
     let mut hash = Sha256::new();
+    let mut sources = BTreeMap::new();
     let mut errors = Vec::new();
     let mut settings = None;
     let (tables, table_files) = Tables::load(dir, &mut errors);
-    for (name, text) in &table_files {
+    for (name, text) in table_files {
         hash.update(name.as_bytes());
         hash.update([0]);
         hash.update(text.as_bytes());
         hash.update([0]);
+        sources.insert(name, text);
     }
     let mut rules = RuleSet::new(Hl7, tables.clone());
     let mut fhir_files = Vec::new();
+    // The tenant's own event types, if any, extend the shipped catalogue first.
+    let catalogue_path = dir.join(catalogue::EXTENSION_FILE);
+    let mut catalogue = Cow::Borrowed(Catalogue::shipped());
+    let mut rule_files = Vec::new();
     for file in &files {
         let text = match std::fs::read_to_string(file) {
             Ok(t) => t,
@@ -247,16 +279,29 @@ fn load_tenant(dir: &Path) -> Result<(Tenant, Vec<routing::Claim>), Vec<LoadErro
         hash.update([0]);
         hash.update(text.as_bytes());
         hash.update([0]);
+        sources.insert(fname.to_string(), text.clone());
         if *file == settings_path {
             settings = check::settings(file, &text)
                 .map_err(|e| errors.extend(e))
                 .ok();
-        } else if is_fhir(&text) {
+        } else if *file == catalogue_path {
+            match catalogue.extend(file, &text) {
+                Ok(c) => catalogue = Cow::Owned(c),
+                Err(e) => errors.extend(e),
+            }
+        } else {
+            rule_files.push((file, text));
+        }
+    }
+    for (file, text) in rule_files {
+        if is_fhir(&text) {
             fhir_files.push((file, text)); // after tenant.yaml: paths use its identifiers
-        } else if let Err(e) = check::rules(file, &text, &mut rules) {
+        } else if let Err(e) = check::rules(file, &text, &mut rules, &catalogue) {
             errors.extend(e);
         }
     }
+    // Errors by file, in name order (stable: a file's own errors keep their order).
+    errors.sort_by(|a, b| a.file.cmp(&b.file));
     let Some(settings) = settings else {
         return Err(errors);
     };
@@ -265,7 +310,7 @@ fn load_tenant(dir: &Path) -> Result<(Tenant, Vec<routing::Claim>), Vec<LoadErro
         rules: RuleSet::new(Fhir::new(settings.identifiers.clone()), tables),
     };
     for (file, text) in fhir_files {
-        if let Err(e) = check::rules(file, &text, &mut fhir.rules) {
+        if let Err(e) = check::rules(file, &text, &mut fhir.rules, &catalogue) {
             errors.extend(e);
         }
     }
@@ -282,6 +327,8 @@ fn load_tenant(dir: &Path) -> Result<(Tenant, Vec<routing::Claim>), Vec<LoadErro
         rules,
         fhir,
         version: digest[..6].iter().map(|b| format!("{b:02x}")).collect(),
+        files: Arc::new(sources),
+        claims: settings.claims.clone(),
     };
     Ok((tenant, settings.claims))
 }

@@ -5,9 +5,15 @@
 //! ([`spawn_watcher`]) polls the mappings folder, and when a file's content changed it
 //! loads the whole folder again: a valid load replaces the snapshot, an invalid one is
 //! refused (its `file:line:col` errors are logged) and the previous version keeps serving.
+//!
+//! Staged deploys: a [`Stage`] decides, per changed tenant, whether its new version may go
+//! live (the binary runs the tenant's golden samples). A tenant whose new version is held
+//! keeps its previous version while the other tenants' changes apply; the stage hears
+//! which versions went live, to keep their history.
 
-use super::{LoadError, Tenants};
+use super::{LoadError, Tenant, Tenants};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -77,6 +83,16 @@ impl TenantsHandle {
     }
 }
 
+/// Decides whether a tenant's changed mappings go live, and hears what went live.
+pub trait Stage: Send + Sync {
+    /// What keeps `tenant`'s new version (one tenant of the freshly loaded `all`) from
+    /// going live, one line each (e.g. a golden sample that now fails); empty admits it.
+    fn admit(&self, tenant: &Tenant, all: &Tenants) -> Vec<String>;
+
+    /// These tenants' versions went live (after a start or a reload).
+    fn applied(&self, tenants: &[Arc<Tenant>]);
+}
+
 /// Polls `dir` every `interval` and reloads the mappings when a file's content changed.
 /// A load that fails validation, or lacks a tenant in `required` (tenants bound to a
 /// listener), is refused and logged. Stops when `shutdown` turns true or its sender goes.
@@ -85,6 +101,7 @@ pub fn spawn_watcher(
     handle: TenantsHandle,
     interval: Duration,
     required: BTreeSet<String>,
+    stage: Option<Arc<dyn Stage>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -102,13 +119,18 @@ pub fn spawn_watcher(
                 _ = ticks.tick() => {}
                 r = shutdown.changed() => if r.is_err() || *shutdown.borrow() { return },
             }
-            let (dir, handle, required, state) =
-                (dir.clone(), handle.clone(), required.clone(), state.clone());
+            let (dir, handle, required, state, stage) = (
+                dir.clone(),
+                handle.clone(),
+                required.clone(),
+                state.clone(),
+                stage.clone(),
+            );
             let initial = std::mem::take(&mut first);
             let polled = tokio::task::spawn_blocking(move || {
                 let mut tracker = state.lock().unwrap_or_else(|e| e.into_inner());
                 if tracker.changed(&dir) {
-                    reload(&dir, &handle, &required, initial);
+                    reload(&dir, &handle, &required, initial, stage.as_deref());
                 }
             })
             .await;
@@ -129,12 +151,14 @@ pub enum Outcome {
 }
 
 /// Loads `dir` and, when valid and every `required` tenant is present, replaces the
-/// snapshot. Logs the outcome and counts it, unless `initial` and nothing changed.
+/// snapshot, with each changed tenant that `stage` holds back kept at its previous
+/// version. Logs the outcome and counts it, unless `initial` and nothing changed.
 pub fn reload(
     dir: &Path,
     handle: &TenantsHandle,
     required: &BTreeSet<String>,
     initial: bool,
+    stage: Option<&dyn Stage>,
 ) -> Outcome {
     let loaded = Tenants::load(dir).and_then(|t| {
         let missing: Vec<LoadError> = required
@@ -155,10 +179,27 @@ pub fn reload(
             Err(missing)
         }
     });
+    let old = handle.current();
+    let (loaded, held) = match (loaded, stage) {
+        (Ok(new), Some(stage)) => staged(dir, &old, new, stage),
+        (loaded, _) => (loaded, Vec::new()),
+    };
+    if !held.is_empty() {
+        for e in &held {
+            tracing::error!(error = %e, "mapping change held back");
+        }
+        handle.inner.refused.fetch_add(1, Ordering::Relaxed);
+    }
     match loaded {
         Ok(new) => {
-            let old = handle.current();
             let changed = changes(&old, &new);
+            if changed.is_empty() && !held.is_empty() {
+                tracing::error!(
+                    held = held.len(),
+                    "mapping change refused: its samples fail; the previous version keeps serving"
+                );
+                return Outcome::Refused(held);
+            }
             if initial && changed.is_empty() {
                 return Outcome::Applied(changed);
             }
@@ -174,8 +215,13 @@ pub fn reload(
                     (None, None) => {}
                 }
             }
+            let live: Vec<Arc<Tenant>> =
+                changed.iter().filter_map(|n| new.get(n).cloned()).collect();
             handle.replace(Arc::new(new));
             handle.inner.ok.fetch_add(1, Ordering::Relaxed);
+            if let Some(stage) = stage {
+                stage.applied(&live);
+            }
             Outcome::Applied(changed)
         }
         Err(errors) => {
@@ -190,6 +236,49 @@ pub fn reload(
             Outcome::Refused(errors)
         }
     }
+}
+
+/// `new` with every changed tenant that `stage` does not admit put back at its `old`
+/// version (or left out, when it is new): the snapshot to serve, and why each was held.
+fn staged(
+    dir: &Path,
+    old: &Tenants,
+    new: Tenants,
+    stage: &dyn Stage,
+) -> (Result<Tenants, Vec<LoadError>>, Vec<LoadError>) {
+    let mut held = Vec::new();
+    let mut by_name: BTreeMap<String, Arc<Tenant>> = BTreeMap::new();
+    for t in new.iter() {
+        let unchanged = old.get(&t.name).is_some_and(|o| o.version == t.version);
+        let problems = if unchanged {
+            Vec::new()
+        } else {
+            stage.admit(t, &new)
+        };
+        if problems.is_empty() {
+            by_name.insert(t.name.clone(), t.clone());
+            continue;
+        }
+        held.extend(problems.into_iter().map(|p| LoadError {
+            file: dir.join(&t.name),
+            line: 0,
+            column: 0,
+            message: format!(
+                    "version {} held back, {} keeps serving: {p}",
+                    t.version,
+                    old.get(&t.name)
+                        .map_or("no version", |o| o.version.as_str())
+                ),
+        }));
+        if let Some(o) = old.get(&t.name) {
+            by_name.insert(o.name.clone(), o.clone());
+        }
+    }
+    // Tenants removed from the folder stay removed: nothing of theirs is left to test.
+    if held.is_empty() {
+        return (Ok(new), held);
+    }
+    (Tenants::from_tenants(by_name), held)
 }
 
 /// Tenants added, removed, or with another version.

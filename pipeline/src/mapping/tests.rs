@@ -8,6 +8,9 @@ use serde_json::{json, Value};
 mod repetitions;
 
 /// A mappings folder with one tenant, `t1`, of these files (paths below its folder).
+/// These tests are about the mapping language, not the catalogue: unless a test brings
+/// its own `catalogue.yaml`, the event and stream types its rules name (and their fields)
+/// are declared in one, so only the shipped events are held to the shipped catalogue.
 fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let t = dir.path().join("t1");
@@ -15,7 +18,76 @@ fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
     for (name, text) in files {
         std::fs::write(t.join(name), text).unwrap();
     }
+    if !files.iter().any(|(n, _)| *n == "catalogue.yaml") {
+        let rules = files
+            .iter()
+            .filter(|(n, _)| !n.contains('/') && *n != "tenant.yaml");
+        let catalogue = declare_events(rules.map(|(_, text)| *text));
+        std::fs::write(t.join("catalogue.yaml"), catalogue).unwrap();
+    }
     dir
+}
+
+/// A tenant catalogue declaring the event and stream types of these rules files that the
+/// shipped catalogue lacks, with the fields and types the rules give them.
+fn declare_events<'a>(rules: impl Iterator<Item = &'a str>) -> String {
+    use super::catalogue::{Catalogue, Shape};
+    let shipped = Catalogue::shipped();
+    let (mut events, mut streams) = (
+        std::collections::BTreeMap::new(),
+        std::collections::BTreeSet::new(),
+    );
+    for text in rules {
+        let Ok(doc) = serde_saphyr::from_str::<Value>(text) else {
+            continue; // a test of a syntax error
+        };
+        let lists = ["rules", "resources"].map(|k| doc[k].as_array().cloned().unwrap_or_default());
+        for rule in lists.iter().flatten() {
+            for e in rule["events"].as_array().into_iter().flatten() {
+                let Some(name) = e["event"].as_str().filter(|n| shipped.event(n).is_none()) else {
+                    continue;
+                };
+                let entry = events
+                    .entry(name.to_string())
+                    .or_insert_with(|| (Vec::new(), Vec::new()));
+                for s in [&e["stream"], &e["or_stream"]] {
+                    if let Some(ty) = s["type"].as_str() {
+                        entry.0.push(ty.to_string());
+                        if !shipped.has_stream_type(ty) {
+                            streams.insert(ty.to_string());
+                        }
+                    }
+                }
+                for (field, spec) in e["fields"].as_object().into_iter().flatten() {
+                    let ty = spec["type"].as_str().and_then(super::FieldType::named);
+                    let shape = Shape::of(ty.unwrap_or_default(), spec["all"] == true);
+                    let shape = if ty.is_none() && spec["type"].is_string() {
+                        Shape::Any
+                    } else {
+                        shape
+                    };
+                    entry.1.push((field.clone(), json!({"type": shape.name()})));
+                }
+            }
+        }
+    }
+    let pascal = |s: &String| s.chars().next().is_some_and(|c| c.is_ascii_uppercase());
+    let streams: serde_json::Map<String, Value> = streams
+        .into_iter()
+        .filter(pascal)
+        .map(|s| (s, json!("a test stream")))
+        .collect();
+    let mut declared = serde_json::Map::new();
+    for (name, (mut on, fields)) in events.into_iter().filter(|(n, _)| pascal(n)) {
+        on.retain(pascal);
+        on.dedup();
+        if on.is_empty() {
+            on.push("Patient".into());
+        }
+        let fields: serde_json::Map<String, Value> = fields.into_iter().collect();
+        declared.insert(name, json!({"streams": on, "fields": fields}));
+    }
+    json!({"stream_types": streams, "events": declared}).to_string()
 }
 
 fn tenant(rules: &str, tables: &[(&str, &str)]) -> (tempfile::TempDir, Tenants) {
@@ -242,16 +314,9 @@ rules:
 
 #[test]
 fn a_rule_after_an_unconditioned_one_is_reported_unreachable() {
-    let dir = tempfile::tempdir().unwrap();
-    let t = dir.path().join("t1");
-    std::fs::create_dir_all(&t).unwrap();
-    std::fs::write(t.join("tenant.yaml"), "timezone: UTC\n").unwrap();
     let event = "    events:\n      - event: E\n        stream: { type: S, key: PID.3 }\n        fields: {}\n";
-    std::fs::write(
-        t.join("rules.yaml"),
-        format!("rules:\n  - message: ADT^A01\n{event}  - message: [ADT^A01, ADT^A02]\n    when: [ {{ path: PV1.2, equals: I }} ]\n{event}"),
-    )
-    .unwrap();
+    let rules = format!("rules:\n  - message: ADT^A01\n{event}  - message: [ADT^A01, ADT^A02]\n    when: [ {{ path: PV1.2, equals: I }} ]\n{event}");
+    let dir = folder(&[("tenant.yaml", "timezone: UTC\n"), ("rules.yaml", &rules)]);
     assert_eq!(
         load_errors(dir.path()),
         ["7:14: unreachable: an earlier rule for ADT^A01 has no conditions"]

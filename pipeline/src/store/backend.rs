@@ -6,7 +6,7 @@
 //! Each statement method is one round trip, or one per chunk where a database bounds the
 //! size of a statement.
 
-use super::{DeadLetter, DeadLetterFilter, EventQuery, Store, StoreError};
+use super::{DeadLetter, DeadLetterFilter, EventQuery, MappingVersion, Store, StoreError};
 use crate::event::{EventEnvelope, NewEvent};
 use chrono::{DateTime, Utc};
 use std::future::Future;
@@ -64,7 +64,7 @@ pub(crate) enum Work {
 /// A unit of work: the statements of every concern, then commit or rollback.
 #[async_trait::async_trait]
 pub(crate) trait Tx:
-    EventSql + DeadLetterSql + OutboxSql + CursorSql + Send + 'static
+    EventSql + DeadLetterSql + OutboxSql + CursorSql + VersionSql + Send + 'static
 {
     /// Commits what the statements did.
     async fn commit(self) -> Res<()>;
@@ -161,6 +161,31 @@ pub(crate) trait CursorSql {
 
     /// Saves the cursor of `tenant`'s `source`, replacing the one saved.
     async fn save_cursor(&mut self, tenant: &str, source: &str, cursor: &str) -> Res<()>;
+}
+
+/// Statements on the history of mapping versions.
+#[async_trait::async_trait]
+pub(crate) trait VersionSql {
+    /// The newest recorded version of `tenant`, if any.
+    async fn latest_version(&mut self, tenant: &str) -> Res<Option<String>>;
+
+    /// Records that `version` of `tenant` went live, with its files (JSON).
+    async fn insert_version(
+        &mut self,
+        tenant: &str,
+        version: &str,
+        origin: &str,
+        files: &str,
+    ) -> Res<()>;
+
+    /// Deletes all but the newest `keep` rows of `tenant`.
+    async fn prune_versions(&mut self, tenant: &str, keep: i64) -> Res<()>;
+
+    /// The newest `limit` rows of `tenant`, newest first, without their files.
+    async fn versions(&mut self, tenant: &str, limit: i64) -> Res<Vec<MappingVersion>>;
+
+    /// The files (JSON) of row `seq` of `tenant`.
+    async fn version_files(&mut self, tenant: &str, seq: i64) -> Res<Option<String>>;
 }
 
 /// An inbound message row.

@@ -17,11 +17,13 @@ mod outbox;
 mod postgres;
 mod sqlite;
 mod traits;
+mod versions;
 
 pub use error::StoreError;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
-pub use traits::{Cursors, DeadLetters, EventLog, Outbox, Store};
+pub use traits::{Cursors, DeadLetters, EventLog, MappingHistory, Outbox, Store};
+pub use versions::MappingVersion;
 
 use crate::hl7::ack::AckCode;
 use crate::outcome::Outcome;

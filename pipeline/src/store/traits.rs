@@ -3,7 +3,8 @@
 //! and bring into scope the concern they use (`use intake_pipeline::store::EventLog`).
 
 use super::{
-    DeadLetter, DeadLetterFilter, EventQuery, ExpectedVersion, Remap, Replayed, StoreError,
+    DeadLetter, DeadLetterFilter, EventQuery, ExpectedVersion, MappingVersion, Remap, Replayed,
+    StoreError,
 };
 use crate::event::{EventEnvelope, NewEvent};
 use crate::outcome::Outcome;
@@ -105,9 +106,39 @@ pub trait Cursors: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
+/// The versions of each tenant's mapping files that went live (staged deploys).
+#[async_trait::async_trait]
+pub trait MappingHistory: Send + Sync {
+    /// Records that `version` of `tenant` went live (`origin`: start, reload or rollback)
+    /// with its files, unless it is already the newest row; keeps the newest `keep` rows.
+    /// True when a row was added.
+    async fn record_mapping_version(
+        &self,
+        tenant: &str,
+        version: &str,
+        origin: &str,
+        files: &std::collections::BTreeMap<String, String>,
+        keep: usize,
+    ) -> Result<bool, StoreError>;
+
+    /// The newest `limit` versions of `tenant`, newest first (files left out).
+    async fn mapping_history(
+        &self,
+        tenant: &str,
+        limit: i64,
+    ) -> Result<Vec<MappingVersion>, StoreError>;
+
+    /// The files of a recorded version (row `seq` of `tenant`).
+    async fn mapping_files(
+        &self,
+        tenant: &str,
+        seq: i64,
+    ) -> Result<Option<std::collections::BTreeMap<String, String>>, StoreError>;
+}
+
 /// A whole store: every concern, plus the database's lifecycle.
 #[async_trait::async_trait]
-pub trait Store: EventLog + DeadLetters + Outbox + Cursors + 'static {
+pub trait Store: EventLog + DeadLetters + Outbox + Cursors + MappingHistory + 'static {
     /// Applies pending schema migrations.
     async fn migrate(&self) -> Result<(), StoreError>;
 

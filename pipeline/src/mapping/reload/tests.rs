@@ -55,14 +55,14 @@ fn reload_applies_valid_changes_and_refuses_invalid_ones() {
     let (tmp, h) = setup();
     let v0 = version(&h, "bound").unwrap();
     assert_eq!(
-        reload(tmp.path(), &h, &bound(), true),
+        reload(tmp.path(), &h, &bound(), true, None),
         Outcome::Applied(vec![]),
         "nothing changed since the start"
     );
     assert_eq!(h.stats(), ReloadStats::default());
 
     tenant(tmp.path(), "bound", "timezone: Nowhere/Atlantis\n");
-    let Outcome::Refused(errors) = reload(tmp.path(), &h, &bound(), false) else {
+    let Outcome::Refused(errors) = reload(tmp.path(), &h, &bound(), false, None) else {
         panic!("an unknown time zone must be refused");
     };
     assert_eq!(errors[0].line, 1, "{errors:?}");
@@ -70,7 +70,7 @@ fn reload_applies_valid_changes_and_refuses_invalid_ones() {
 
     tenant(tmp.path(), "bound", "timezone: Europe/Berlin\n");
     assert_eq!(
-        reload(tmp.path(), &h, &bound(), false),
+        reload(tmp.path(), &h, &bound(), false, None),
         Outcome::Applied(vec!["bound".into()])
     );
     assert_ne!(version(&h, "bound"), Some(v0));
@@ -87,6 +87,7 @@ async fn watcher_refuses_a_load_that_drops_a_bound_tenant() {
         h.clone(),
         Duration::from_millis(20),
         bound(),
+        None,
         stopped,
     );
 
@@ -107,4 +108,67 @@ async fn watcher_refuses_a_load_that_drops_a_bound_tenant() {
         .await
         .expect("the watcher stops on shutdown")
         .unwrap();
+}
+
+/// Holds back every new version of one tenant; records what went live.
+struct HoldBack {
+    tenant: &'static str,
+    live: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+impl Stage for HoldBack {
+    fn admit(&self, tenant: &Tenant, all: &Tenants) -> Vec<String> {
+        assert!(
+            all.get(&tenant.name).is_some(),
+            "admitted within its new snapshot"
+        );
+        if tenant.name == self.tenant {
+            vec!["samples/bound/a01: 1 difference".into()]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn applied(&self, tenants: &[Arc<Tenant>]) {
+        let mut live = self.live.lock().unwrap();
+        live.extend(tenants.iter().map(|t| (t.name.clone(), t.version.clone())));
+    }
+}
+
+#[test]
+fn a_staged_reload_holds_back_one_tenant_and_applies_the_others() {
+    let (tmp, h) = setup();
+    let (bound0, other0) = (version(&h, "bound").unwrap(), version(&h, "other").unwrap());
+    let stage = HoldBack {
+        tenant: "bound",
+        live: Default::default(),
+    };
+    tenant(tmp.path(), "bound", "timezone: Europe/Berlin\n");
+    tenant(tmp.path(), "other", "timezone: Europe/Berlin\n");
+    let outcome = reload(tmp.path(), &h, &bound(), false, Some(&stage));
+    assert_eq!(outcome, Outcome::Applied(vec!["other".into()]));
+    assert_eq!(version(&h, "bound"), Some(bound0.clone()), "held back");
+    let other1 = version(&h, "other").unwrap();
+    assert_ne!(other1, other0, "the other tenant's change is live");
+    assert_eq!(*stage.live.lock().unwrap(), [("other".to_string(), other1)]);
+    assert_eq!(h.stats().refused, 1, "a held change counts as refused");
+
+    // Only the held tenant changes again: nothing goes live, the reason is given.
+    tenant(tmp.path(), "bound", "timezone: Asia/Tokyo\n");
+    let Outcome::Refused(errors) = reload(tmp.path(), &h, &bound(), false, Some(&stage)) else {
+        panic!("refused")
+    };
+    assert_eq!(version(&h, "bound"), Some(bound0.clone()));
+    assert!(
+        errors[0].message.ends_with(&format!(
+            "held back, {bound0} keeps serving: samples/bound/a01: 1 difference"
+        )),
+        "{}",
+        errors[0]
+    );
+    assert_eq!(
+        stage.live.lock().unwrap().len(),
+        1,
+        "nothing more went live"
+    );
 }

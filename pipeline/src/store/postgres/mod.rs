@@ -20,6 +20,7 @@ mod cursors;
 mod dead_letters;
 mod events;
 mod outbox;
+mod versions;
 
 use super::backend::{Backend, Res, Scope, Tx, Work};
 use super::{StoreError, StoreOptions};

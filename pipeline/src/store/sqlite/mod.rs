@@ -16,6 +16,7 @@ mod events;
 mod outbox;
 #[cfg(test)]
 mod tests;
+mod versions;
 
 use super::backend::{Backend, Res, Scope, Tx, Work};
 use super::{StoreError, StoreOptions};

@@ -1,0 +1,84 @@
+//! `GET /api/v1/tenants/{tenant}/mappings/history` and
+//! `POST /api/v1/tenants/{tenant}/mappings/rollback`: staged mapping versions. Both need
+//! the admin token: a rollback changes what every sender of the tenant gets mapped by.
+
+use super::error::ApiError;
+use super::state::HttpState;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use intake_pipeline::deploy::{self, RollbackError};
+use serde::Deserialize;
+use serde_json::json;
+
+/// The mapping version routes.
+pub fn routes() -> Router<HttpState> {
+    Router::new()
+        .route("/api/v1/tenants/{tenant}/mappings/history", get(history))
+        .route("/api/v1/tenants/{tenant}/mappings/rollback", post(rollback))
+}
+
+/// Checks the admin token, then that the tenant exists.
+fn admin(s: &HttpState, headers: &HeaderMap, tenant: &str) -> Result<(), ApiError> {
+    s.auth.admin(headers)?;
+    if s.ingest.tenants().get(tenant).is_none() {
+        return Err(ApiError::TenantNotFound);
+    }
+    Ok(())
+}
+
+async fn history(
+    State(s): State<HttpState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    admin(&s, &headers, &tenant)?;
+    let versions = s
+        .store
+        .mapping_history(&tenant, 100)
+        .await
+        .map_err(|_| ApiError::StoreUnavailable)?;
+    let live = s.ingest.tenants().get(&tenant).map(|t| t.version.clone());
+    Ok(Json(json!({"live": live, "versions": versions})).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RollbackBody {
+    /// The history row to restore; default the newest other version.
+    to: Option<i64>,
+}
+
+async fn rollback(
+    State(s): State<HttpState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    admin(&s, &headers, &tenant)?;
+    let body: RollbackBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RollbackBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|_| ApiError::InvalidBody("expected {\"to\": <history seq>} or no body"))?
+    };
+    let done = deploy::rollback(
+        s.store.as_ref(),
+        &s.mappings_dir,
+        &tenant,
+        body.to,
+        s.mapping_history,
+    )
+    .await
+    .map_err(|e| match e {
+        RollbackError::NothingToRollBack(_) => ApiError::NothingToRollBack,
+        RollbackError::NoSuchVersion { .. } => ApiError::MappingVersionNotFound,
+        RollbackError::DoesNotLoad { .. } => ApiError::RollbackRefused,
+        RollbackError::Store(_) => ApiError::StoreUnavailable,
+        RollbackError::Io { .. } => ApiError::MappingsNotWritable,
+    })?;
+    Ok(Json(json!({"rolled_back": done})).into_response())
+}
