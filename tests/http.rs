@@ -206,3 +206,88 @@ on_each_backend! {
         assert!(String::from_utf8_lossy(&out.stderr).contains("no events in stream"));
     }
 }
+
+/// Sends `head` on a fresh connection and reads what comes back within `wait` (empty if
+/// the server says nothing), and whether the server closed the connection.
+fn exchange(server: &Server, head: &[u8], wait: std::time::Duration) -> (String, bool) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(server.http).unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
+    s.write_all(head).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => {
+                got.extend_from_slice(&buf[..n]);
+                if got.windows(4).any(|w| w == b"\r\n\r\n") && got.ends_with(b"}") {
+                    break false;
+                }
+            }
+            Err(_) => break false,
+        }
+    };
+    (String::from_utf8_lossy(&got).into_owned(), closed)
+}
+
+on_each_backend! {
+    async fn requests_are_refused_on_their_headers_and_slow_ones_are_cut_off() {
+        let server = Server::start_with(common::Options {
+            http_extra: "header_read_timeout_ms = 800".into(),
+            ..Default::default()
+        });
+        let short = std::time::Duration::from_secs(3);
+        // No token, a 10 MiB body announced, `Expect: 100-continue`: 401 at once, no
+        // `100 Continue`, and the body is never asked for.
+        let (answer, _) = exchange(
+            &server,
+            b"POST /api/v1/tenants/demo/hl7v2 HTTP/1.1\r\nHost: x\r\nContent-Length: 10485760\r\nExpect: 100-continue\r\n\r\n",
+            short,
+        );
+        assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+        assert!(!answer.contains("100 Continue"), "{answer}");
+        assert!(answer.contains("\"UNAUTHORIZED\""), "{answer}");
+        // Another tenant's token on FHIR: refused before the body, as an OperationOutcome.
+        let (answer, _) = exchange(
+            &server,
+            format!("POST /api/v1/tenants/strict/fhir HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {DEMO_TOKEN}\r\nContent-Type: application/fhir+json\r\nContent-Length: 10485760\r\nExpect: 100-continue\r\n\r\n").as_bytes(),
+            short,
+        );
+        assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+        assert!(!answer.contains("100 Continue") && answer.contains("OperationOutcome"), "{answer}");
+
+        // A path segment that does not parse: JSON, the input never echoed, with or
+        // without a token.
+        for token in [None, Some(DEMO_TOKEN)] {
+            let (s, b) = server.http("GET", "/api/v1/tenants/demo/dead-letters/not-a-uuid-XYZ", token, b"");
+            let code = error_code(&b);
+            assert_eq!((s, code.as_str()), if token.is_some() { (400, "INVALID_REQUEST") } else { (401, "UNAUTHORIZED") });
+            assert!(!b.contains("XYZ"), "{b}");
+        }
+        let (s, b) = server.http("DELETE", "/api/v1/tenants/demo/events", Some(DEMO_TOKEN), b"");
+        assert_eq!((s, error_code(&b).as_str()), (405, "METHOD_NOT_ALLOWED"));
+
+        // Slow loris: a header trickled a byte at a time is cut off after the header-read
+        // timeout (800 ms here), while others are served meanwhile.
+        use std::io::{Read, Write};
+        let mut slow = std::net::TcpStream::connect(server.http).unwrap();
+        slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").unwrap();
+        let started = std::time::Instant::now();
+        slow.set_read_timeout(Some(std::time::Duration::from_millis(200))).unwrap();
+        let closed_after = loop {
+            if slow.write_all(b"a").is_err() {
+                break started.elapsed();
+            }
+            let mut buf = [0u8; 256];
+            match slow.read(&mut buf) {
+                Ok(_) => break started.elapsed(), // closed (0) or an error answer
+                Err(_) => {}
+            }
+            assert_eq!(server.http("GET", "/healthz", None, b"").0, 200, "others are served");
+            assert!(started.elapsed() < std::time::Duration::from_secs(10), "never cut off");
+        };
+        assert!(closed_after >= std::time::Duration::from_millis(700), "{closed_after:?}");
+        assert_eq!(server.http("GET", "/healthz", None, b"").0, 200, "still serving");
+    }
+}

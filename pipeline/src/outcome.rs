@@ -159,7 +159,45 @@ impl Outcome {
     }
 }
 
-/// A unique control id for an ACK (20 characters, time-ordered).
+/// A control id for an ACK: 20 hex characters (MSH-10 is 20 long in v2.5), unique within
+/// the process and, with high probability, across processes. 8 characters of Unix seconds,
+/// 4 of a random number drawn once per process, 8 of a counter: two ACKs of one process
+/// share an id only if 2^32 were sent within one second. (A truncated UUIDv7 repeated:
+/// its random bits were cut off.)
 pub(crate) fn ack_control_id() -> String {
-    Uuid::now_v7().simple().to_string()[..20].to_string()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::LazyLock;
+    // The random tail of a UUIDv7 (its last bytes are random).
+    static PROCESS: LazyLock<u16> = LazyLock::new(|| {
+        let b = Uuid::now_v7().into_bytes();
+        u16::from_be_bytes([b[14], b[15]])
+    });
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let seconds = chrono::Utc::now().timestamp() as u32;
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{seconds:08x}{:04x}{n:08x}", *PROCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ack_control_id;
+    use std::collections::HashSet;
+
+    #[test]
+    fn ack_control_ids_are_unique_across_threads_and_fit_msh_10() {
+        let ids: Vec<String> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| (0..20_000).map(|_| ack_control_id()).collect::<Vec<_>>()))
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap())
+                .collect()
+        });
+        assert!(ids
+            .iter()
+            .all(|id| id.len() == 20 && id.bytes().all(|b| b.is_ascii_hexdigit())));
+        let unique: HashSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len(), "no id twice in 160,000");
+    }
 }

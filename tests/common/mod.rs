@@ -90,6 +90,8 @@ pub struct Server {
 #[derive(Default, Clone)]
 pub struct Options {
     pub mllp_extra: String,
+    /// Lines added to `[http]` (e.g. `header_read_timeout_ms = 500`).
+    pub http_extra: String,
     /// `[mappings] reload_interval_ms`.
     pub reload_interval_ms: Option<u64>,
     /// `[mappings] staged` (with hot reload): edits go live only when the samples in
@@ -162,11 +164,12 @@ pub fn prepare(dir: &Path, opts: &Options) -> Option<pg::Database> {
         format!(
         "database_url = \"{database_url}\"\nmappings_dir = \"{maps}\"\nadmin_token = \"{ADMIN}\"\n\
          [tenant_tokens]\ndemo = \"{DEMO_TOKEN}\"\n{strict}\
-         [http]\naddr = \"127.0.0.1:0\"\n{mappings}\
+         [http]\naddr = \"127.0.0.1:0\"\n{http}\n{mappings}\
          [[mllp]]\naddr = \"127.0.0.1:0\"\ntenant = \"demo\"\n{extra}\n\
          [[mllp]]\naddr = \"127.0.0.1:0\"\n{extra}\n",
         maps = if opts.shipped_mappings { repo().join("mappings") } else { maps }.display(),
         extra = opts.mllp_extra,
+        http = opts.http_extra,
         // The shipped mappings hold no `strict` tenant, and a token for a missing tenant
         // stops serve.
         strict = if opts.shipped_mappings {

@@ -35,6 +35,11 @@ impl Auth {
         }
     }
 
+    /// Checks that the request carries a known token (routes without a tenant).
+    pub fn authenticated(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        self.caller(headers).map(|_| ())
+    }
+
     /// Checks that the request carries the admin token (admin routes, e.g. a rollback).
     pub fn admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         match self.caller(headers)? {

@@ -9,12 +9,19 @@ use std::net::SocketAddr;
 pub struct HttpConfig {
     /// Address to bind.
     pub addr: SocketAddr,
+    /// Milliseconds a client may take to send a request's headers (then the connection is
+    /// closed: a slow loris holds no socket).
+    pub header_read_timeout_ms: u64,
+    /// Milliseconds one request may take, body and answer included (then 408).
+    pub request_timeout_ms: u64,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             addr: "127.0.0.1:8080".parse().expect("valid default address"),
+            header_read_timeout_ms: 10_000,
+            request_timeout_ms: 60_000,
         }
     }
 }

@@ -40,6 +40,14 @@ pub enum ApiError {
     RollbackRefused,
     /// The tenant's mapping folder could not be written.
     MappingsNotWritable,
+    /// The path, query or body does not fit the route (the framework refused it).
+    InvalidRequest,
+    /// The route exists, not with this method.
+    MethodNotAllowed,
+    /// The request took longer than its time limit.
+    RequestTimeout,
+    /// The body's content type is not one the route reads.
+    UnsupportedMediaType,
 }
 
 impl ApiError {
@@ -60,6 +68,10 @@ impl ApiError {
             ApiError::MappingVersionNotFound => StatusCode::NOT_FOUND,
             ApiError::RollbackRefused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::MappingsNotWritable => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::InvalidRequest => StatusCode::BAD_REQUEST,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         }
     }
 
@@ -80,6 +92,10 @@ impl ApiError {
             ApiError::MappingVersionNotFound => "MAPPING_VERSION_NOT_FOUND",
             ApiError::RollbackRefused => "ROLLBACK_REFUSED",
             ApiError::MappingsNotWritable => "MAPPINGS_NOT_WRITABLE",
+            ApiError::InvalidRequest => "INVALID_REQUEST",
+            ApiError::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            ApiError::RequestTimeout => "REQUEST_TIMEOUT",
+            ApiError::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
         }
     }
 
@@ -103,6 +119,12 @@ impl ApiError {
                 "the earlier version does not load with the other tenants' mappings (see intake mappings rollback)"
             }
             ApiError::MappingsNotWritable => "the tenant's mapping folder could not be written",
+            ApiError::InvalidRequest => {
+                "the request's path, query or body does not fit this route (an id is a UUID)"
+            }
+            ApiError::MethodNotAllowed => "this route does not take this method",
+            ApiError::RequestTimeout => "the request took longer than its time limit",
+            ApiError::UnsupportedMediaType => "this route does not read this content type",
         }
     }
 }

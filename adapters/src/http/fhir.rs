@@ -179,6 +179,14 @@ fn accepted_content_type(headers: &HeaderMap) -> Option<bool> {
 }
 
 /// XML answers when the client asks for XML, or sent XML and did not ask for JSON.
+/// The OperationOutcome of a request refused before its body was read (see `guard`).
+pub(super) fn rejection(e: &ApiError, headers: &HeaderMap) -> Response {
+    let sent_xml = accepted_content_type(headers);
+    let mut outcome = Outcome::from_api(e);
+    outcome.xml = answer_in_xml(headers, sent_xml.unwrap_or(false));
+    outcome.into_response()
+}
+
 fn answer_in_xml(headers: &HeaderMap, sent_xml: bool) -> bool {
     let accept = headers
         .get(header::ACCEPT)

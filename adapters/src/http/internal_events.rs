@@ -13,7 +13,7 @@ impl NoTokens {
     }
 }
 
-/// The server stopped on an I/O error instead of a shutdown request.
+/// Accepting a connection failed (e.g. out of file descriptors); the server goes on.
 pub struct ServeFailed<'a> {
     /// The error (an accept or socket error: no request content).
     pub error: &'a std::io::Error,
@@ -22,6 +22,6 @@ pub struct ServeFailed<'a> {
 impl ServeFailed<'_> {
     /// Logs it.
     pub fn emit(self) {
-        tracing::error!(error = %self.error, "HTTP server stopped");
+        tracing::warn!(error = %self.error, "HTTP accept failed; serving on");
     }
 }

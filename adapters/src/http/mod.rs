@@ -13,22 +13,24 @@ pub mod dead_letters;
 pub mod error;
 pub mod events;
 pub mod fhir;
+mod guard;
 pub mod health;
 pub mod hl7v2;
 mod internal_events;
 pub mod mappings;
+mod serve;
 pub mod state;
 
 use crate::component::{Built, Component, ComponentConfig, Env, Shutdown, StartError};
 use crate::telemetry::Telemetry;
 use auth::Auth;
 use axum::extract::DefaultBodyLimit;
-use axum::Router;
+use axum::{middleware, Router};
 use config::HttpConfig;
 use error::ApiError;
 use intake_pipeline::ingest::Ingest;
 use intake_pipeline::store::Store;
-use internal_events::{NoTokens, ServeFailed};
+use internal_events::NoTokens;
 use state::HttpState;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -36,8 +38,8 @@ use tokio::net::TcpListener;
 /// Largest body accepted by the routes that set no limit of their own (HL7 v2: 1 MiB).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
-/// Builds the router.
-pub fn router(state: HttpState) -> Router {
+/// Builds the router; `request_timeout` bounds each request.
+pub fn router(state: HttpState, request_timeout: std::time::Duration) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(events::routes())
@@ -47,6 +49,15 @@ pub fn router(state: HttpState) -> Router {
         .merge(fhir::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .fallback(|| async { ApiError::RouteNotFound })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            guard::auth_first,
+        ))
+        .layer(middleware::from_fn_with_state(
+            request_timeout,
+            serve::time_limit,
+        ))
+        .layer(middleware::from_fn(guard::json_errors))
         .with_state(state)
 }
 
@@ -58,6 +69,8 @@ pub struct HttpServer {
     telemetry: Telemetry,
     mappings_dir: std::path::PathBuf,
     mapping_history: usize,
+    header_read: std::time::Duration,
+    request_timeout: std::time::Duration,
 }
 
 #[async_trait::async_trait]
@@ -85,6 +98,8 @@ impl ComponentConfig for HttpConfig {
             telemetry: env.telemetry.clone(),
             mappings_dir: env.mappings_dir.clone(),
             mapping_history: env.mapping_history,
+            header_read: std::time::Duration::from_millis(self.header_read_timeout_ms.max(1)),
+            request_timeout: std::time::Duration::from_millis(self.request_timeout_ms.max(1)),
         };
         Ok(Built {
             component: Box::new(server),
@@ -105,11 +120,10 @@ impl Component for HttpServer {
             mappings_dir: self.mappings_dir,
             mapping_history: self.mapping_history,
         };
-        let served = axum::serve(self.listener, router(state))
-            .with_graceful_shutdown(async move { shutdown.requested().await })
-            .await;
-        if let Err(error) = served {
-            ServeFailed { error: &error }.emit();
-        }
+        let app = router(state, self.request_timeout);
+        serve::serve(self.listener, app, self.header_read, async move {
+            shutdown.requested().await;
+        })
+        .await;
     }
 }
