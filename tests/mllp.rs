@@ -601,3 +601,41 @@ on_each_backend! {
         );
     }
 }
+
+on_each_backend! {
+    async fn a_message_without_a_key_of_its_own_is_stored_once_however_often_it_is_resent() {
+        let server = Server::start();
+        let mut c = server.client().await;
+        // The first two fail before MSH-10 can be read as their key (a broken segment id,
+        // no MSH-9); the third, for contrast, fails in mapping under its own key.
+        let keyless: [&[u8]; 3] = [
+            b"MSH|^~\\&|ADT1|DEMO_HOSP|INTAKE|INTAKE|20261122083000||ADT^A01|K1|P|2.5.1\rEVN|A01\rp!d|broken\r",
+            b"MSH|^~\\&|ADT1|DEMO_HOSP|INTAKE|INTAKE|20261122083000|||K2|P|2.5.1\rEVN|A01\r",
+            b"MSH|^~\\&|ADT1|DEMO_HOSP|INTAKE|INTAKE|20261122083000||ADT^A01|K3|P|2.5.1|||||KLINGON\rEVN|A01\r",
+        ];
+        let mut first = Vec::new();
+        for msg in keyless {
+            first.push(c.send(msg).await.unwrap());
+        }
+        for _ in 0..2 {
+            for (msg, ack) in keyless.iter().zip(&first) {
+                let again = c.send(msg).await.unwrap();
+                assert_eq!(msa(&again), msa(ack), "a resend gets the first answer");
+                assert_eq!(err_segment(&again), err_segment(ack));
+            }
+        }
+        let codes: Vec<String> = server
+            .dead_letters()
+            .await
+            .iter()
+            .map(|d| d.reason_code.clone())
+            .collect();
+        assert_eq!(codes.len(), 3, "one dead letter per distinct message: {codes:?}");
+        let outcomes = server.inbound_outcomes().await;
+        assert_eq!(outcomes.len(), 3, "one raw row each: {outcomes:?}");
+        // A different message is a different key, even with the same fault.
+        let other = b"MSH|^~\\&|ADT1|DEMO_HOSP|INTAKE|INTAKE|20261122083001|||K2|P|2.5.1\rEVN|A01\r";
+        c.send(other).await.unwrap();
+        assert_eq!(server.dead_letters().await.len(), 4);
+    }
+}

@@ -93,14 +93,36 @@ pub fn process(raw: RawMessage, tenants: &Tenants) -> Processed {
     // A header sniffed from a message that did not parse still names its type.
     let message_type =
         (learnt.message_type).or_else(|| learnt.header.as_ref().map(Header::message_code));
+    // A message that failed before its own key was known is keyed by its bytes, so a
+    // resend of the same bytes is a duplicate of the first dead letter, not a second one.
+    let key = learnt.key.or_else(|| {
+        let tenant = learnt.tenant.as_deref()?;
+        matches!(disposition, Disposition::DeadLetter { .. })
+            .then(|| content_key(&tenant.name, &raw.bytes))
+    });
     Processed {
         raw,
         header: learnt.header,
         tenant: learnt.tenant.map(|t| t.name.clone()),
-        key: learnt.key,
+        key,
         message_type,
         disposition,
         skipped,
+    }
+}
+
+/// The sending-facility column of a key made from a message's bytes (no MSH-4 holds a
+/// `~`: it is the repetition separator).
+pub const CONTENT_KEY_FACILITY: &str = "~content-sha256";
+
+/// The key of a message that has none of its own: the tenant and the SHA-256 of its bytes.
+fn content_key(tenant: &str, bytes: &[u8]) -> IdempotencyKey {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(bytes);
+    IdempotencyKey {
+        tenant: tenant.to_string(),
+        sending_facility: CONTENT_KEY_FACILITY.to_string(),
+        control_id: digest.iter().map(|b| format!("{b:02x}")).collect(),
     }
 }
 
