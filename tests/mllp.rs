@@ -639,3 +639,42 @@ on_each_backend! {
         assert_eq!(server.dead_letters().await.len(), 4);
     }
 }
+
+on_each_backend! {
+    async fn connections_over_the_listener_limit_are_closed_and_the_others_served() {
+        let server = Server::start_with(Options {
+            mllp_extra: "max_connections = 2".into(),
+            log: Some("warn".into()),
+            ..Default::default()
+        });
+        let mut a = server.client().await;
+        let mut b = server.client().await;
+        for (c, ctrl) in [(&mut a, "L1"), (&mut b, "L2")] {
+            let adt = Adt { control_id: ctrl, visit: ctrl, ..Default::default() };
+            assert_eq!(msa(&c.ack(adt).await).0, "AA");
+        }
+        // A third is accepted and closed at once: it reads end-of-stream.
+        use tokio::io::AsyncReadExt;
+        let mut third = tokio::net::TcpStream::connect(server.mllp[0]).await.unwrap();
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), third.read(&mut buf)).await;
+        assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "closed: {read:?}");
+        // The two keep being served; once one leaves, a new one gets in.
+        let adt = Adt { control_id: "L3", visit: "L3", ..Default::default() };
+        assert_eq!(msa(&a.ack(adt).await).0, "AA");
+        drop(b);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let mut c = server.client().await;
+            let adt = Adt { control_id: "L4", visit: "L4", ..Default::default() };
+            if let Ok(ack) = c.send(&adt.build()).await {
+                assert_eq!(msa(&ack).0, "AA");
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "a freed slot was never reused");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let log = server.log.lock().unwrap().clone();
+        assert!(log.contains("CONNECTION_LIMIT"), "{log}");
+    }
+}

@@ -24,6 +24,10 @@ pub struct MllpConfig {
     /// Seconds one frame may take from start to end.
     #[serde(default = "default_frame_timeout")]
     pub frame_timeout_secs: u64,
+    /// Connections served at once; one more is accepted and closed at once
+    /// (`CONNECTION_LIMIT`), so open sockets and their buffers stay bounded.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 fn default_max_frame() -> usize {
@@ -35,6 +39,9 @@ fn default_idle() -> u64 {
 fn default_frame_timeout() -> u64 {
     30
 }
+fn default_max_connections() -> usize {
+    256
+}
 
 impl Default for MllpConfig {
     fn default() -> Self {
@@ -44,6 +51,7 @@ impl Default for MllpConfig {
             max_frame_bytes: default_max_frame(),
             idle_timeout_secs: default_idle(),
             frame_timeout_secs: default_frame_timeout(),
+            max_connections: default_max_connections(),
         }
     }
 }

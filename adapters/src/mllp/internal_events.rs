@@ -20,6 +20,21 @@ impl AcceptFailed<'_> {
     }
 }
 
+/// A connection over the listener's `max_connections` was closed at once.
+pub struct ConnectionRefused {
+    /// The sender's address.
+    pub peer: SocketAddr,
+    /// The limit.
+    pub limit: usize,
+}
+
+impl ConnectionRefused {
+    /// Logs it.
+    pub fn emit(self) {
+        tracing::warn!(peer = %self.peer, limit = self.limit, code = "CONNECTION_LIMIT", "connection refused: too many open");
+    }
+}
+
 /// A connection was accepted.
 pub struct ConnectionOpened {
     /// The sender's address.

@@ -4,7 +4,9 @@
 
 use super::config::MllpConfig;
 use super::frame::{write_frame, Frame, FrameError, FrameReader};
-use super::internal_events::{AcceptFailed, AckNotSent, ConnectionEnded, ConnectionOpened};
+use super::internal_events::{
+    AcceptFailed, AckNotSent, ConnectionEnded, ConnectionOpened, ConnectionRefused,
+};
 use crate::component::{Component, Shutdown};
 use intake_pipeline::hl7::ack::{build_ack, AckCode, AckError};
 use intake_pipeline::hl7::sniff_header;
@@ -47,6 +49,10 @@ impl Component for MllpListener {
             tokio::select! {
                 _ = shutdown.requested() => break,
                 accepted = self.listener.accept() => match accepted {
+                    Ok((stream, peer)) if connections.len() >= self.config.max_connections => {
+                        drop(stream);
+                        ConnectionRefused { peer, limit: self.config.max_connections }.emit();
+                    }
                     Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
                         connections.spawn(connection(
