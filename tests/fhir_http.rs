@@ -365,13 +365,23 @@ on_each_backend! {
             PATH,
             Some(DEMO_TOKEN),
             &[("Content-Type", XML), ("Accept", JSON)],
-            br#"<Patient xmlns="http://hl7.org/fhir"><active value="maybe"/></Patient>"#,
+            br#"<Patient xmlns="http://hl7.org/fhir"> <active value="maybe"/></Patient>"#,
         );
         assert_eq!(r.issue().1, "invalid");
         // The diagnostics name the dead letter support can replay.
         let ids: Vec<String> = server.dead_letters().await.iter().map(|d| d.id.to_string()).collect();
         assert_eq!(ids.len(), 2);
         assert!(ids.iter().any(|id| r.diagnostics().contains(&format!("dead letter {id}"))), "{}", r.diagnostics());
+        // The same bytes again are keyed by their hash: no third dead letter.
+        let again = post(
+            &server,
+            PATH,
+            Some(DEMO_TOKEN),
+            &[("Content-Type", XML), ("Accept", JSON)],
+            br#"<Patient xmlns="http://hl7.org/fhir"> <active value="maybe"/></Patient>"#,
+        );
+        assert!(again.diagnostics().contains("duplicate of a stored resource that was dead-lettered"), "{}", again.diagnostics());
+        assert_eq!(server.dead_letters().await.len(), 2);
     }
 }
 
@@ -435,5 +445,27 @@ on_each_backend! {
         let r = post_json(&server, &good);
         assert_eq!(r.issue().0, 200, "repost: {}", r.body);
         assert_eq!(server.events("demo").await.len(), 2);
+    }
+}
+
+on_each_backend! {
+    async fn strict_mode_refuses_codes_outside_required_value_sets_and_impossible_dates() {
+        let server = server();
+        for (body, element) in [
+            (r#"{"resourceType": "Patient", "gender": "zzbogus"}"#, "Patient.gender"),
+            (r#"{"resourceType": "Patient", "birthDate": "1980-13-45"}"#, "Patient.birthDate"),
+            (
+                r#"{"resourceType": "Encounter", "status": "done", "class": {"code": "IMP"}}"#,
+                "Encounter.status",
+            ),
+        ] {
+            let r = post_json(&server, body);
+            assert_eq!(r.status, 400, "{body}: {}", r.body);
+            assert_eq!(r.issue().2.as_deref(), Some(element), "{}", r.body);
+            assert!(r.diagnostics().starts_with("FHIR_INVALID"), "{}", r.body);
+            assert!(!r.body.contains("zzbogus") && !r.body.contains("1980-13"), "never echoed: {}", r.body);
+        }
+        let r = post_json(&server, r#"{"resourceType": "Patient", "gender": "female", "birthDate": "1980-02-29"}"#);
+        assert_ne!(r.status, 400, "valid codes and dates pass: {}", r.body);
     }
 }

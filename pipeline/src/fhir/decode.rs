@@ -54,15 +54,24 @@ impl Mode {
 /// Parses a FHIR R4 resource or Bundle in the syntax `format` names and returns it as
 /// FHIR JSON. A body that does not start like that syntax (`{`, `<`, after an optional
 /// BOM and whitespace) is `FHIR_MALFORMED` at its first character.
+///
+/// Strict mode also refuses codes outside a required value set and dates that name no
+/// day ([`super::bindings`]), as `FHIR_INVALID` at the element.
 pub fn decode(bytes: &[u8], format: Format, mode: Mode) -> Result<Value, Rejection> {
     let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let first = body.iter().position(|b| !b.is_ascii_whitespace());
-    match (format, first.map(|i| body[i])) {
+    let value = match (format, first.map(|i| body[i])) {
         (Format::FhirJson, Some(b'{')) => decode_json(body, mode),
         (Format::FhirXml, Some(b'<')) => decode_xml(body, mode),
         (_, Some(_)) => Err(malformed_at(body, first.unwrap_or(0))),
         (_, None) => Err(Rejection::with_detail(Reason::FhirMalformed, "empty body")),
+    }?;
+    if mode == Mode::Strict {
+        if let Some(element) = super::bindings::first_violation(&value) {
+            return Err(Rejection::with_detail(Reason::FhirInvalid, element));
+        }
     }
+    Ok(value)
 }
 
 fn malformed_at(body: &[u8], offset: usize) -> Rejection {

@@ -8,6 +8,7 @@
 //! resource; see the rules), so a repost, or a later version with one more location,
 //! appends only what is new.
 
+pub mod bindings;
 pub mod decode;
 pub mod path;
 pub mod values;
