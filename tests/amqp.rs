@@ -189,7 +189,7 @@ fn readyz(server: &Server) -> serde_json::Value {
 }
 
 fn metric(server: &Server, name: &str) -> Option<f64> {
-    let (_, body) = server.http("GET", "/metrics", None, b"");
+    let (_, body) = server.http("GET", "/metrics", Some(common::ADMIN), b"");
     body.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }

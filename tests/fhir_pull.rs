@@ -352,7 +352,7 @@ on_each_backend! {
             assert_eq!(&statuses[..6], &[200, 429, 200, 503, 200, 200], "{statuses:?}");
             // Retry-After was obeyed: 1 s after the 429; the HTTP date (1 s ahead, second
             // resolution) at least not ignored.
-            let (_, metrics) = server.http("GET", "/metrics", None, b"");
+            let (_, metrics) = server.http("GET", "/metrics", Some(common::ADMIN), b"");
             for series in ["status=\"429\"} 1", "status=\"503\"} 1"] {
                 assert!(metrics.contains(series), "{series} in {metrics}");
             }
@@ -425,7 +425,7 @@ on_each_backend! {
         assert!(first_events.is_subset(&after_ids));
         eprintln!("fhir_pull after restart: 4 resources fetched, {events} events, {letters} dead letters");
 
-        let (_, metrics) = server.http("GET", "/metrics", None, b"");
+        let (_, metrics) = server.http("GET", "/metrics", Some(common::ADMIN), b"");
         for series in [
             "intake_fhir_pull_requests_total{tenant=\"demo\",resource_type=\"Patient\",status=\"200\"}",
             "intake_fhir_pull_last_success_seconds{tenant=\"demo\",resource_type=\"Encounter\"}",

@@ -291,3 +291,34 @@ on_each_backend! {
         assert_eq!(server.http("GET", "/healthz", None, b"").0, 200, "still serving");
     }
 }
+
+on_each_backend! {
+    async fn metrics_need_the_admin_token_except_on_the_metrics_address() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let server = Server::start_with(common::Options {
+            http_extra: format!("metrics_addr = \"127.0.0.1:{port}\""),
+            ..Default::default()
+        });
+        let (s, b) = server.http("GET", "/metrics", None, b"");
+        assert_eq!((s, error_code(&b).as_str()), (401, "UNAUTHORIZED"));
+        let (s, b) = server.http("GET", "/metrics", Some(DEMO_TOKEN), b"");
+        assert_eq!((s, error_code(&b).as_str()), (403, "FORBIDDEN"), "a tenant must not see others' volume");
+        let (s, b) = server.http("GET", "/metrics", Some(ADMIN), b"");
+        assert!(s == 200 && b.contains("intake_messages_total"), "{s} {b}");
+
+        // The metrics address serves metrics and health openly, and nothing else.
+        let get = |path: &str| {
+            use std::io::{Read, Write};
+            let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            write!(c, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+            let mut out = String::new();
+            c.read_to_string(&mut out).unwrap();
+            out
+        };
+        let m = get("/metrics");
+        assert!(m.starts_with("HTTP/1.1 200") && m.contains("intake_messages_total"), "{m}");
+        assert!(get("/healthz").starts_with("HTTP/1.1 200"));
+        let api = get("/api/v1/tenants/demo/events");
+        assert!(api.starts_with("HTTP/1.1 404") && api.contains("NOT_FOUND"), "{api}");
+    }
+}

@@ -502,7 +502,7 @@ on_each_backend! {
             let ack = c.ack(Adt { control_id: ctrl, visit: ctrl, ..Adt::default() }).await;
             assert_eq!(msa(&ack).0, "AA", "{ack}");
         }
-        let (_, body) = server.http("GET", "/metrics", None, b"");
+        let (_, body) = server.http("GET", "/metrics", Some(common::ADMIN), b"");
         assert!(body.contains("# TYPE intake_ack_latency_seconds histogram"), "{body}");
         assert!(body.contains("intake_ack_latency_seconds_count 3\n"), "{body}");
         assert!(body.contains("intake_ack_latency_seconds_bucket{le=\"+Inf\"} 3\n"), "{body}");
@@ -541,7 +541,7 @@ on_each_backend! {
                 ("F2".to_string(), "stored".to_string(), None),
             ]
         );
-        let (_, body) = server.http("GET", "/metrics", None, b"");
+        let (_, body) = server.http("GET", "/metrics", Some(common::ADMIN), b"");
         assert!(
             body.contains("intake_messages_total{tenant=\"demo\",outcome=\"filtered\",code=\"\"} 1\n"),
             "{body}"
@@ -594,7 +594,7 @@ on_each_backend! {
         assert_eq!(dead.len(), 1);
         assert_eq!(dead[0].reason_code, "MAPPING_REQUIRED_FIELD");
         assert_eq!(server.events("demo").await.len(), 3);
-        let (_, body) = server.http("GET", "/metrics", None, b"");
+        let (_, body) = server.http("GET", "/metrics", Some(common::ADMIN), b"");
         assert!(
             body.contains("intake_items_skipped_total{tenant=\"demo\",code=\"MAPPING_REQUIRED_FIELD\"} 1\n"),
             "{body}"

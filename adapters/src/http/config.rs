@@ -14,6 +14,10 @@ pub struct HttpConfig {
     pub header_read_timeout_ms: u64,
     /// Milliseconds one request may take, body and answer included (then 408).
     pub request_timeout_ms: u64,
+    /// A second address serving `/metrics`, `/healthz` and `/readyz` without a token (for
+    /// a scraper; keep it on loopback or a management network). On the API address
+    /// `/metrics` needs the admin token.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl Default for HttpConfig {
@@ -22,6 +26,7 @@ impl Default for HttpConfig {
             addr: "127.0.0.1:8080".parse().expect("valid default address"),
             header_read_timeout_ms: 10_000,
             request_timeout_ms: 60_000,
+            metrics_addr: None,
         }
     }
 }

@@ -1,4 +1,6 @@
-//! `GET /healthz`, `/readyz` and `/metrics`: ids and codes only, so no token is needed.
+//! `GET /healthz`, `/readyz` and `/metrics`: ids and codes only. Health needs no token;
+//! `/metrics` names every tenant and its volume, so on the API address it needs the admin
+//! token, and only the separate metrics address (`[http] metrics_addr`) serves it openly.
 
 use super::error::ApiError;
 use super::state::HttpState;
@@ -34,7 +36,12 @@ async fn readyz(State(s): State<HttpState>) -> Response {
 }
 
 /// The pipeline's counters, then every component's series (Prometheus text format).
-async fn metrics(State(s): State<HttpState>) -> Response {
+async fn metrics(State(s): State<HttpState>, headers: axum::http::HeaderMap) -> Response {
+    if !s.metrics_open {
+        if let Err(e) = s.auth.admin(&headers) {
+            return e.into_response();
+        }
+    }
     let content_type = [(header::CONTENT_TYPE, "text/plain; version=0.0.4")];
     let mut text = s.ingest.metrics_text();
     text.push_str(&s.telemetry.metrics().await);

@@ -64,6 +64,7 @@ pub fn router(state: HttpState, request_timeout: std::time::Duration) -> Router 
 /// The bound API server.
 pub struct HttpServer {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     store: Arc<dyn Store>,
     auth: Arc<Auth>,
     telemetry: Telemetry,
@@ -91,8 +92,26 @@ impl ComponentConfig for HttpConfig {
             addr: self.addr,
             source,
         })?;
+        let mut banner = vec![format!("listening: http {addr}")];
+        let metrics_listener = match self.metrics_addr {
+            None => None,
+            Some(at) => {
+                let bind_error = |source| StartError::Bind {
+                    what: "metrics",
+                    addr: at,
+                    source,
+                };
+                let l = TcpListener::bind(at).await.map_err(bind_error)?;
+                banner.push(format!(
+                    "listening: metrics {}",
+                    l.local_addr().map_err(bind_error)?
+                ));
+                Some(l)
+            }
+        };
         let server = HttpServer {
             listener,
+            metrics_listener,
             store: env.store.clone(),
             auth: env.auth.clone(),
             telemetry: env.telemetry.clone(),
@@ -103,7 +122,7 @@ impl ComponentConfig for HttpConfig {
         };
         Ok(Built {
             component: Box::new(server),
-            banner: vec![format!("listening: http {addr}")],
+            banner,
         })
     }
 }
@@ -119,11 +138,28 @@ impl Component for HttpServer {
             telemetry: self.telemetry,
             mappings_dir: self.mappings_dir,
             mapping_history: self.mapping_history,
+            metrics_open: false,
         };
+        let metrics = self.metrics_listener.map(|listener| {
+            let state = HttpState {
+                metrics_open: true,
+                ..state.clone()
+            };
+            let app = health::routes()
+                .fallback(|| async { ApiError::RouteNotFound })
+                .with_state(state);
+            let mut stop = shutdown.clone();
+            tokio::spawn(serve::serve(listener, app, self.header_read, async move {
+                stop.requested().await;
+            }))
+        });
         let app = router(state, self.request_timeout);
         serve::serve(self.listener, app, self.header_read, async move {
             shutdown.requested().await;
         })
         .await;
+        if let Some(task) = metrics {
+            let _ = task.await;
+        }
     }
 }

@@ -23,6 +23,8 @@ pub struct HttpState {
     pub mappings_dir: std::path::PathBuf,
     /// Mapping versions the history keeps per tenant.
     pub mapping_history: usize,
+    /// Whether `/metrics` is served without a token (the metrics address only).
+    pub metrics_open: bool,
 }
 
 /// Checks the token grants `tenant`, and that the tenant exists.
