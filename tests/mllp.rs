@@ -678,3 +678,28 @@ on_each_backend! {
         assert!(log.contains("CONNECTION_LIMIT"), "{log}");
     }
 }
+
+on_each_backend! {
+    async fn an_oru_over_the_event_limit_is_dead_lettered_and_others_are_served() {
+        let server = Server::start_with(Options {
+            shipped_mappings: true,
+            ..Default::default()
+        });
+        let mut c = server.client().await;
+        let mut oru = String::from(
+            "MSH|^~\\&|LAB|DEMO_HOSP|INTAKE|INTAKE|20261122083000||ORU^R01^ORU_R01|BIG1|P|2.5.1\r\
+             PID|1||MRN1^^^DEMO_HOSP^MR||Doe^Alex\rOBR|1|P1|F1|CBC\r",
+        );
+        for i in 0..10_001 {
+            oru.push_str(&format!("OBX|{}|NM|HGB||13||||||F\r", i + 1));
+        }
+        let ack = c.send(oru.as_bytes()).await.unwrap();
+        assert_eq!(msa(&ack).0, "AA", "stored as a dead letter: {ack}");
+        let dl = server.dead_letters().await;
+        assert_eq!(dl[0].reason_code, "MAPPING_TOO_MANY_EVENTS");
+        assert_eq!(dl[0].detail.as_deref(), Some("more than 10000 events or items"));
+        assert!(server.events("demo").await.is_empty(), "nothing of it stored as events");
+        let adt = Adt { control_id: "AFTER", ..Default::default() };
+        assert_eq!(msa(&c.ack(adt).await).0, "AA", "still serving");
+    }
+}

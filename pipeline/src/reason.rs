@@ -72,6 +72,9 @@ pub enum Reason {
     MappingTableMiss,
     /// A rule matched but produced no event (e.g. an ORU without any OBX).
     MappingNoEvents,
+    /// The message would give more events (or `for_each` items) than its tenant's
+    /// `max_events_per_message` (detail: the limit).
+    MappingTooManyEvents,
     /// The body is not well-formed FHIR JSON or XML (detail: line and column).
     FhirMalformed,
     /// Well-formed, but not a valid FHIR R4 resource in the tenant's strictness mode
@@ -87,7 +90,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in documentation order.
-    pub const ALL: [Reason; 22] = [
+    pub const ALL: [Reason; 23] = [
         Reason::NotHl7,
         Reason::EmptyMessage,
         Reason::BatchEnvelope,
@@ -105,6 +108,7 @@ impl Reason {
         Reason::MappingInvalidValue,
         Reason::MappingTableMiss,
         Reason::MappingNoEvents,
+        Reason::MappingTooManyEvents,
         Reason::FhirMalformed,
         Reason::FhirInvalid,
         Reason::FhirUnsafeXml,
@@ -134,6 +138,7 @@ impl Reason {
             Reason::MappingInvalidValue => "MAPPING_INVALID_VALUE",
             Reason::MappingTableMiss => "MAPPING_TABLE_MISS",
             Reason::MappingNoEvents => "MAPPING_NO_EVENTS",
+            Reason::MappingTooManyEvents => "MAPPING_TOO_MANY_EVENTS",
             Reason::FhirMalformed => "FHIR_MALFORMED",
             Reason::FhirInvalid => "FHIR_INVALID",
             Reason::FhirUnsafeXml => "FHIR_UNSAFE_XML",
@@ -167,6 +172,7 @@ impl Reason {
             | Reason::MappingInvalidValue
             | Reason::MappingTableMiss
             | Reason::MappingNoEvents
+            | Reason::MappingTooManyEvents
             | Reason::UnmappedResourceType => Stage::Map,
         }
     }
@@ -186,6 +192,7 @@ impl Reason {
             Reason::MappingInvalidValue => "102",
             Reason::MappingTableMiss => "103",
             Reason::MappingNoEvents => "101",
+            Reason::MappingTooManyEvents => "207",
             Reason::FhirMalformed | Reason::FhirUnsafeXml | Reason::FhirTooDeep => "100",
             Reason::FhirInvalid => "102",
             Reason::UnmappedResourceType => "201",
@@ -212,6 +219,7 @@ impl Reason {
             Reason::MappingInvalidValue => "Data type error",
             Reason::MappingTableMiss => "Table value not found",
             Reason::MappingNoEvents => "No data to map",
+            Reason::MappingTooManyEvents => "Too many events for one message",
             Reason::FhirMalformed => "Not well-formed FHIR JSON or XML",
             Reason::FhirInvalid => "Not a valid FHIR R4 resource",
             Reason::FhirUnsafeXml => "XML with a DOCTYPE or entity declaration",

@@ -18,6 +18,7 @@ use std::path::Path as FsPath;
 pub(super) struct Settings {
     pub timezone: chrono_tz::Tz,
     pub ack_on_dead_letter: DeadLetterAck,
+    pub max_events_per_message: usize,
     /// Every routing claim, located (the tenant's claim lists and the check across
     /// tenants both come from it).
     pub claims: Vec<Claim>,
@@ -104,6 +105,7 @@ pub(super) fn settings(file: &FsPath, text: &str) -> Result<Settings, Vec<LoadEr
         identifiers: s.fhir.identifiers,
         timezone,
         ack_on_dead_letter: s.ack_on_dead_letter,
+        max_events_per_message: s.max_events_per_message.max(1),
         claims,
     })
 }

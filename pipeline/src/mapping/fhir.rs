@@ -238,6 +238,9 @@ impl RuleSet<Fhir> {
                     Ok(Some(Mapped::Events { events, skipped: s })) => {
                         out.extend(events);
                         skipped.extend(s);
+                        if out.len() + skipped.len() > self.max_events {
+                            return Err(self.too_many());
+                        }
                     }
                     Ok(Some(Mapped::Filtered(f))) => {
                         filtered.get_or_insert(f);

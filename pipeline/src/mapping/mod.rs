@@ -305,10 +305,12 @@ fn load_tenant(dir: &Path) -> Result<(Tenant, Vec<routing::Claim>), Vec<LoadErro
     let Some(settings) = settings else {
         return Err(errors);
     };
+    rules.max_events = settings.max_events_per_message;
     let mut fhir = FhirSettings {
         mode: settings.fhir_mode,
         rules: RuleSet::new(Fhir::new(settings.identifiers.clone()), tables),
     };
+    fhir.rules.max_events = settings.max_events_per_message;
     for (file, text) in fhir_files {
         if let Err(e) = check::rules(file, &text, &mut fhir.rules, &catalogue) {
             errors.extend(e);

@@ -127,6 +127,9 @@ pub struct RuleSet<L: Language> {
     pub(super) rules: BTreeMap<String, Vec<Rule<L>>>,
     pub(super) tables: Tables,
     pub(super) language: L,
+    /// Most events and `for_each` items one message may give (tenant.yaml
+    /// `max_events_per_message`); mapping stops at the first one over.
+    pub(super) max_events: usize,
 }
 
 /// An event as the mapping produced it; the pipeline adds ids and metadata.
@@ -158,7 +161,16 @@ impl<L: Language> RuleSet<L> {
             rules: BTreeMap::new(),
             tables,
             language,
+            max_events: super::schema::default_max_events(),
         }
+    }
+
+    /// The rejection of a message that gives more than [`RuleSet::max_events`] events.
+    pub(super) fn too_many(&self) -> Rejection {
+        Rejection::with_detail(
+            Reason::MappingTooManyEvents,
+            format!("more than {} events or items", self.max_events),
+        )
     }
 
     /// The events of the first rule for `key` whose conditions hold at `root`, in the
@@ -194,6 +206,9 @@ impl<L: Language> RuleSet<L> {
                 }
                 Some(f) => {
                     for (n, (place, scope)) in self.language.each(f, root).into_iter().enumerate() {
+                        if out.len() + skipped.len() >= self.max_events {
+                            return Err(self.too_many());
+                        }
                         if !self.holds(&t.when, &scope) {
                             continue;
                         }

@@ -21,10 +21,19 @@ pub(super) struct SettingsFile {
     pub timezone: Spanned<String>,
     #[serde(default)]
     pub ack_on_dead_letter: DeadLetterAck,
+    /// Most events (and `for_each` items) one message may give.
+    #[serde(default = "default_max_events")]
+    pub max_events_per_message: usize,
     #[serde(default)]
     pub routing: Routing,
     #[serde(default)]
     pub fhir: FhirSpec,
+}
+
+/// The default of `max_events_per_message`: well above any real ORU, far below what a
+/// hostile 1 MiB frame of tiny OBX segments (about 75,000) would cost.
+pub(super) fn default_max_events() -> usize {
+    10_000
 }
 
 /// The `fhir:` block of `tenant.yaml`.

@@ -416,3 +416,29 @@ fn on_item_error_belongs_to_an_event_with_for_each() {
         ["5:24: on_item_error: only an event with for_each has items"]
     );
 }
+
+#[test]
+fn a_message_over_the_tenants_event_limit_is_refused_before_it_is_all_mapped() {
+    let rules = "rules:\n  - message: ORU^R01\n    events:\n      - event: ResultIn\n        for_each: { segment: OBX }\n        on_item_error: skip\n        stream: { type: Patient, key: PID.3.1 }\n        fields: { code: { path: OBX.3.1, required: true } }\n";
+    let dir = folder(&[
+        ("tenant.yaml", "timezone: UTC\nmax_events_per_message: 3\n"),
+        ("rules.yaml", rules),
+    ]);
+    let tenants = Tenants::load(dir.path()).unwrap();
+    let oru = |n: usize, bad: usize| {
+        let mut m = "MSH|^~\\&|L|F|I|I|2024||ORU^R01|1|P|2.5\rPID|1||M1\r".to_string();
+        for i in 0..n {
+            let code = if i < bad { "" } else { "HGB" };
+            m.push_str(&format!("OBX|{}|NM|{code}||1\r", i + 1));
+        }
+        m
+    };
+    assert_eq!(run(&tenants, &oru(3, 0)).unwrap().len(), 3, "at the limit");
+    let refused = (
+        Reason::MappingTooManyEvents,
+        Some("more than 3 events or items".to_string()),
+    );
+    assert_eq!(run(&tenants, &oru(4, 0)).unwrap_err(), refused);
+    // Skipped items count too: a flood of bad items is refused as well.
+    assert_eq!(run(&tenants, &oru(4, 3)).unwrap_err(), refused);
+}
