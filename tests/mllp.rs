@@ -631,6 +631,8 @@ on_each_backend! {
             .map(|d| d.reason_code.clone())
             .collect();
         assert_eq!(codes.len(), 3, "one dead letter per distinct message: {codes:?}");
+        let attempts: Vec<i32> = server.dead_letters().await.iter().map(|d| d.attempts).collect();
+        assert_eq!(attempts, [3, 3, 3], "each received three times");
         let outcomes = server.inbound_outcomes().await;
         assert_eq!(outcomes.len(), 3, "one raw row each: {outcomes:?}");
         // A different message is a different key, even with the same fault.

@@ -127,6 +127,10 @@ pub(crate) trait DeadLetterSql {
     /// Marks letters `replayed`.
     async fn mark_replayed(&mut self, ids: &[Uuid]) -> Res<()>;
 
+    /// Counts one more attempt on the dead letter of the message stored under `key`
+    /// (tenant, sending facility, control id), if it has one.
+    async fn count_resend(&mut self, key: [&str; 3]) -> Res<()>;
+
     /// Marks the open letters `filter` selects `discarded`, skipping letters another unit
     /// of work holds; returns their ids.
     async fn discard_letters(&mut self, filter: &DeadLetterFilter) -> Res<Vec<Uuid>>;

@@ -4,7 +4,8 @@
 
 use super::append::{append_checked, append_events};
 use super::backend::{
-    retry, Backend, DeadLetterRow, EventSql, InboundRow, Res, Scope, StoredAnswer, Tx, Work,
+    retry, Backend, DeadLetterRow, DeadLetterSql, EventSql, InboundRow, Res, Scope, StoredAnswer,
+    Tx, Work,
 };
 use super::{created_by, outcome, EventLog, EventQuery, ExpectedVersion, StoreError, Written};
 use crate::event::{EventEnvelope, NewEvent};
@@ -83,6 +84,16 @@ async fn commit_all<B: Backend>(b: &B, batch: &[Processed]) -> Res<Vec<Outcome>>
         tx.insert_dead_letters(&dead).await?;
     }
     let answers = stored_answers(&mut tx, batch, &inserted).await?;
+    // A resend of a dead-lettered message counts as one more attempt on its letter.
+    for p in batch.iter().filter(|p| !inserted.contains(&p.raw.id)) {
+        let Some(key) = p.key.as_ref().map(key_columns) else {
+            continue;
+        };
+        let first = answers.get(&key.map(String::from));
+        if first.is_some_and(|a| a.reason_code.is_some()) {
+            tx.count_resend(key).await?;
+        }
+    }
     let outcomes = batch
         .iter()
         .map(|p| {

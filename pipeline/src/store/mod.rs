@@ -111,6 +111,8 @@ pub struct DeadLetter {
     pub message_type: Option<String>,
     /// When it was stored.
     pub created_at: String,
+    /// How often the message was received: 1, plus one per resend of the same key.
+    pub attempts: i32,
 }
 
 /// Which open dead letters a support operation takes.

@@ -32,7 +32,7 @@ impl DeadLetterSql for PgTx {
         Ok(sqlx::query_as(
             "SELECT d.id, d.tenant_id, d.stage, d.reason_code, d.detail, d.status, i.message_type, \
              to_char(d.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') \
-             AS created_at \
+             AS created_at, d.attempts \
              FROM dead_letters d JOIN inbound_messages i ON i.id = d.inbound_id \
              WHERE ($1::text IS NULL OR d.tenant_id = $1) ORDER BY d.created_at, d.id",
         )
@@ -62,6 +62,20 @@ impl DeadLetterSql for PgTx {
         Ok(sqlx::query_as_with(&sql, args)
             .fetch_all(&mut *self.tx)
             .await?)
+    }
+
+    async fn count_resend(&mut self, key: [&str; 3]) -> Res<()> {
+        sqlx::query(
+            "UPDATE dead_letters SET attempts = attempts + 1 WHERE inbound_id = \
+             (SELECT id FROM inbound_messages WHERE tenant_id = $1 AND sending_facility = $2 \
+             AND control_id = $3)",
+        )
+        .bind(key[0])
+        .bind(key[1])
+        .bind(key[2])
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
     }
 
     async fn mark_replayed(&mut self, ids: &[Uuid]) -> Res<()> {

@@ -31,7 +31,8 @@ impl DeadLetterSql for SqliteTx {
         Ok(sqlx::query_as(
             "SELECT d.id AS id, d.tenant_id AS tenant_id, d.stage AS stage, \
              d.reason_code AS reason_code, d.detail AS detail, d.status AS status, \
-             i.message_type AS message_type, d.created_at AS created_at \
+             i.message_type AS message_type, d.created_at AS created_at, \
+             d.attempts AS attempts \
              FROM dead_letters d JOIN inbound_messages i ON i.id = d.inbound_id \
              WHERE (?1 IS NULL OR d.tenant_id = ?1) ORDER BY d.created_at, d.id",
         )
@@ -59,6 +60,20 @@ impl DeadLetterSql for SqliteTx {
         );
         push_selected(&mut q, filter);
         Ok(q.build_query_as().fetch_all(self.conn.get()).await?)
+    }
+
+    async fn count_resend(&mut self, key: [&str; 3]) -> Res<()> {
+        sqlx::query(
+            "UPDATE dead_letters SET attempts = attempts + 1 WHERE inbound_id = \
+             (SELECT id FROM inbound_messages WHERE tenant_id = ?1 AND sending_facility = ?2 \
+             AND control_id = ?3)",
+        )
+        .bind(key[0])
+        .bind(key[1])
+        .bind(key[2])
+        .execute(self.conn.get())
+        .await?;
+        Ok(())
     }
 
     async fn mark_replayed(&mut self, ids: &[Uuid]) -> Res<()> {
