@@ -322,3 +322,39 @@ on_each_backend! {
         assert!(api.starts_with("HTTP/1.1 404") && api.contains("NOT_FOUND"), "{api}");
     }
 }
+
+on_each_backend! {
+    async fn http_connections_over_the_limit_are_closed_and_mllp_is_unaffected() {
+        let server = Server::start_with(common::Options {
+            http_extra: "max_connections = 2".into(),
+            log: Some("warn".into()),
+            ..Default::default()
+        });
+        use std::io::Read;
+        let held: Vec<std::net::TcpStream> =
+            (0..2).map(|_| std::net::TcpStream::connect(server.http).unwrap()).collect();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let mut third = std::net::TcpStream::connect(server.http).unwrap();
+        third.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 16];
+        assert!(matches!(third.read(&mut buf), Ok(0) | Err(_)), "closed at once");
+        // MLLP senders are not starved by HTTP clients.
+        let mut c = server.client().await;
+        assert_eq!(msa(&c.ack(Adt { control_id: "H1", ..Default::default() }).await).0, "AA");
+        drop(held);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let healthy = || {
+            use std::io::Write;
+            let Ok(mut s) = std::net::TcpStream::connect(server.http) else { return false };
+            let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            out.starts_with("HTTP/1.1 200")
+        };
+        while !healthy() {
+            assert!(std::time::Instant::now() < deadline, "a freed slot was never reused");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(server.log.lock().unwrap().contains("CONNECTION_LIMIT"));
+    }
+}

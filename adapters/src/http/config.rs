@@ -18,6 +18,9 @@ pub struct HttpConfig {
     /// a scraper; keep it on loopback or a management network). On the API address
     /// `/metrics` needs the admin token.
     pub metrics_addr: Option<SocketAddr>,
+    /// Connections served at once; one more is accepted and closed at once, so HTTP
+    /// clients cannot take the file descriptors MLLP senders need.
+    pub max_connections: usize,
 }
 
 impl Default for HttpConfig {
@@ -27,6 +30,7 @@ impl Default for HttpConfig {
             header_read_timeout_ms: 10_000,
             request_timeout_ms: 60_000,
             metrics_addr: None,
+            max_connections: 512,
         }
     }
 }

@@ -25,3 +25,18 @@ impl ServeFailed<'_> {
         tracing::warn!(error = %self.error, "HTTP accept failed; serving on");
     }
 }
+
+/// A connection over `[http] max_connections` was closed at once.
+pub struct ConnectionRefused {
+    /// The client's address.
+    pub peer: std::net::SocketAddr,
+    /// The limit.
+    pub limit: usize,
+}
+
+impl ConnectionRefused {
+    /// Logs it.
+    pub fn emit(self) {
+        tracing::warn!(peer = %self.peer, limit = self.limit, code = "CONNECTION_LIMIT", "HTTP connection refused: too many open");
+    }
+}

@@ -70,7 +70,7 @@ pub struct HttpServer {
     telemetry: Telemetry,
     mappings_dir: std::path::PathBuf,
     mapping_history: usize,
-    header_read: std::time::Duration,
+    limits: serve::Limits,
     request_timeout: std::time::Duration,
 }
 
@@ -117,7 +117,10 @@ impl ComponentConfig for HttpConfig {
             telemetry: env.telemetry.clone(),
             mappings_dir: env.mappings_dir.clone(),
             mapping_history: env.mapping_history,
-            header_read: std::time::Duration::from_millis(self.header_read_timeout_ms.max(1)),
+            limits: serve::Limits {
+                header_read: std::time::Duration::from_millis(self.header_read_timeout_ms.max(1)),
+                max_connections: self.max_connections,
+            },
             request_timeout: std::time::Duration::from_millis(self.request_timeout_ms.max(1)),
         };
         Ok(Built {
@@ -149,12 +152,12 @@ impl Component for HttpServer {
                 .fallback(|| async { ApiError::RouteNotFound })
                 .with_state(state);
             let mut stop = shutdown.clone();
-            tokio::spawn(serve::serve(listener, app, self.header_read, async move {
+            tokio::spawn(serve::serve(listener, app, self.limits, async move {
                 stop.requested().await;
             }))
         });
         let app = router(state, self.request_timeout);
-        serve::serve(self.listener, app, self.header_read, async move {
+        serve::serve(self.listener, app, self.limits, async move {
             shutdown.requested().await;
         })
         .await;

@@ -4,7 +4,7 @@
 //! the listener stops accepting and the requests in flight finish.
 
 use super::error::ApiError;
-use super::internal_events::ServeFailed;
+use super::internal_events::{ConnectionRefused, ServeFailed};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -14,20 +14,32 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 /// How long requests in flight may run on after shutdown was asked for.
 const DRAIN: Duration = Duration::from_secs(10);
 
-/// Serves `app` on `listener` until `shutdown` completes; `header_read` bounds how long a
-/// client may take to send a request's headers.
+/// How a listener bounds its clients.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// How long a client may take to send a request's headers.
+    pub header_read: Duration,
+    /// Connections served at once; one more is closed at once.
+    pub max_connections: usize,
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, within `limits`.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
-    header_read: Duration,
+    limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) {
+    let header_read = limits.header_read;
+    let open = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -40,7 +52,14 @@ pub async fn serve(
     loop {
         let socket = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((socket, _)) => socket,
+                Ok((socket, peer)) => match open.clone().try_acquire_owned() {
+                    Ok(permit) => (socket, permit),
+                    Err(_) => {
+                        drop(socket);
+                        ConnectionRefused { peer, limit: limits.max_connections }.emit();
+                        continue;
+                    }
+                },
                 Err(error) => {
                     // Out of file descriptors, say: back off a little, keep serving.
                     ServeFailed { error: &error }.emit();
@@ -50,6 +69,7 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let (socket, permit) = socket;
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(socket), service.clone())
             .into_owned();
@@ -57,6 +77,7 @@ pub async fn serve(
         tokio::spawn(async move {
             // A client that goes away or times out ends its connection; nothing to report.
             let _ = connection.await;
+            drop(permit);
         });
     }
     drop(listener);
