@@ -355,6 +355,11 @@ on_each_backend! {
             assert!(std::time::Instant::now() < deadline, "a freed slot was never reused");
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        assert!(server.log.lock().unwrap().contains("CONNECTION_LIMIT"));
+        // The log is read from the server's stderr by another thread: give it a moment.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !server.log.lock().unwrap().contains("CONNECTION_LIMIT") {
+            assert!(std::time::Instant::now() < deadline, "CONNECTION_LIMIT never logged");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 }

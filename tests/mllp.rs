@@ -676,8 +676,12 @@ on_each_backend! {
             assert!(std::time::Instant::now() < deadline, "a freed slot was never reused");
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        let log = server.log.lock().unwrap().clone();
-        assert!(log.contains("CONNECTION_LIMIT"), "{log}");
+        // The log is read from the server's stderr by another thread: give it a moment.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !server.log.lock().unwrap().contains("CONNECTION_LIMIT") {
+            assert!(std::time::Instant::now() < deadline, "CONNECTION_LIMIT never logged");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 }
 
@@ -703,5 +707,40 @@ on_each_backend! {
         assert!(server.events("demo").await.is_empty(), "nothing of it stored as events");
         let adt = Adt { control_id: "AFTER", ..Default::default() };
         assert_eq!(msa(&c.ack(adt).await).0, "AA", "still serving");
+    }
+}
+
+on_each_backend! {
+    async fn unfinished_frames_share_a_budget_and_a_stalled_one_cannot_hold_it_for_ever() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // The budget is raised to its floor: one whole 1 MiB frame and two read buffers.
+        let server = Server::start_with(Options {
+            mllp_extra: "max_buffered_bytes = 1\nframe_timeout_secs = 2".into(),
+            ..Default::default()
+        });
+        // A starts a frame of almost 1 MiB and stalls: it holds most of the budget.
+        let mut a = tokio::net::TcpStream::connect(server.mllp[0]).await.unwrap();
+        let mut stalled = vec![0x0b];
+        stalled.extend(std::iter::repeat_n(b'x', 1_000_000));
+        a.write_all(&stalled).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        // B's 300 KB message must wait for budget, and gets it when A's frame times out.
+        let mut big = Adt { control_id: "BIG", ..Default::default() }.build();
+        big.extend(b"ZZZ|");
+        big.extend(std::iter::repeat_n(b'y', 300_000));
+        big.extend(b"\r");
+        let started = std::time::Instant::now();
+        let mut b = server.client().await;
+        let ack = b.send(&big).await.unwrap();
+        let waited = started.elapsed();
+        assert_eq!(msa(&ack), ("AA".into(), "BIG".into()));
+        assert!(waited >= std::time::Duration::from_millis(500), "B waited for A's budget: {waited:?}");
+        // A's connection was closed by its frame timeout.
+        let mut buf = [0u8; 8];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), a.read(&mut buf)).await;
+        assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}");
+        // Small messages flowed meanwhile, and still do.
+        let adt = Adt { control_id: "SMALL", visit: "VS", ..Default::default() };
+        assert_eq!(msa(&server.client().await.ack(adt).await).0, "AA");
     }
 }

@@ -28,6 +28,10 @@ pub struct MllpConfig {
     /// (`CONNECTION_LIMIT`), so open sockets and their buffers stay bounded.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Bytes of unfinished frames all connections of this listener may hold together
+    /// (at least one full frame); a connection whose frame would pass it waits.
+    #[serde(default = "default_max_buffered")]
+    pub max_buffered_bytes: usize,
 }
 
 fn default_max_frame() -> usize {
@@ -42,6 +46,9 @@ fn default_frame_timeout() -> u64 {
 fn default_max_connections() -> usize {
     256
 }
+fn default_max_buffered() -> usize {
+    64 << 20
+}
 
 impl Default for MllpConfig {
     fn default() -> Self {
@@ -52,11 +59,21 @@ impl Default for MllpConfig {
             idle_timeout_secs: default_idle(),
             frame_timeout_secs: default_frame_timeout(),
             max_connections: default_max_connections(),
+            max_buffered_bytes: default_max_buffered(),
         }
     }
 }
 
 impl MllpConfig {
+    /// The listener's shared frame budget, in KiB permits: at least one whole frame and
+    /// one read buffer, so a single frame can always complete.
+    pub fn frame_budget(&self) -> std::sync::Arc<tokio::sync::Semaphore> {
+        let floor = self.max_frame_bytes + 2 * super::frame::READ_BUF_SIZE;
+        let kib = self.max_buffered_bytes.max(floor).div_ceil(1024);
+        let kib = kib.min(tokio::sync::Semaphore::MAX_PERMITS);
+        std::sync::Arc::new(tokio::sync::Semaphore::new(kib))
+    }
+
     /// The framing limits of every connection.
     pub fn frame_limits(&self) -> FrameLimits {
         FrameLimits {

@@ -21,7 +21,9 @@
 use std::fmt;
 use std::time::Duration;
 
+use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{timeout_at, Instant};
 
 /// MLLP start-of-block byte (vertical tab).
@@ -170,6 +172,7 @@ impl Payload {
 pub struct FrameReader<R> {
     reader: R,
     limits: FrameLimits,
+    budget: Option<Arc<Semaphore>>,
     buf: Box<[u8]>,
     pos: usize,
     len: usize,
@@ -194,11 +197,20 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         FrameReader {
             reader,
             limits,
+            budget: None,
             buf: vec![0u8; READ_BUF_SIZE].into_boxed_slice(),
             pos: 0,
             len: 0,
             skipped: 0,
         }
+    }
+
+    /// Shares `budget` (one permit per KiB) with the listener's other readers: the bytes of
+    /// unfinished frames of all of them stay within it. A reader whose frame would grow
+    /// past it waits (the sender is slowed by TCP) until others finish or time out.
+    pub fn with_budget(mut self, budget: Arc<Semaphore>) -> Self {
+        self.budget = Some(budget);
+        self
     }
 
     /// Reads the next frame.
@@ -232,6 +244,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         // Phase 2: collect the payload up to the end sequence.
         let frame_deadline = Instant::now() + self.limits.frame_timeout;
         let mut payload = Payload::new(self.limits.max_frame_bytes);
+        // Budget held for this frame's bytes, returned when the frame ends either way.
+        let mut held: Option<OwnedSemaphorePermit> = None;
         // True when the last byte looked at was 0x1C and its successor has
         // not been seen yet (possibly because the read ended there).
         let mut pending_fs = false;
@@ -257,6 +271,20 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                     None => {
                         payload.push(window);
                         self.pos = self.len;
+                    }
+                }
+            }
+            // The next read adds at most one buffer to the payload: reserve that first.
+            if let Some(budget) = &self.budget {
+                if payload.bytes.len() < payload.max {
+                    let kib = (READ_BUF_SIZE / 1024) as u32;
+                    let permit = timeout_at(frame_deadline, budget.clone().acquire_many_owned(kib));
+                    match permit.await {
+                        Ok(Ok(p)) => match &mut held {
+                            Some(h) => h.merge(p),
+                            None => held = Some(p),
+                        },
+                        Ok(Err(_)) | Err(_) => return Err(FrameError::FrameTimeout),
                     }
                 }
             }

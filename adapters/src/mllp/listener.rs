@@ -45,6 +45,7 @@ impl Component for MllpListener {
         let addr = self.local_addr().map(|a| a.to_string()).unwrap_or_default();
         let channel: Arc<str> = Arc::from(format!("mllp:{addr}"));
         let mut connections = JoinSet::new();
+        let budget = self.config.frame_budget();
         loop {
             tokio::select! {
                 _ = shutdown.requested() => break,
@@ -56,7 +57,7 @@ impl Component for MllpListener {
                     Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
                         connections.spawn(connection(
-                            stream, peer, ingest.clone(), self.config.clone(), channel.clone(), shutdown.clone(),
+                            stream, peer, ingest.clone(), self.config.clone(), channel.clone(), shutdown.clone(), budget.clone(),
                         ));
                     }
                     Err(error) => {
@@ -78,9 +79,10 @@ async fn connection(
     config: MllpConfig,
     channel: Arc<str>,
     mut shutdown: Shutdown,
+    budget: Arc<tokio::sync::Semaphore>,
 ) {
     let (read, mut write) = stream.into_split();
-    let mut reader = FrameReader::new(read, config.frame_limits());
+    let mut reader = FrameReader::new(read, config.frame_limits()).with_budget(budget);
     ConnectionOpened { peer }.emit();
     loop {
         let frame = tokio::select! {
