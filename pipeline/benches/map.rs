@@ -1,6 +1,8 @@
 #![allow(missing_docs)] // criterion macros generate undocumented items
 //! Parse + map cost per message, with the shipped `demo` mappings:
-//! `cargo bench -p intake-pipeline --bench map`.
+//! `cargo bench -p intake-pipeline --bench map`. The `per OBX` group maps ORUs of 10 to
+//! 100,000 OBX and reports OBX per second: a flat rate means the work is linear in the
+//! message (no step quadratic in segments or results).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use intake_pipeline::mapping::Tenants;
@@ -38,6 +40,7 @@ fn bench(c: &mut Criterion) {
         });
     }
     g.finish();
+    per_obx(c, &dir);
     // The share of decoding and parsing alone, for profiling.
     let mut g = c.benchmark_group("decode+parse");
     let adt = std::fs::read(dir.join("../samples/demo/a01-admit.hl7")).expect("sample");
@@ -54,6 +57,43 @@ fn bench(c: &mut Criterion) {
         });
     }
     g.finish();
+}
+
+/// ORUs of growing size, with the demo mappings in a scratch copy whose tenant allows
+/// 100,000 events per message (the shipped limit is 10,000).
+fn per_obx(c: &mut Criterion, mappings: &Path) {
+    let scratch = tempfile::tempdir().expect("scratch folder");
+    let demo = scratch.path().join("demo");
+    copy_dir(&mappings.join("demo"), &demo);
+    let settings = std::fs::read_to_string(demo.join("tenant.yaml")).expect("tenant.yaml");
+    std::fs::write(
+        demo.join("tenant.yaml"),
+        format!("{settings}\nmax_events_per_message: 200000\n"),
+    )
+    .expect("tenant.yaml");
+    let tenants = Tenants::load(scratch.path()).expect("scratch mappings load");
+    let mut g = c.benchmark_group("per OBX");
+    g.sample_size(10);
+    for n in [10, 100, 1_000, 10_000, 100_000] {
+        let raw = RawMessage::new(Some("demo".into()), Format::Hl7v2, "bench", oru(n));
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(format!("ORU^R01 {n} OBX"), |b| {
+            b.iter(|| process(black_box(raw.clone()), &tenants))
+        });
+    }
+    g.finish();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create");
+    for entry in std::fs::read_dir(from).expect("read").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
 }
 
 criterion_group!(benches, bench);
