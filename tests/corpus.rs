@@ -6,6 +6,8 @@
 //! without it this test says so and passes, so a fresh clone alone still builds green.
 //! `.ci/run` sets `INTAKE_REQUIRE_CORPUS=1`, which turns a missing corpus into a failure.
 
+mod common;
+
 use intake_adapters::mllp::client::split_messages;
 use intake_pipeline::mapping::Tenants;
 use intake_pipeline::{process, Disposition, Format, RawMessage, Reason};
@@ -28,20 +30,6 @@ fn corpus() -> Option<PathBuf> {
     None
 }
 
-fn files(dir: &std::path::Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let p = entry.unwrap().path();
-        if p.is_dir() {
-            out.extend(files(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out.sort();
-    out
-}
-
 #[test]
 fn every_corpus_message_maps_or_has_a_precise_reason() {
     let Some(dir) = corpus() else { return };
@@ -51,7 +39,7 @@ fn every_corpus_message_maps_or_has_a_precise_reason() {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     let mut parse_counts: BTreeMap<String, usize> = BTreeMap::new();
     let (mut file_count, mut message_count) = (0, 0);
-    for file in files(&dir.join("hl7v2")) {
+    for file in common::files_under(&dir.join("hl7v2")) {
         file_count += 1;
         let bytes = std::fs::read(&file).unwrap();
         // Whole file as one message (what an MLLP frame would carry)…

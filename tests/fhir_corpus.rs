@@ -7,6 +7,8 @@
 //! The corpus lives beside the checkout (`INTAKE_CORPUS`, default `../shared/corpus`);
 //! without it this test says so and passes, unless `INTAKE_REQUIRE_CORPUS=1`.
 
+mod common;
+
 use intake_pipeline::fhir::decode::decode;
 use intake_pipeline::mapping::Tenants;
 use intake_pipeline::{process, Disposition, Format, RawMessage, Reason};
@@ -30,17 +32,10 @@ fn corpus() -> Option<PathBuf> {
     None
 }
 
+/// The FHIR files (.json, .xml) under `dir`.
 fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let p = entry.unwrap().path();
-        if p.is_dir() {
-            out.extend(files(&p));
-        } else if p.extension().is_some_and(|e| e == "json" || e == "xml") {
-            out.push(p);
-        }
-    }
-    out.sort();
+    let mut out = common::files_under(dir);
+    out.retain(|p| p.extension().is_some_and(|e| e == "json" || e == "xml"));
     out
 }
 

@@ -8,18 +8,18 @@ mod common;
 
 use common::{Options, Server, ADMIN, DEMO_TOKEN};
 use intake_adapters::mllp::client::split_messages;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 const CANARY: &str = "Qzcanaryfamily";
 
 /// The HL7 v2 inputs: the demo samples, and the corpus when it is beside the checkout.
 fn inputs() -> Vec<PathBuf> {
-    let mut out = files(&common::repo().join("samples/demo"));
+    let mut out = common::files_under(&common::repo().join("samples/demo"));
     let corpus = std::env::var("INTAKE_CORPUS")
         .map(PathBuf::from)
         .unwrap_or_else(|_| common::repo().join("../shared/corpus"));
     if corpus.join("hl7v2").is_dir() {
-        out.extend(files(&corpus.join("hl7v2")));
+        out.extend(common::files_under(&corpus.join("hl7v2")));
     } else {
         assert!(
             std::env::var("INTAKE_REQUIRE_CORPUS").is_err(),
@@ -32,20 +32,6 @@ fn inputs() -> Vec<PathBuf> {
         !p.extension()
             .is_some_and(|x| x == "json" || x == "xml" || x == "md")
     });
-    out
-}
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let p = entry.unwrap().path();
-        if p.is_dir() {
-            out.extend(files(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out.sort();
     out
 }
 

@@ -61,6 +61,14 @@ pub enum RollbackError {
     },
 }
 
+/// The rollback error of an I/O failure at `path`.
+fn io_error(path: &Path, e: std::io::Error) -> RollbackError {
+    RollbackError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
 fn first(errors: &[LoadError]) -> String {
     errors.first().map(ToString::to_string).unwrap_or_default()
 }
@@ -125,16 +133,13 @@ fn verify(
     files: &BTreeMap<String, String>,
     version: &str,
 ) -> Result<(), RollbackError> {
-    let io = |path: &Path, e: std::io::Error| RollbackError::Io {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
-    let scratch = tempfile_dir().map_err(|e| io(dir, e))?;
-    for entry in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
-        let entry = entry.map_err(|e| io(dir, e))?;
+    let scratch = tempfile_dir().map_err(|e| io_error(dir, e))?;
+    for entry in std::fs::read_dir(dir).map_err(|e| io_error(dir, e))? {
+        let entry = entry.map_err(|e| io_error(dir, e))?;
         let name = entry.file_name();
         if entry.path().is_dir() && name != *tenant {
-            copy_dir(&entry.path(), &scratch.0.join(&name)).map_err(|e| io(&entry.path(), e))?;
+            copy_dir(&entry.path(), &scratch.0.join(&name))
+                .map_err(|e| io_error(&entry.path(), e))?;
         }
     }
     restore(&scratch.0.join(tenant), files)?;
@@ -160,10 +165,6 @@ fn restore(
     folder: &Path,
     files: &BTreeMap<String, String>,
 ) -> Result<(Vec<String>, Vec<String>), RollbackError> {
-    let io = |path: &Path, e: std::io::Error| RollbackError::Io {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
     let mut removed = Vec::new();
     for sub in ["", "tables"] {
         let Ok(entries) = std::fs::read_dir(folder.join(sub)) else {
@@ -183,7 +184,7 @@ fn restore(
                 path.is_file()
             };
             if mapping && !files.contains_key(&rel) {
-                std::fs::remove_file(&path).map_err(|e| io(&path, e))?;
+                std::fs::remove_file(&path).map_err(|e| io_error(&path, e))?;
                 removed.push(rel);
             }
         }
@@ -196,10 +197,10 @@ fn restore(
         }
         let path = folder.join(rel);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+            std::fs::create_dir_all(parent).map_err(|e| io_error(parent, e))?;
         }
         if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
-            std::fs::write(&path, text).map_err(|e| io(&path, e))?;
+            std::fs::write(&path, text).map_err(|e| io_error(&path, e))?;
             written.push(rel.clone());
         }
     }
