@@ -135,6 +135,11 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::deploy::MappingsCommand,
     },
+    /// Named, scoped API tokens: create (printed once, stored hashed), list, revoke.
+    Token {
+        #[command(subcommand)]
+        command: crate::token::TokenCommand,
+    },
     /// Support operations on dead letters: list, replay, discard.
     Dlq {
         #[command(subcommand)]

@@ -88,6 +88,7 @@ pub async fn run(config_file: Option<&Path>, command: Command) -> Result<ExitCod
         }
         Command::Dlq { command } => crate::dlq::run(&config, command).await,
         Command::Mappings { command } => crate::deploy::run(&config, command).await,
+        Command::Token { command } => crate::token::run(&config, command),
         Command::Events {
             tenant,
             stream,

@@ -27,6 +27,9 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// Tokens that see one tenant each: tenant id -> token.
     pub tenant_tokens: BTreeMap<String, String>,
+    /// The named, scoped tokens, stored hashed (`intake token create` writes it; a
+    /// running server reads it again when it changes).
+    pub tokens_file: PathBuf,
     /// The HTTP server.
     pub http: HttpConfig,
     /// MLLP listeners.
@@ -84,6 +87,7 @@ impl Default for Config {
             mappings_dir: "mappings".into(),
             admin_token: None,
             tenant_tokens: BTreeMap::new(),
+            tokens_file: "data/tokens.toml".into(),
             http: HttpConfig::default(),
             mllp: vec![MllpConfig::default()],
             writer: WriterSettings::default(),
@@ -124,6 +128,9 @@ impl Config {
         }
         if let Some(v) = env("INTAKE_ADMIN_TOKEN") {
             config.admin_token = Some(v);
+        }
+        if let Some(v) = env("INTAKE_TOKENS_FILE") {
+            config.tokens_file = v.into();
         }
         if let Some(v) = env("INTAKE_AMQP_URL") {
             config.amqp.get_or_insert_with(AmqpConfig::default).url = v;

@@ -18,6 +18,7 @@ mod mapping;
 mod send;
 mod serve;
 mod stage;
+mod token;
 
 use clap::Parser;
 

@@ -41,15 +41,19 @@ pub async fn serve(config: Config) -> Result<ExitCode> {
         tenants: Arc::new(tenants),
         mappings_dir: config.mappings_dir.clone(),
         mapping_history: config.mappings.history,
-        auth: Arc::new(Auth {
-            admin_token: config.admin_token.clone(),
-            tenant_tokens: config.tenant_tokens.clone(),
-        }),
+        auth: Arc::new(
+            Auth::new(
+                config.admin_token.as_deref(),
+                config.tenant_tokens.clone(),
+                Some(config.tokens_file.clone()),
+            )
+            .context("reading the tokens")?,
+        ),
         telemetry: Telemetry::default(),
     };
     // A token for a tenant that does not exist is a typo waiting to become a leak.
-    for tenant in config.tenant_tokens.keys() {
-        env.require_tenant("[tenant_tokens] entry", tenant)?;
+    for tenant in env.auth.tenants() {
+        env.require_tenant("token", &tenant)?;
     }
     let mut built = Vec::with_capacity(components.len());
     for c in &components {

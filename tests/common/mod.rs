@@ -233,6 +233,7 @@ impl Server {
             .env_remove("INTAKE_MLLP_ADDR")
             .env_remove("INTAKE_HTTP_ADDR")
             .env_remove("INTAKE_ADMIN_TOKEN")
+            .env_remove("INTAKE_TOKENS_FILE")
             .env_remove("INTAKE_AMQP_URL")
             .env("INTAKE_LOG", opts.log.as_deref().unwrap_or("warn"))
             .stdout(Stdio::piped())

@@ -1,69 +1,200 @@
-//! Bearer tokens: an admin token sees every tenant, a tenant token only its own. Tokens
-//! are compared in constant time; auth happens before any body is read.
+//! Who is calling: the request's bearer token, looked up by its hash among the tokens
+//! file's entries (re-read when the file changes) and the configuration's own tokens.
+//!
+//! [`Auth::caller`] runs on the headers alone, before any body is read (see `guard.rs`).
+//! Each route then declares the [`Scope`] it needs (`guard::need`), and a handler that acts
+//! on a caller's behalf takes the [`Caller`] (its name is the actor in audit events).
 
 use super::error::ApiError;
+use super::tokens::{Scope, TokenEntry, TokensError, TokensFile, EVERY_TENANT};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
-use std::collections::BTreeMap;
-use subtle::ConstantTimeEq;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
-/// The API's bearer tokens.
-#[derive(Debug, Clone, Default)]
+/// How often at most the tokens file is looked at for changes.
+const RECHECK: Duration = Duration::from_millis(500);
+
+/// The API's tokens.
+#[derive(Debug, Default)]
 pub struct Auth {
-    /// Sees every tenant.
-    pub admin_token: Option<String>,
-    /// tenant id -> token.
-    pub tenant_tokens: BTreeMap<String, String>,
+    /// Tokens from the configuration (`admin_token`, `[tenant_tokens]`), hashed at start.
+    fixed: Vec<TokenEntry>,
+    /// The tokens file, if any, and what was last read from it.
+    file: Option<Watched>,
 }
 
-/// Whom a token belongs to.
-enum Caller {
-    Admin,
-    Tenant(String),
+#[derive(Debug)]
+struct Watched {
+    path: PathBuf,
+    state: Mutex<FileState>,
+}
+
+#[derive(Debug)]
+struct FileState {
+    checked: Instant,
+    stamp: Option<(SystemTime, u64)>,
+    tokens: Arc<Vec<TokenEntry>>,
+}
+
+/// The caller of a request, once its token is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's name.
+    pub name: String,
+    /// Its tenant, or `*`.
+    pub tenant: String,
+    /// Its scopes.
+    pub scopes: Vec<Scope>,
+}
+
+impl Caller {
+    /// Whether the caller has `scope` (`admin` has every scope).
+    pub fn has(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope) || self.scopes.contains(&Scope::Admin)
+    }
+
+    /// Whether the caller sees `tenant`.
+    pub fn sees(&self, tenant: &str) -> bool {
+        self.tenant == EVERY_TENANT || self.tenant == tenant
+    }
+
+    /// `Ok` when the caller has `scope`, else the 403 that names it.
+    pub fn need(&self, scope: Scope) -> Result<(), ApiError> {
+        match self.has(scope) {
+            true => Ok(()),
+            false => Err(ApiError::ScopeMissing(scope)),
+        }
+    }
 }
 
 impl Auth {
+    /// The configuration's plaintext tokens (kept for existing set-ups): `admin` has the
+    /// admin scope on every tenant; a `[tenant_tokens]` entry, named `tenant:<id>`, has
+    /// every scope but admin on its tenant.
+    pub fn new(
+        admin: Option<&str>,
+        tenant_tokens: impl IntoIterator<Item = (String, String)>,
+        tokens_file: Option<PathBuf>,
+    ) -> Result<Auth, TokensError> {
+        let entry = |name: String, tenant: String, scopes: Vec<Scope>, secret: &str| TokenEntry {
+            name,
+            tenant,
+            scopes,
+            sha256: super::tokens::hash(secret),
+            created_at: None,
+        };
+        let mut fixed: Vec<TokenEntry> = admin
+            .map(|a| entry("admin".into(), EVERY_TENANT.into(), vec![Scope::Admin], a))
+            .into_iter()
+            .collect();
+        for (tenant, secret) in tenant_tokens {
+            let scopes = vec![Scope::Ingest, Scope::Read, Scope::Support, Scope::Phi];
+            fixed.push(entry(format!("tenant:{tenant}"), tenant, scopes, &secret));
+        }
+        let file = match tokens_file {
+            None => None,
+            Some(path) => {
+                let tokens = TokensFile::read(&path)?.tokens;
+                Some(Watched {
+                    state: Mutex::new(FileState {
+                        checked: Instant::now(),
+                        stamp: stamp(&path),
+                        tokens: Arc::new(tokens),
+                    }),
+                    path,
+                })
+            }
+        };
+        Ok(Auth { fixed, file })
+    }
+
     /// Whether no token at all is configured (every `/api` request gets 401).
     pub fn is_empty(&self) -> bool {
-        self.admin_token.is_none() && self.tenant_tokens.is_empty()
+        self.fixed.is_empty() && self.file_tokens().is_empty()
     }
 
-    /// Checks that the request's token grants `tenant`.
-    pub fn grants(&self, headers: &HeaderMap, tenant: &str) -> Result<(), ApiError> {
-        match self.caller(headers)? {
-            Caller::Tenant(t) if t != tenant => Err(ApiError::Forbidden),
-            _ => Ok(()),
-        }
+    /// The tenants the configuration's and the file's tokens name (each must exist).
+    pub fn tenants(&self) -> Vec<String> {
+        let file = self.file_tokens();
+        self.fixed
+            .iter()
+            .chain(file.iter())
+            .map(|t| t.tenant.clone())
+            .filter(|t| t != EVERY_TENANT)
+            .collect()
     }
 
-    /// Checks that the request carries a known token (routes without a tenant).
-    pub fn authenticated(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        self.caller(headers).map(|_| ())
-    }
-
-    /// Checks that the request carries the admin token (admin routes, e.g. a rollback).
-    pub fn admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        match self.caller(headers)? {
-            Caller::Admin => Ok(()),
-            Caller::Tenant(_) => Err(ApiError::AdminOnly),
-        }
-    }
-
-    fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
-        let token = headers
+    /// The caller the request's bearer token names, or 401.
+    pub fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+        let secret = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::Unauthorized)?;
-        let eq = |a: &str| bool::from(a.as_bytes().ct_eq(token.as_bytes()));
-        if self.admin_token.as_deref().is_some_and(eq) {
-            return Ok(Caller::Admin);
+        let file = self.file_tokens();
+        // Every entry is compared, so the time taken says nothing about which matched.
+        let mut found = None;
+        for t in self.fixed.iter().chain(file.iter()) {
+            if t.matches(secret) && found.is_none() {
+                found = Some(t);
+            }
         }
-        self.tenant_tokens
-            .iter()
-            .find(|(_, t)| eq(t))
-            .map(|(tenant, _)| Caller::Tenant(tenant.clone()))
+        found
+            .map(|t| Caller {
+                name: t.name.clone(),
+                tenant: t.tenant.clone(),
+                scopes: t.scopes.clone(),
+            })
+            .ok_or(ApiError::Unauthorized)
+    }
+
+    /// The file's tokens, re-read when its modification time or size changed. A file
+    /// that no longer reads keeps the tokens last read (and says so in the log).
+    fn file_tokens(&self) -> Arc<Vec<TokenEntry>> {
+        let Some(w) = &self.file else {
+            return Arc::default();
+        };
+        let mut state = w.state.lock().expect("tokens lock");
+        if state.checked.elapsed() >= RECHECK {
+            state.checked = Instant::now();
+            let now = stamp(&w.path);
+            if now != state.stamp {
+                match TokensFile::read(&w.path) {
+                    Ok(f) => {
+                        state.tokens = Arc::new(f.tokens);
+                        state.stamp = now;
+                        super::internal_events::TokensReloaded {
+                            count: state.tokens.len(),
+                        }
+                        .emit();
+                    }
+                    Err(e) => super::internal_events::TokensFileInvalid { error: &e }.emit(),
+                }
+            }
+        }
+        state.tokens.clone()
+    }
+}
+
+fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+/// A handler's caller; `guard::auth_first` put it in the request (401 when absent).
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
             .ok_or(ApiError::Unauthorized)
     }
 }
@@ -82,21 +213,19 @@ mod tests {
     }
 
     #[test]
-    fn admin_sees_all_tenants_a_tenant_token_its_own() {
-        let auth = Auth {
-            admin_token: Some("root".into()),
-            tenant_tokens: [("demo".to_string(), "d".to_string())].into(),
-        };
-        assert_eq!(auth.grants(&bearer("root"), "other"), Ok(()));
-        assert_eq!(auth.grants(&bearer("d"), "demo"), Ok(()));
-        assert_eq!(auth.grants(&bearer("d"), "other"), Err(ApiError::Forbidden));
+    fn configured_tokens_name_their_caller_and_scopes() {
+        let auth = Auth::new(Some("root"), [("demo".into(), "d".into())], None).unwrap();
+        let admin = auth.caller(&bearer("root")).unwrap();
+        assert!(admin.sees("other") && admin.has(Scope::Phi) && admin.has(Scope::Admin));
+        let demo = auth.caller(&bearer("d")).unwrap();
+        assert_eq!(demo.name, "tenant:demo");
+        assert!(demo.sees("demo") && !demo.sees("other"));
+        assert!(demo.has(Scope::Phi) && !demo.has(Scope::Admin));
         assert_eq!(
-            auth.grants(&bearer("x"), "demo"),
-            Err(ApiError::Unauthorized)
+            demo.need(Scope::Admin),
+            Err(ApiError::ScopeMissing(Scope::Admin))
         );
-        assert_eq!(
-            auth.grants(&HeaderMap::new(), "demo"),
-            Err(ApiError::Unauthorized)
-        );
+        assert_eq!(auth.caller(&bearer("x")), Err(ApiError::Unauthorized));
+        assert_eq!(auth.caller(&HeaderMap::new()), Err(ApiError::Unauthorized));
     }
 }

@@ -5,10 +5,13 @@
 //! exclusive (see `DeadLetters::replay_dead_letters`), so two support people or two
 //! instances never replay one letter twice. Everything runs in the tenant's scope.
 
+use super::auth::Caller;
 use super::error::ApiError;
-use super::state::{authorize, HttpState};
+use super::guard::scoped;
+use super::state::HttpState;
+use super::tokens::Scope;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -30,11 +33,20 @@ const INVALID_BODY: ApiError = ApiError::InvalidBody(
 pub fn routes() -> Router<HttpState> {
     let base = "/api/v1/tenants/{tenant}/dead-letters";
     Router::new()
-        .route(base, get(list))
-        .route(&format!("{base}/replay"), post(replay_many))
-        .route(&format!("{base}/{{id}}"), get(show))
-        .route(&format!("{base}/{{id}}/replay"), post(replay_one))
-        .route(&format!("{base}/{{id}}/discard"), post(discard_one))
+        .route(base, scoped(Scope::Support, get(list)))
+        .route(
+            &format!("{base}/replay"),
+            scoped(Scope::Support, post(replay_many)),
+        )
+        .route(&format!("{base}/{{id}}"), scoped(Scope::Support, get(show)))
+        .route(
+            &format!("{base}/{{id}}/replay"),
+            scoped(Scope::Support, post(replay_one)),
+        )
+        .route(
+            &format!("{base}/{{id}}/discard"),
+            scoped(Scope::Support, post(discard_one)),
+        )
 }
 
 #[derive(Deserialize)]
@@ -49,10 +61,9 @@ struct ListParams {
 async fn list(
     State(s): State<HttpState>,
     Path(tenant): Path<String>,
-    headers: HeaderMap,
+    _caller: Caller,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    authorize(&s, &headers, &tenant)?;
     let Query(p) = params.map_err(|_| INVALID_QUERY)?;
     let status = p.status.as_deref().unwrap_or("open");
     let limit = p.limit.unwrap_or(100);
@@ -89,9 +100,8 @@ async fn list(
 async fn show(
     State(s): State<HttpState>,
     Path((tenant, id)): Path<(String, Uuid)>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Response, ApiError> {
-    authorize(&s, &headers, &tenant)?;
     let letter = s
         .store
         .dead_letters(Some(&tenant))
@@ -106,9 +116,18 @@ async fn show(
         .await
         .map_err(|_| ApiError::StoreUnavailable)?
         .ok_or(ApiError::DeadLetterNotFound)?;
-    // The tenant's own message, for the tenant's support staff (authorized above).
-    let message = String::from_utf8_lossy(&raw).replace('\r', "\n");
-    Ok(Json(json!({ "dead_letter": letter, "message": message })).into_response())
+    // Masked for support staff; the message itself only for a token with the phi scope.
+    let structure = intake_pipeline::hl7::mask::masked_structure(&raw);
+    let message = caller
+        .has(Scope::Phi)
+        .then(|| String::from_utf8_lossy(&raw).replace('\r', "\n"));
+    Ok(Json(json!({
+        "dead_letter": letter,
+        "bytes": raw.len(),
+        "structure": structure,
+        "message": message,
+    }))
+    .into_response())
 }
 
 /// Replays the letters `filter` selects with the mappings in force now.
@@ -137,9 +156,8 @@ fn one(tenant: String, id: Uuid) -> DeadLetterFilter {
 async fn replay_one(
     State(s): State<HttpState>,
     Path((tenant, id)): Path<(String, Uuid)>,
-    headers: HeaderMap,
+    _caller: Caller,
 ) -> Result<Response, ApiError> {
-    authorize(&s, &headers, &tenant)?;
     let result = replay(&s, &one(tenant, id), false).await?;
     let r = result
         .into_iter()
@@ -155,9 +173,8 @@ async fn replay_one(
 async fn discard_one(
     State(s): State<HttpState>,
     Path((tenant, id)): Path<(String, Uuid)>,
-    headers: HeaderMap,
+    _caller: Caller,
 ) -> Result<Response, ApiError> {
-    authorize(&s, &headers, &tenant)?;
     let ids = s
         .store
         .discard_dead_letters(&one(tenant, id))
@@ -181,10 +198,9 @@ struct ReplayMany {
 async fn replay_many(
     State(s): State<HttpState>,
     Path(tenant): Path<String>,
-    headers: HeaderMap,
+    _caller: Caller,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    authorize(&s, &headers, &tenant)?;
     // JSON whatever the Content-Type says; an empty body means the defaults.
     let b: ReplayMany = match body.is_empty() {
         true => serde_json::from_slice(b"{}"),

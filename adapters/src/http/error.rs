@@ -2,6 +2,7 @@
 //! `{"error": {"code": "...", "message": "..."}}`. Messages are `&'static str`, so an
 //! error can never carry request content or an internal error's text.
 
+use super::tokens::Scope;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -30,8 +31,8 @@ pub enum ApiError {
     InvalidBody(&'static str),
     /// The body exceeds the route's size limit; the message names the limit.
     PayloadTooLarge(&'static str),
-    /// The route needs the admin token.
-    AdminOnly,
+    /// The token lacks the scope the route declares.
+    ScopeMissing(Scope),
     /// The history holds no other version to go back to.
     NothingToRollBack,
     /// No such row in the tenant's mapping history.
@@ -63,7 +64,7 @@ impl ApiError {
             ApiError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::InvalidQuery(_) | ApiError::InvalidBody(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::AdminOnly => StatusCode::FORBIDDEN,
+            ApiError::ScopeMissing(_) => StatusCode::FORBIDDEN,
             ApiError::NothingToRollBack => StatusCode::CONFLICT,
             ApiError::MappingVersionNotFound => StatusCode::NOT_FOUND,
             ApiError::RollbackRefused => StatusCode::UNPROCESSABLE_ENTITY,
@@ -87,7 +88,7 @@ impl ApiError {
             ApiError::InvalidQuery(_) => "INVALID_QUERY",
             ApiError::InvalidBody(_) => "INVALID_BODY",
             ApiError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
-            ApiError::AdminOnly => "FORBIDDEN",
+            ApiError::ScopeMissing(_) => "FORBIDDEN",
             ApiError::NothingToRollBack => "NOTHING_TO_ROLL_BACK",
             ApiError::MappingVersionNotFound => "MAPPING_VERSION_NOT_FOUND",
             ApiError::RollbackRefused => "ROLLBACK_REFUSED",
@@ -112,7 +113,13 @@ impl ApiError {
             ApiError::InvalidQuery(m) | ApiError::InvalidBody(m) | ApiError::PayloadTooLarge(m) => {
                 m
             }
-            ApiError::AdminOnly => "this route needs the admin token",
+            ApiError::ScopeMissing(scope) => match scope {
+                Scope::Ingest => "this route needs a token with the ingest scope",
+                Scope::Read => "this route needs a token with the read scope",
+                Scope::Support => "this route needs a token with the support scope",
+                Scope::Phi => "this needs a token with the phi scope",
+                Scope::Admin => "this route needs a token with the admin scope",
+            },
             ApiError::NothingToRollBack => "the history holds no earlier mapping version",
             ApiError::MappingVersionNotFound => "no such version in this tenant's mapping history",
             ApiError::RollbackRefused => {

@@ -2,10 +2,12 @@
 //! position. One stream's events by its id (`?stream=`) or by its type and natural key
 //! (`?stream_type=Admission&key=V123`), which the server turns into the same UUIDv5.
 
+use super::auth::Caller;
 use super::error::ApiError;
-use super::state::{authorize, HttpState};
+use super::guard::scoped;
+use super::state::HttpState;
+use super::tokens::Scope;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -16,7 +18,10 @@ use serde_json::json;
 
 /// The events route.
 pub fn routes() -> Router<HttpState> {
-    Router::new().route("/api/v1/tenants/{tenant}/events", get(events))
+    Router::new().route(
+        "/api/v1/tenants/{tenant}/events",
+        scoped(Scope::Read, get(events)),
+    )
 }
 
 #[derive(Deserialize)]
@@ -54,10 +59,9 @@ impl EventsParams {
 async fn events(
     State(s): State<HttpState>,
     Path(tenant): Path<String>,
-    headers: HeaderMap,
+    _caller: Caller,
     params: Result<Query<EventsParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    authorize(&s, &headers, &tenant)?;
     let Query(p) = params
         .map_err(|_| ApiError::InvalidQuery("after and limit are integers, stream a UUID"))?;
     let after = p.after.unwrap_or(0);

@@ -25,8 +25,11 @@
 //! support replays once the mapping is fixed. Nothing from the body is ever echoed:
 //! diagnostics carry codes, counts, positions and element paths only.
 
+use super::auth::Caller;
 use super::error::ApiError;
-use super::state::{authorize, HttpState};
+use super::guard::scoped;
+use super::state::HttpState;
+use super::tokens::Scope;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -44,7 +47,10 @@ pub const MAX_FHIR_BODY_BYTES: usize = 10 << 20;
 /// The FHIR push route, with its own body limit.
 pub fn routes() -> Router<HttpState> {
     Router::new()
-        .route("/api/v1/tenants/{tenant}/fhir", post(push))
+        .route(
+            "/api/v1/tenants/{tenant}/fhir",
+            scoped(Scope::Ingest, post(push)),
+        )
         .layer(DefaultBodyLimit::max(MAX_FHIR_BODY_BYTES))
 }
 
@@ -205,12 +211,13 @@ fn answer_in_xml(headers: &HeaderMap, sent_xml: bool) -> bool {
 async fn push(
     State(s): State<HttpState>,
     Path(tenant): Path<String>,
+    _caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     let sent_xml = accepted_content_type(&headers);
     let xml = answer_in_xml(&headers, sent_xml.unwrap_or(false));
-    let mut outcome = answer(&s, tenant, &headers, sent_xml, body).await;
+    let mut outcome = answer(&s, tenant, sent_xml, body).await;
     outcome.xml = xml;
     outcome.into_response()
 }
@@ -218,13 +225,9 @@ async fn push(
 async fn answer(
     s: &HttpState,
     tenant: String,
-    headers: &HeaderMap,
     sent_xml: Option<bool>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Outcome {
-    if let Err(e) = authorize(s, headers, &tenant) {
-        return Outcome::from_api(&e);
-    }
     if sent_xml.is_none() {
         return Outcome::error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

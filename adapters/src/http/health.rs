@@ -3,7 +3,9 @@
 //! token, and only the separate metrics address (`[http] metrics_addr`) serves it openly.
 
 use super::error::ApiError;
+use super::guard::scoped;
 use super::state::HttpState;
+use super::tokens::Scope;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -11,12 +13,24 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-/// The health routes.
+/// The health routes of the API address: `/metrics` needs the admin scope.
 pub fn routes() -> Router<HttpState> {
     Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", scoped(Scope::Admin, get(metrics)))
+}
+
+/// The routes of the metrics address (`[http] metrics_addr`): no token.
+pub fn open_routes() -> Router<HttpState> {
+    Router::new()
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
 }
 
 /// Ready when the store answers. Components add their sections (the outbox: its backlog
@@ -36,12 +50,7 @@ async fn readyz(State(s): State<HttpState>) -> Response {
 }
 
 /// The pipeline's counters, then every component's series (Prometheus text format).
-async fn metrics(State(s): State<HttpState>, headers: axum::http::HeaderMap) -> Response {
-    if !s.metrics_open {
-        if let Err(e) = s.auth.admin(&headers) {
-            return e.into_response();
-        }
-    }
+async fn metrics(State(s): State<HttpState>) -> Response {
     let content_type = [(header::CONTENT_TYPE, "text/plain; version=0.0.4")];
     let mut text = s.ingest.metrics_text();
     text.push_str(&s.telemetry.metrics().await);

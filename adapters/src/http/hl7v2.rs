@@ -1,11 +1,14 @@
 //! `POST /api/v1/tenants/{tenant}/hl7v2`: one HL7 v2 message (ER7) or an FHS/BHS batch,
 //! answered with its ACK (for a batch: the batch acknowledgement) once committed.
 
+use super::auth::Caller;
 use super::error::ApiError;
-use super::state::{authorize, HttpState};
+use super::guard::scoped;
+use super::state::HttpState;
+use super::tokens::Scope;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -13,16 +16,18 @@ use intake_pipeline::{AckCode, Format, FrameOutcome, RawMessage};
 
 /// The HL7 v2 route.
 pub fn routes() -> Router<HttpState> {
-    Router::new().route("/api/v1/tenants/{tenant}/hl7v2", post(hl7v2))
+    Router::new().route(
+        "/api/v1/tenants/{tenant}/hl7v2",
+        scoped(Scope::Ingest, post(hl7v2)),
+    )
 }
 
 async fn hl7v2(
     State(s): State<HttpState>,
     Path(tenant): Path<String>,
-    headers: HeaderMap,
+    _caller: Caller,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
-    authorize(&s, &headers, &tenant)?;
     let body = body.map_err(|e| match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::PayloadTooLarge("the body exceeds the size limit (1 MiB)")

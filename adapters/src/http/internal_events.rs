@@ -8,7 +8,7 @@ impl NoTokens {
     /// Logs it.
     pub fn emit(self) {
         tracing::warn!(
-            "no INTAKE_ADMIN_TOKEN or tenant tokens configured: every /api request will get 401"
+            "no token configured (INTAKE_ADMIN_TOKEN, [tenant_tokens] or the tokens file): every /api request will get 401"
         );
     }
 }
@@ -38,5 +38,31 @@ impl ConnectionRefused {
     /// Logs it.
     pub fn emit(self) {
         tracing::warn!(peer = %self.peer, limit = self.limit, code = "CONNECTION_LIMIT", "HTTP connection refused: too many open");
+    }
+}
+
+/// The tokens file changed and was read again.
+pub struct TokensReloaded {
+    /// Tokens it holds.
+    pub count: usize,
+}
+
+impl TokensReloaded {
+    /// Logs it.
+    pub fn emit(self) {
+        tracing::info!(tokens = self.count, "tokens file reloaded");
+    }
+}
+
+/// The tokens file changed and no longer reads: the tokens last read stay in force.
+pub struct TokensFileInvalid<'a> {
+    /// Why (a path and a line: never the file's content).
+    pub error: &'a super::tokens::TokensError,
+}
+
+impl TokensFileInvalid<'_> {
+    /// Logs it.
+    pub fn emit(self) {
+        tracing::error!(error = %self.error, code = "TOKENS_FILE_INVALID", "tokens file not reloaded; the last good one stays in force");
     }
 }

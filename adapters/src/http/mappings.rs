@@ -1,12 +1,15 @@
 //! `GET /api/v1/tenants/{tenant}/mappings/history` and
-//! `POST /api/v1/tenants/{tenant}/mappings/rollback`: staged mapping versions. Both need
-//! the admin token: a rollback changes what every sender of the tenant gets mapped by.
+//! `POST /api/v1/tenants/{tenant}/mappings/rollback`: staged mapping versions. The history
+//! needs the support scope; a rollback the admin scope: it changes what every sender of
+//! the tenant gets mapped by.
 
+use super::auth::Caller;
 use super::error::ApiError;
+use super::guard::scoped;
 use super::state::HttpState;
+use super::tokens::Scope;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -17,25 +20,21 @@ use serde_json::json;
 /// The mapping version routes.
 pub fn routes() -> Router<HttpState> {
     Router::new()
-        .route("/api/v1/tenants/{tenant}/mappings/history", get(history))
-        .route("/api/v1/tenants/{tenant}/mappings/rollback", post(rollback))
-}
-
-/// Checks the admin token, then that the tenant exists.
-fn admin(s: &HttpState, headers: &HeaderMap, tenant: &str) -> Result<(), ApiError> {
-    s.auth.admin(headers)?;
-    if s.ingest.tenants().get(tenant).is_none() {
-        return Err(ApiError::TenantNotFound);
-    }
-    Ok(())
+        .route(
+            "/api/v1/tenants/{tenant}/mappings/history",
+            scoped(Scope::Support, get(history)),
+        )
+        .route(
+            "/api/v1/tenants/{tenant}/mappings/rollback",
+            scoped(Scope::Admin, post(rollback)),
+        )
 }
 
 async fn history(
     State(s): State<HttpState>,
     Path(tenant): Path<String>,
-    headers: HeaderMap,
+    _caller: Caller,
 ) -> Result<Response, ApiError> {
-    admin(&s, &headers, &tenant)?;
     let versions = s
         .store
         .mapping_history(&tenant, 100)
@@ -55,10 +54,9 @@ struct RollbackBody {
 async fn rollback(
     State(s): State<HttpState>,
     Path(tenant): Path<String>,
-    headers: HeaderMap,
+    _caller: Caller,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    admin(&s, &headers, &tenant)?;
     let body: RollbackBody = if body.iter().all(u8::is_ascii_whitespace) {
         RollbackBody::default()
     } else {

@@ -1,7 +1,7 @@
 //! The HTTP API (axum): health, events, HL7 v2 over HTTP, FHIR push and dead letters.
 //!
-//! Every `/api` route needs `Authorization: Bearer <token>` ([`auth`]): an admin token
-//! sees every tenant, a tenant token only its own. Errors are [`error::ApiError`]s,
+//! Every `/api` route needs `Authorization: Bearer <token>` ([`auth`], [`tokens`]): a
+//! token sees one tenant or every one, and each route declares the scope it needs. Errors are [`error::ApiError`]s,
 //! `{"error": {"code", "message"}}`, and never echo request content (FHIR routes answer
 //! an OperationOutcome). This file assembles the routes each resource file declares and
 //! runs the server; the resource files import [`state`], [`auth`] and [`error`], never
@@ -20,6 +20,7 @@ mod internal_events;
 pub mod mappings;
 mod serve;
 pub mod state;
+pub mod tokens;
 
 use crate::component::{Built, Component, ComponentConfig, Env, Shutdown, StartError};
 use crate::telemetry::Telemetry;
@@ -141,16 +142,11 @@ impl Component for HttpServer {
             telemetry: self.telemetry,
             mappings_dir: self.mappings_dir,
             mapping_history: self.mapping_history,
-            metrics_open: false,
         };
         let metrics = self.metrics_listener.map(|listener| {
-            let state = HttpState {
-                metrics_open: true,
-                ..state.clone()
-            };
-            let app = health::routes()
+            let app = health::open_routes()
                 .fallback(|| async { ApiError::RouteNotFound })
-                .with_state(state);
+                .with_state(state.clone());
             let mut stop = shutdown.clone();
             tokio::spawn(serve::serve(listener, app, self.limits, async move {
                 stop.requested().await;

@@ -1,9 +1,7 @@
-//! The state every HTTP handler shares, and the per-tenant access check.
+//! The state every HTTP handler shares.
 
 use super::auth::Auth;
-use super::error::ApiError;
 use crate::telemetry::Telemetry;
-use axum::http::HeaderMap;
 use intake_pipeline::ingest::Ingest;
 use intake_pipeline::store::Store;
 use std::sync::Arc;
@@ -23,15 +21,4 @@ pub struct HttpState {
     pub mappings_dir: std::path::PathBuf,
     /// Mapping versions the history keeps per tenant.
     pub mapping_history: usize,
-    /// Whether `/metrics` is served without a token (the metrics address only).
-    pub metrics_open: bool,
-}
-
-/// Checks the token grants `tenant`, and that the tenant exists.
-pub fn authorize(s: &HttpState, headers: &HeaderMap, tenant: &str) -> Result<(), ApiError> {
-    s.auth.grants(headers, tenant)?;
-    if s.ingest.tenants().get(tenant).is_none() {
-        return Err(ApiError::TenantNotFound);
-    }
-    Ok(())
 }

@@ -11,6 +11,7 @@ pub mod batch_ack;
 pub mod charset;
 pub mod er7;
 pub mod escape;
+pub mod mask;
 pub mod path;
 pub mod structure;
 pub mod timestamp;
