@@ -1,4 +1,4 @@
-//! `intake dlq`: support operations on dead letters (list, replay, discard).
+//! `intake dlq`: support operations on dead letters (list, show, replay, discard).
 
 use crate::config::Config;
 use crate::context::{load_tenants, open_store};
@@ -22,6 +22,18 @@ pub enum DlqCommand {
         #[arg(long, default_value = "open")]
         status: String,
     },
+    /// One dead letter: its facts and the message's shape (segments and field lengths,
+    /// no values); `--raw` writes the message's exact bytes to stdout instead.
+    Show {
+        /// The letter.
+        id: Uuid,
+        /// Only if it is this tenant's.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// The original bytes, unchanged (PHI: for a terminal you may show them on).
+        #[arg(long)]
+        raw: bool,
+    },
     /// Map open dead letters again with the current mappings; store the events of those
     /// that map now and mark them replayed. Prints one JSON line per letter.
     Replay {
@@ -31,10 +43,17 @@ pub enum DlqCommand {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Mark open dead letters discarded (they stay stored, with their raw message).
+    /// Mark open dead letters discarded (they stay stored, with their raw message). Needs
+    /// `--id`, `--code` or `--all`: a bare discard takes nothing.
     Discard {
         #[command(flatten)]
         select: Select,
+        /// Every open letter the other options (tenant, limit) allow.
+        #[arg(long, conflicts_with_all = ["ids", "code"])]
+        all: bool,
+        /// List what would be discarded; change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -108,13 +127,88 @@ pub async fn run(config: &Config, command: DlqCommand) -> Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        DlqCommand::Discard { select } => {
-            let ids = store.discard_dead_letters(&select.filter()).await?;
-            for id in &ids {
-                out!("{}", json!({"id": id, "status": "discarded"}));
+        DlqCommand::Show { id, tenant, raw } => {
+            let letter = store
+                .dead_letters(tenant.as_deref())
+                .await?
+                .into_iter()
+                .find(|d| d.id == id);
+            let message = store.dead_letter_message(tenant.as_deref(), id).await?;
+            let (Some(letter), Some(message)) = (letter, message) else {
+                bail!(
+                    "no dead letter {id}{}",
+                    tenant
+                        .map(|t| format!(" of tenant {t}"))
+                        .unwrap_or_default()
+                );
+            };
+            if raw {
+                use std::io::Write as _;
+                std::io::stdout().write_all(&message)?;
+                return Ok(ExitCode::SUCCESS);
             }
-            eprintln!("discarded {} dead letter(s)", ids.len());
+            let shape = intake_pipeline::hl7::mask::masked_structure(&message);
+            out!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &json!({"dead_letter": letter, "bytes": message.len(), "structure": shape})
+                )?
+            );
             Ok(ExitCode::SUCCESS)
+        }
+        DlqCommand::Discard {
+            select,
+            all,
+            dry_run,
+        } => {
+            if select.ids.is_empty() && select.code.is_none() && !all {
+                bail!("say which letters: --id ID, --code CODE or --all (with --tenant to keep to one tenant)");
+            }
+            let filter = select.filter();
+            let open: Vec<Uuid> = store
+                .dead_letters(filter.tenant.as_deref())
+                .await?
+                .into_iter()
+                .filter(|d| d.status == "open")
+                .filter(|d| filter.ids.is_empty() || filter.ids.contains(&d.id))
+                .filter(|d| filter.code.as_ref().is_none_or(|c| *c == d.reason_code))
+                .map(|d| d.id)
+                .take(usize::try_from(filter.limit).unwrap_or(0))
+                .collect();
+            let done = match dry_run {
+                true => open,
+                false => store.discard_dead_letters(&filter).await?,
+            };
+            let status = if dry_run {
+                "would_discard"
+            } else {
+                "discarded"
+            };
+            for id in &done {
+                out!("{}", json!({"id": id, "status": status}));
+            }
+            let missing: Vec<_> = filter.ids.iter().filter(|i| !done.contains(i)).collect();
+            for id in &missing {
+                eprintln!(
+                    "{id}: not an open dead letter{}",
+                    filter
+                        .tenant
+                        .as_ref()
+                        .map(|t| format!(" of tenant {t}"))
+                        .unwrap_or_default()
+                );
+            }
+            let verb = if dry_run {
+                "would discard"
+            } else {
+                "discarded"
+            };
+            eprintln!("{verb} {} dead letter(s)", done.len());
+            Ok(if missing.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
     }
 }

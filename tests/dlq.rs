@@ -127,9 +127,42 @@ on_each_backend! {
         let (ok, results, _) = dlq(&server, &["replay", "--tenant", "demo"]);
         assert!(ok && results.is_empty());
         let id = strict[0]["id"].as_str().unwrap();
+        // `show`: the facts and the shape, no values; `--raw`: the exact bytes.
+        let shown = |args: &[&str]| {
+            let out = Command::new(env!("CARGO_BIN_EXE_intake"))
+                .arg("--config")
+                .arg(server.dir.join("intake.toml"))
+                .args(["dlq", "show"])
+                .args(args)
+                .output()
+                .unwrap();
+            (out.status.success(), out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
+        };
+        let (ok, masked, _) = shown(&[id, "--tenant", "strict"]);
+        let masked: serde_json::Value = serde_json::from_slice(&masked).unwrap();
+        assert!(ok);
+        assert_eq!(masked["dead_letter"]["reason_code"], "UNMAPPED_MESSAGE_TYPE");
+        assert_eq!(masked["structure"][0]["segment"], "MSH");
+        let (ok, raw, _) = shown(&[id, "--raw"]);
+        assert!(ok && raw.starts_with(b"MSH|^~\\&|"));
+        let name = "Doe"; // the PID name every `Adt` carries
+        assert!(String::from_utf8_lossy(&raw).contains(name));
+        assert!(!masked.to_string().contains(name), "{masked}");
+        assert_eq!(masked["bytes"].as_u64(), Some(raw.len() as u64));
+        let (ok, _, e) = shown(&[id, "--tenant", "demo"]);
+        assert!(!ok && e.contains("no dead letter"), "another tenant's letter is not found: {e}");
+
+        // A bare discard takes nothing; a dry run changes nothing; an id not open is reported.
+        let (ok, _, e) = dlq(&server, &["discard", "--tenant", "strict"]);
+        assert!(!ok && e.contains("--id ID, --code CODE or --all"), "{e}");
+        let (ok, would, _) = dlq(&server, &["discard", "--tenant", "strict", "--all", "--dry-run"]);
+        assert!(ok && would.len() == 1 && would[0]["status"] == "would_discard");
+        assert_eq!(dlq(&server, &["list", "--tenant", "strict"]).1.len(), 1);
         let (ok, discarded, _) = dlq(&server, &["discard", "--tenant", "strict", "--id", id]);
         assert!(ok);
         assert_eq!(discarded.len(), 1);
+        let (ok, again, e) = dlq(&server, &["discard", "--tenant", "strict", "--id", id]);
+        assert!(!ok && again.is_empty() && e.contains("not an open dead letter"), "{e}");
         let (_, strict, _) = dlq(&server, &["list", "--tenant", "strict", "--status", "all"]);
         assert_eq!(strict[0]["status"], "discarded");
 
@@ -226,5 +259,36 @@ on_each_backend! {
         assert_eq!(server.http("POST", &path, Some(STRICT_TOKEN), b"").0, 404);
         let (_, body) = server.http("GET", "/api/v1/tenants/strict/dead-letters?status=discarded", Some(STRICT_TOKEN), b"");
         assert_eq!(json(&body)["dead_letters"].as_array().unwrap().len(), 1);
+    }
+}
+
+on_each_backend! {
+    async fn a_dead_letter_in_8859_1_or_utf_16_comes_back_byte_for_byte() {
+        let server = Server::start();
+        let mut c = server.client().await;
+        // An unmapped type in 8859/1 ("Begoña", ñ = 0xF1), and bytes that are UTF-16.
+        let latin1 = b"MSH|^~\\&|HIS|DEMO_HOSP|||20240101||ZZZ^Z01|L1|P|2.5|||||||8859/1\rPID|1||M1^^^H||Bego\xf1a^Ana\r".to_vec();
+        let utf16: Vec<u8> = "MSH|^~\\&|HIS|DEMO_HOSP|||20240101||ZZZ^Z01|U1|P|2.5\r"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        for bytes in [&latin1, &utf16] {
+            let _ = c.send(bytes).await.unwrap();
+        }
+        let (_, letters, _) = dlq(&server, &["list", "--tenant", "demo"]);
+        assert_eq!(letters.len(), 2, "{letters:?}");
+        let mut back = Vec::new();
+        for l in &letters {
+            let out = Command::new(env!("CARGO_BIN_EXE_intake"))
+                .arg("--config")
+                .arg(server.dir.join("intake.toml"))
+                .args(["dlq", "show", "--raw", l["id"].as_str().unwrap()])
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            back.push(out.stdout);
+        }
+        assert!(back.contains(&latin1), "8859/1 unchanged");
+        assert!(back.contains(&utf16), "UTF-16 unchanged");
     }
 }
