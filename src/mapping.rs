@@ -4,6 +4,7 @@
 use crate::config::Config;
 use crate::context::{is_fhir_file, load_tenants};
 use anyhow::{bail, Context, Result};
+use intake_adapters::http::tokens::{TokensFile, EVERY_TENANT};
 use intake_adapters::mllp::client::split_file;
 use intake_pipeline::mapping::{LoadError, Tenants};
 use intake_pipeline::{process, Disposition, Format, RawMessage};
@@ -82,7 +83,16 @@ fn named_tenants(c: &Config) -> Vec<(&'static str, String)> {
         .keys()
         .map(|t| ("[tenant_tokens] entry", t.clone()));
     let bound = c.components().into_iter().flat_map(|x| x.bound_tenants());
-    tokens.chain(bound.map(|t| ("a component", t))).collect()
+    // A tokens file that does not read is `serve`'s to refuse, with its own error.
+    let file = TokensFile::read(&c.tokens_file).unwrap_or_default().tokens;
+    let file = file
+        .into_iter()
+        .filter(|t| t.tenant != EVERY_TENANT)
+        .map(|t| ("tokens file entry", t.tenant));
+    tokens
+        .chain(file)
+        .chain(bound.map(|t| ("a component", t)))
+        .collect()
 }
 
 /// What `check` says of a tenant that loads.

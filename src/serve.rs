@@ -52,8 +52,11 @@ pub async fn serve(config: Config) -> Result<ExitCode> {
         telemetry: Telemetry::default(),
     };
     // A token for a tenant that does not exist is a typo waiting to become a leak.
-    for tenant in env.auth.tenants() {
-        env.require_tenant("token", &tenant)?;
+    for tenant in config.tenant_tokens.keys() {
+        env.require_tenant("[tenant_tokens] entry", tenant)?;
+    }
+    for tenant in env.auth.file_tenants() {
+        env.require_tenant("tokens file entry", &tenant)?;
     }
     let mut built = Vec::with_capacity(components.len());
     for c in &components {

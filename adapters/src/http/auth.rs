@@ -116,12 +116,10 @@ impl Auth {
         self.fixed.is_empty() && self.file_tokens().is_empty()
     }
 
-    /// The tenants the configuration's and the file's tokens name (each must exist).
-    pub fn tenants(&self) -> Vec<String> {
-        let file = self.file_tokens();
-        self.fixed
+    /// The tenants the tokens file names (each must exist).
+    pub fn file_tenants(&self) -> Vec<String> {
+        self.file_tokens()
             .iter()
-            .chain(file.iter())
             .map(|t| t.tenant.clone())
             .filter(|t| t != EVERY_TENANT)
             .collect()
