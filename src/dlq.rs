@@ -165,18 +165,12 @@ pub async fn run(config: &Config, command: DlqCommand) -> Result<ExitCode> {
                 bail!("say which letters: --id ID, --code CODE or --all (with --tenant to keep to one tenant)");
             }
             let filter = select.filter();
-            let open: Vec<Uuid> = store
-                .dead_letters(filter.tenant.as_deref())
-                .await?
-                .into_iter()
-                .filter(|d| d.status == "open")
-                .filter(|d| filter.ids.is_empty() || filter.ids.contains(&d.id))
-                .filter(|d| filter.code.as_ref().is_none_or(|c| *c == d.reason_code))
-                .map(|d| d.id)
-                .take(usize::try_from(filter.limit).unwrap_or(0))
-                .collect();
             let done = match dry_run {
-                true => open,
+                true => filter
+                    .select(store.dead_letters(filter.tenant.as_deref()).await?)
+                    .into_iter()
+                    .map(|d| d.id)
+                    .collect(),
                 false => store.discard_dead_letters(&filter).await?,
             };
             let status = if dry_run {

@@ -24,3 +24,14 @@ pub use message::{Format, IdempotencyKey, RawMessage};
 pub use outcome::{Outcome, Stored};
 pub use pipeline::{process, Disposition, Processed};
 pub use reason::{Reason, Rejection, Stage};
+
+/// Lower-case hex of `bytes` (digests in keys, versions and tokens).
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}

@@ -122,7 +122,7 @@ fn content_key(tenant: &str, bytes: &[u8]) -> IdempotencyKey {
     IdempotencyKey {
         tenant: tenant.to_string(),
         sending_facility: CONTENT_KEY_FACILITY.to_string(),
-        control_id: digest.iter().map(|b| format!("{b:02x}")).collect(),
+        control_id: crate::hex(&digest),
     }
 }
 

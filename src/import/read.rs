@@ -95,7 +95,7 @@ fn describe(path: PathBuf) -> io::Result<Input> {
     let prefix = read_prefix(&mut file).map_err(|e| at(&path, e))?;
     let canonical = path.canonicalize().map_err(|e| at(&path, e))?;
     let hash = Sha256::digest(&prefix);
-    let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let hex = intake_pipeline::hex(&hash[..8]);
     Ok(Input {
         kind: Kind::detect(&prefix, extension(&path)),
         key: Some(format!("import:{}:{size}:{hex}", canonical.display())),

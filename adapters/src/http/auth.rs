@@ -135,10 +135,11 @@ impl Auth {
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::Unauthorized)?;
         let file = self.file_tokens();
+        let digest = super::tokens::hash(secret);
         // Every entry is compared, so the time taken says nothing about which matched.
         let mut found = None;
         for t in self.fixed.iter().chain(file.iter()) {
-            if t.matches(secret) && found.is_none() {
+            if t.matches(&digest) && found.is_none() {
                 found = Some(t);
             }
         }

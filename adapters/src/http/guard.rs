@@ -3,7 +3,7 @@
 //!   token, another tenant's token, no such tenant): no body is read, and a client that sent
 //!   `Expect: 100-continue` never gets `100 Continue`. The [`Caller`] goes into the
 //!   request for the route's scope check and its handler;
-//! - [`need`]: each route declares the scope it needs, and a token without it gets 403;
+//! - [`scoped`]: each route declares the scope it needs, and a token without it gets 403;
 //! - [`json_errors`]: the framework's own plain-text rejections (a path segment that does
 //!   not parse, a method the route lacks) become the JSON error shape, which never echoes
 //!   the request.

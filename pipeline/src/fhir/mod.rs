@@ -56,6 +56,5 @@ pub fn key(tenant: &str, resource: &Value) -> IdempotencyKey {
 /// a resource sent as JSON or as XML).
 fn content_hash(resource: &Value) -> String {
     let digest = Sha256::digest(resource.to_string().as_bytes());
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    format!("sha256:{}", crate::hex(&digest[..16]))
 }

@@ -316,8 +316,7 @@ fn version(resource: &Value) -> String {
         Some(v) if !v.is_empty() => format!("/_history/{v}"),
         _ => {
             let digest = Sha256::digest(resource.to_string().as_bytes());
-            let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-            format!("#sha256:{hex}")
+            format!("#sha256:{}", crate::hex(&digest[..16]))
         }
     }
 }

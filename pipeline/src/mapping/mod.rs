@@ -328,7 +328,7 @@ fn load_tenant(dir: &Path) -> Result<(Tenant, Vec<routing::Claim>), Vec<LoadErro
         receiving_facilities: routing::values(&settings.claims, routing::Field::Receiving),
         rules,
         fhir,
-        version: digest[..6].iter().map(|b| format!("{b:02x}")).collect(),
+        version: crate::hex(&digest[..6]),
         files: Arc::new(sources),
         claims: settings.claims.clone(),
     };

@@ -128,6 +128,22 @@ pub struct DeadLetterFilter {
     pub limit: i64,
 }
 
+impl DeadLetterFilter {
+    /// The letters of `letters` (oldest first, as `DeadLetters::dead_letters` lists them)
+    /// that the filter takes: open, and matching its ids, code and limit, as the stores'
+    /// claim and discard queries select them. For dry runs that must not lock.
+    pub fn select(&self, letters: Vec<DeadLetter>) -> Vec<DeadLetter> {
+        letters
+            .into_iter()
+            .filter(|d| d.status == "open")
+            .filter(|d| self.tenant.is_none() || d.tenant_id == self.tenant)
+            .filter(|d| self.ids.is_empty() || self.ids.contains(&d.id))
+            .filter(|d| self.code.as_ref().is_none_or(|c| *c == d.reason_code))
+            .take(usize::try_from(self.limit).unwrap_or(0))
+            .collect()
+    }
+}
+
 /// Maps a dead letter's raw message again, with the mappings in force now.
 pub type Remap = dyn Fn(crate::message::RawMessage) -> Processed + Send + Sync;
 
