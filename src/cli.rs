@@ -140,6 +140,18 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::token::TokenCommand,
     },
+    /// Find inbound messages (newest first): by outcome, type, facility, control id, time
+    /// received, MRN or visit; each with its events and dead letter, never its content.
+    Messages {
+        #[command(flatten)]
+        find: crate::messages::Find,
+    },
+    /// Preview what another mapping version would make of stored messages (the events
+    /// it adds, removes and changes); `--apply` appends what it adds, as corrections.
+    Remap {
+        #[command(flatten)]
+        remap: crate::remap::RemapArgs,
+    },
     /// Support operations on dead letters: list, replay, discard.
     Dlq {
         #[command(subcommand)]

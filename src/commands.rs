@@ -87,6 +87,8 @@ pub async fn run(config_file: Option<&Path>, command: Command) -> Result<ExitCod
             crate::import::run(&config, opts).await
         }
         Command::Dlq { command } => crate::dlq::run(&config, command).await,
+        Command::Messages { find } => crate::messages::run(&config, find).await,
+        Command::Remap { remap } => crate::remap::run(&config, remap).await,
         Command::Mappings { command } => crate::deploy::run(&config, command).await,
         Command::Token { command } => crate::token::run(&config, command),
         Command::Events {

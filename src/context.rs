@@ -52,3 +52,10 @@ pub fn is_fhir_file(path: &Path) -> bool {
         .and_then(|x| x.to_str())
         .is_some_and(|x| x.eq_ignore_ascii_case("json") || x.eq_ignore_ascii_case("xml"))
 }
+
+/// An RFC 3339 time, as the `--since` / `--until` options take it.
+pub fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.to_utc())
+        .map_err(|_| anyhow::anyhow!("expected an RFC 3339 time such as 2026-12-01T00:00:00Z"))
+}

@@ -31,6 +31,9 @@ pub enum MappingsCommand {
         /// The history row (`seq`) to restore.
         #[arg(long)]
         to: Option<i64>,
+        /// Why (recorded in the tenant's audit stream).
+        #[arg(long)]
+        reason: Option<String>,
     },
 }
 
@@ -52,9 +55,11 @@ pub async fn run(config: &Config, command: MappingsCommand) -> Result<ExitCode> 
             }
             Ok(ExitCode::SUCCESS)
         }
-        MappingsCommand::Rollback { tenant, to } => {
+        MappingsCommand::Rollback { tenant, to, reason } => {
             let keep = config.mappings.history;
-            match deploy::rollback(&*store, &config.mappings_dir, &tenant, to, keep).await {
+            let actor = intake_pipeline::audit::Actor::from_cli(reason)
+                .map_err(|e| anyhow::anyhow!("--reason: {e}"))?;
+            match deploy::rollback(&*store, &config.mappings_dir, &tenant, to, keep, &actor).await {
                 Ok(done) => {
                     out!("{}", serde_json::to_string(&done)?);
                     eprintln!(

@@ -15,6 +15,8 @@ mod golden;
 mod import;
 mod junit;
 mod mapping;
+mod messages;
+mod remap;
 mod send;
 mod serve;
 mod stage;

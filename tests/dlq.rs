@@ -30,17 +30,6 @@ fn dlq(server: &Server, args: &[&str]) -> (bool, Vec<serde_json::Value>, String)
     )
 }
 
-const A04_RULE: &str = "
-  - message: ADT^A04
-    events:
-      - event: PatientRegistered
-        stream: { type: Admission, key: PV1.19.1 }
-        time: EVN.6 | EVN.2 | MSH.7
-        fields:
-          patient_mrn:  { path: \"PID.3[5=MR].1 | PID.3.1\", required: true }
-          visit_number: { path: PV1.19.1, required: true }
-";
-
 on_each_backend! {
     async fn fixed_mappings_replay_exclusively_within_one_tenant() {
         let server = Server::start();
@@ -71,13 +60,17 @@ on_each_backend! {
         for t in ["demo", "strict"] {
             let file = server.dir.join("mappings").join(t).join("adt.yaml");
             let mut yaml = std::fs::read_to_string(&file).unwrap();
-            yaml.push_str(A04_RULE);
+            yaml.push_str(common::A04_RULE);
             std::fs::write(&file, yaml).unwrap();
         }
         let (ok, results, err) = dlq(&server, &["replay", "--tenant", "demo", "--dry-run"]);
         assert!(ok, "{err}");
         assert_eq!(results.len(), 20);
-        assert!(results.iter().all(|r| r["events"] == 1 && r["appended"] == 0));
+        assert!(err.contains("would replay 20 dead letter(s), would append 20 event(s)"), "{err}");
+        assert!(results.iter().all(|r| r["would_append"] == 1 && r["still_failing"].is_null()));
+        // The preview shows each event as `intake map` prints it.
+        assert!(results.iter().all(|r| r["events"][0]["event_type"] == "PatientRegistered"
+            && r["events"][0]["data"]["visit_number"].is_string()));
         assert!(server.events("demo").await.is_empty(), "a dry run stores nothing");
 
         // Two replays at once, ten letters each: every letter is taken by exactly one.
@@ -86,7 +79,7 @@ on_each_backend! {
             Command::new(env!("CARGO_BIN_EXE_intake"))
                 .arg("--config")
                 .arg(&config)
-                .args(["dlq", "replay", "--tenant", "demo", "--limit", "10"])
+                .args(["dlq", "replay", "--tenant", "demo", "--limit", "10", "--batch", "3"])
                 .env_remove("INTAKE_DATABASE_URL")
                 .env_remove("INTAKE_MAPPINGS_DIR")
                 .stdout(std::process::Stdio::piped())
@@ -109,12 +102,25 @@ on_each_backend! {
 
         // The events are those the message would have produced the first time.
         let events = server.events("demo").await;
+        let (audit, events): (Vec<_>, Vec<_>) = events.into_iter().partition(|e| e.stream_type == "Audit");
         let stored: BTreeSet<String> = events
             .iter()
             .map(|e| e.metadata["control_id"].as_str().unwrap().to_string())
             .collect();
         assert_eq!(stored, controls.iter().cloned().collect());
         assert!(events.iter().all(|e| e.event_type == "PatientRegistered" && e.created_by == "intake/replay"));
+        // Each batch of each replay left one audit entry naming the CLI user and the ids.
+        assert!(audit.len() >= 8, "two replays of 10 in batches of 3: at least 4 batches each");
+        let mut audited: Vec<String> = audit
+            .iter()
+            .flat_map(|e| e.data["ids"].as_array().unwrap().iter().map(|i| i.as_str().unwrap().to_string()))
+            .collect();
+        audited.sort();
+        taken.sort();
+        assert_eq!(audited, taken, "each letter in exactly one audit entry");
+        assert!(audit.iter().all(|e| e.event_type == "DeadLettersReplayed"
+            && e.data["actor"].as_str().unwrap().starts_with("cli:")
+            && e.data["filter"]["tenant"] == "demo"));
 
         // The other tenant's letter was not touched by demo's replays.
         assert_eq!(dlq(&server, &["list", "--tenant", "demo"]).1.len(), 0);
@@ -143,7 +149,7 @@ on_each_backend! {
         assert!(ok);
         assert_eq!(masked["dead_letter"]["reason_code"], "UNMAPPED_MESSAGE_TYPE");
         assert_eq!(masked["structure"][0]["segment"], "MSH");
-        let (ok, raw, _) = shown(&[id, "--raw"]);
+        let (ok, raw, _) = shown(&[id, "--raw", "--reason", "ticket 42"]);
         assert!(ok && raw.starts_with(b"MSH|^~\\&|"));
         let name = "Doe"; // the PID name every `Adt` carries
         assert!(String::from_utf8_lossy(&raw).contains(name));
@@ -152,19 +158,36 @@ on_each_backend! {
         let (ok, _, e) = shown(&[id, "--tenant", "demo"]);
         assert!(!ok && e.contains("no dead letter"), "another tenant's letter is not found: {e}");
 
-        // A bare discard takes nothing; a dry run changes nothing; an id not open is reported.
+        // A bare discard takes nothing, nor one without a reason; a dry run changes nothing;
+        // an id not open is reported.
         let (ok, _, e) = dlq(&server, &["discard", "--tenant", "strict"]);
-        assert!(!ok && e.contains("--id ID, --code CODE or --all"), "{e}");
+        assert!(!ok && e.contains("say which letters: --id, --code, --type"), "{e}");
+        let (ok, _, e) = dlq(&server, &["discard", "--tenant", "strict", "--id", id]);
+        assert!(!ok && e.contains("say why: --reason"), "{e}");
         let (ok, would, _) = dlq(&server, &["discard", "--tenant", "strict", "--all", "--dry-run"]);
         assert!(ok && would.len() == 1 && would[0]["status"] == "would_discard");
+        let (ok, would, _) = dlq(&server, &["discard", "--tenant", "strict", "--facility", "NOWHERE", "--dry-run"]);
+        assert!(ok && would.is_empty(), "a filter that matches nothing takes nothing");
         assert_eq!(dlq(&server, &["list", "--tenant", "strict"]).1.len(), 1);
-        let (ok, discarded, _) = dlq(&server, &["discard", "--tenant", "strict", "--id", id]);
+        let discard = ["discard", "--tenant", "strict", "--type", "ADT^A04", "--reason", "test feed"];
+        let (ok, discarded, _) = dlq(&server, &discard);
         assert!(ok);
         assert_eq!(discarded.len(), 1);
-        let (ok, again, e) = dlq(&server, &["discard", "--tenant", "strict", "--id", id]);
+        let (ok, again, e) = dlq(&server, &["discard", "--tenant", "strict", "--id", id, "--reason", "again"]);
         assert!(!ok && again.is_empty() && e.contains("not an open dead letter"), "{e}");
         let (_, strict, _) = dlq(&server, &["list", "--tenant", "strict", "--status", "all"]);
         assert_eq!(strict[0]["status"], "discarded");
+        assert_eq!((strict[0]["control_id"].as_str(), strict[0]["sending_facility"].as_str()), (Some("S1"), Some("STRICT_HOSP")));
+
+        // strict's audit stream: the raw view and the discard, with actor and reason.
+        let audit: Vec<_> = server.events("strict").await.into_iter().filter(|e| e.stream_type == "Audit").collect();
+        let kinds: Vec<(&str, &str)> = audit
+            .iter()
+            .map(|e| (e.event_type.as_str(), e.data["reason"].as_str().unwrap_or("")))
+            .collect();
+        assert_eq!(kinds, [("RawMessageViewed", "ticket 42"), ("DeadLettersDiscarded", "test feed")]);
+        assert!(audit.iter().all(|e| e.data["ids"][0] == id));
+        assert!(!serde_json::to_string(&audit).unwrap().contains(name), "no PHI in the audit");
 
         // The server kept serving throughout.
         assert_eq!(msa(&c.ack(Adt { control_id: "AFTER", ..Default::default() }).await).0, "AA");
@@ -204,7 +227,10 @@ on_each_backend! {
         assert_eq!(status, 200);
         let v = json(&body);
         assert_eq!(v["dead_letter"]["reason_code"], "UNMAPPED_MESSAGE_TYPE");
-        assert!(v["message"].as_str().unwrap().starts_with("MSH|^~\\&|"));
+        assert!(v.get("message").is_none(), "masked by default: {body}");
+        let (status, body) = server.http("GET", &format!("{base}/{id}?raw=true"), Some(DEMO_TOKEN), b"");
+        assert_eq!(status, 200, "{body}");
+        assert!(json(&body)["message"].as_str().unwrap().starts_with("MSH|^~\\&|"));
         // Another tenant's letter does not exist under this tenant.
         let (_, body) = server.http("GET", "/api/v1/tenants/strict/dead-letters", Some(STRICT_TOKEN), b"");
         let strict_id = json(&body)["dead_letters"][0]["id"].as_str().unwrap().to_string();
@@ -213,7 +239,7 @@ on_each_backend! {
             ("POST", format!("{base}/{strict_id}/replay")),
             ("POST", format!("{base}/{strict_id}/discard")),
         ] {
-            let (status, body) = server.http(method, &path, Some(DEMO_TOKEN), b"");
+            let (status, body) = server.http(method, &path, Some(DEMO_TOKEN), br#"{"reason": "r"}"#);
             assert_eq!((status, json(&body)["error"]["code"].as_str()), (404, Some("DEAD_LETTER_NOT_FOUND")), "{path}");
         }
 
@@ -225,7 +251,7 @@ on_each_backend! {
         // Fix the mapping; the running server reloads it.
         let file = server.dir.join("mappings/demo/adt.yaml");
         let mut yaml = std::fs::read_to_string(&file).unwrap();
-        yaml.push_str(A04_RULE);
+        yaml.push_str(common::A04_RULE);
         std::fs::write(&file, yaml).unwrap();
         let dry = format!("{base}/replay");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
@@ -233,14 +259,16 @@ on_each_backend! {
             let (status, body) = server.http("POST", &dry, Some(DEMO_TOKEN), br#"{"dry_run": true}"#);
             assert_eq!(status, 200, "{body}");
             let v = json(&body);
-            if v["replayed"] == 3 {
-                assert_eq!(v["appended"], 0);
+            if v["would_replay"] == 3 {
+                assert_eq!(v["would_append"], 3);
+                assert_eq!(v["results"][0]["events"][0]["event_type"], "PatientRegistered");
                 break;
             }
             assert!(std::time::Instant::now() < deadline, "mapping not reloaded: {body}");
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
-        assert!(server.events("demo").await.is_empty(), "a dry run stores nothing");
+        let stored = server.events("demo").await;
+        assert!(stored.iter().all(|e| e.stream_type == "Audit"), "a dry run stores nothing");
 
         let (status, body) = server.http("POST", &format!("{base}/{id}/replay"), Some(DEMO_TOKEN), b"");
         assert_eq!((status, json(&body)["replayed"]["appended"].as_u64()), (200, Some(1)), "{body}");
@@ -249,14 +277,31 @@ on_each_backend! {
         assert_eq!((status, v["replayed"].as_u64(), v["appended"].as_u64()), (200, Some(2), Some(2)), "{body}");
         let (_, body) = server.http("POST", &dry, Some(DEMO_TOKEN), b"{}");
         assert_eq!(json(&body)["replayed"], 0, "nothing left open");
-        assert_eq!(server.events("demo").await.len(), 3);
+        let events = server.events("demo").await;
+        let audit: Vec<_> = events.iter().filter(|e| e.stream_type == "Audit").collect();
+        assert_eq!(events.len() - audit.len(), 3);
+        // The raw view and the two replays that took letters, each under the token's name.
+        let kinds: Vec<&str> = audit.iter().map(|e| e.event_type.as_str()).collect();
+        assert_eq!(kinds, ["RawMessageViewed", "DeadLettersReplayed", "DeadLettersReplayed", "DeadLettersReplayed"]);
+        assert!(audit.iter().all(|e| e.data["actor"] == "tenant:demo"));
+        // The events API reads the audit stream by its type and key.
+        let (status, body) = server.http("GET", "/api/v1/tenants/demo/events?stream_type=Audit&key=audit", Some(DEMO_TOKEN), b"");
+        assert_eq!((status, json(&body)["events"].as_array().map(Vec::len)), (200, Some(4)), "{body}");
         let (status, body) = server.http("POST", &dry, Some(DEMO_TOKEN), br#"{"limit": "all"}"#);
         assert_eq!((status, json(&body)["error"]["code"].as_str()), (400, Some("INVALID_BODY")));
 
         // Discard the strict letter with its own token; a second discard finds nothing open.
         let path = format!("/api/v1/tenants/strict/dead-letters/{strict_id}/discard");
-        assert_eq!(server.http("POST", &path, Some(STRICT_TOKEN), b"").0, 200);
-        assert_eq!(server.http("POST", &path, Some(STRICT_TOKEN), b"").0, 404);
+        let (status, body) = server.http("POST", &path, Some(STRICT_TOKEN), b"");
+        assert_eq!((status, json(&body)["error"]["code"].as_str()), (400, Some("INVALID_BODY")), "a discard needs a reason");
+        let bulk = "/api/v1/tenants/strict/dead-letters/discard";
+        let (status, body) = server.http("POST", bulk, Some(STRICT_TOKEN), br#"{"reason": "r"}"#);
+        assert_eq!((status, json(&body)["error"]["code"].as_str()), (400, Some("INVALID_BODY")), "a bulk discard needs a filter");
+        let (status, body) = server.http("POST", bulk, Some(STRICT_TOKEN), br#"{"all": true, "dry_run": true}"#);
+        assert_eq!((status, json(&body)["would_discard"].as_u64()), (200, Some(1)), "{body}");
+        let reason = br#"{"reason": "test feed"}"#;
+        assert_eq!(server.http("POST", &path, Some(STRICT_TOKEN), reason).0, 200);
+        assert_eq!(server.http("POST", &path, Some(STRICT_TOKEN), reason).0, 404);
         let (_, body) = server.http("GET", "/api/v1/tenants/strict/dead-letters?status=discarded", Some(STRICT_TOKEN), b"");
         assert_eq!(json(&body)["dead_letters"].as_array().unwrap().len(), 1);
     }
@@ -290,5 +335,21 @@ on_each_backend! {
         }
         assert!(back.contains(&latin1), "8859/1 unchanged");
         assert!(back.contains(&utf16), "UTF-16 unchanged");
+
+        // Over HTTP, with the phi scope: the text decoded by its own charset, and the exact
+        // bytes in base64.
+        use base64::Engine as _;
+        let mut texts = Vec::new();
+        for l in &letters {
+            let path = format!("/api/v1/tenants/demo/dead-letters/{}?raw=true", l["id"].as_str().unwrap());
+            let (status, body) = server.http("GET", &path, Some(common::DEMO_TOKEN), b"");
+            assert_eq!(status, 200, "{body}");
+            let v = json(&body);
+            let bytes = base64::engine::general_purpose::STANDARD.decode(v["raw_base64"].as_str().unwrap()).unwrap();
+            assert!(bytes == latin1 || bytes == utf16, "exact bytes");
+            texts.push((v["charset"].as_str().unwrap().to_string(), v["message"].as_str().unwrap().to_string()));
+        }
+        assert!(texts.iter().any(|(_, t)| t.contains("Bego\u{f1}a")), "{texts:?}");
+        assert!(texts.iter().any(|(_, t)| t.starts_with("MSH|^~\\&|HIS|DEMO_HOSP|||20240101||ZZZ^Z01|U1")), "{texts:?}");
     }
 }

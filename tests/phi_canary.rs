@@ -98,6 +98,31 @@ on_each_backend! {
             events.iter().any(|e| e.data.to_string().contains(CANARY)),
             "some event carries the canary name (else this test proves nothing)"
         );
+        // Each dead letter's masked view, over the API and in the console; the console's
+        // other pages, for a token with the phi scope (masked by default) and for one
+        // without it (stream pages too).
+        let ids: Vec<String> = server.dead_letters().await.iter().filter(|d| d.tenant_id.as_deref() == Some("demo")).map(|d| d.id.to_string()).collect();
+        let mut shown = String::new();
+        for id in ids.iter().take(30) {
+            shown.push_str(&server.http("GET", &format!("/api/v1/tenants/demo/dead-letters/{id}"), Some(DEMO_TOKEN), b"").1);
+        }
+        let support_only = server.demo_token("desk", "support").await;
+        let mut console = String::new();
+        for token in [DEMO_TOKEN, support_only.as_str()] {
+            let cookie = console_login(&server, token);
+            let mut pages = vec!["/console/t/demo".to_string(), "/console/t/demo/dead-letters?status=all".into(), "/console/t/demo/messages".into(), "/console/t/demo/audit".into()];
+            pages.extend(ids.iter().take(30).map(|id| format!("/console/t/demo/dead-letters/{id}")));
+            if token != DEMO_TOKEN {
+                let streams: std::collections::BTreeSet<_> = events.iter().map(|e| e.stream_id).collect();
+                pages.extend(streams.iter().take(30).map(|id| format!("/console/t/demo/streams/{id}")));
+            }
+            for p in pages {
+                let (status, html) = console_get(&server, &p, &cookie);
+                assert_eq!(status, 200, "{p}: {html}");
+                console.push_str(&html);
+            }
+        }
+        assert!(console.contains("Structure (values masked)") && console.contains("Stream: "), "the pages were shown");
         let log = server.log.lock().unwrap().clone();
         assert!(log.lines().count() > 100, "tracing ran");
         for (what, text) in [
@@ -106,8 +131,50 @@ on_each_backend! {
             ("the ACKs", acks.as_str()),
             ("the dead-letter list", letters.as_str()),
             ("the dead-letter reasons", &reasons.join("\n")),
+            ("the masked dead letters", shown.as_str()),
+            ("the console", console.as_str()),
         ] {
             assert!(!text.contains(CANARY) && !text.contains("Qzcanarygiven"), "the canary is in {what}");
         }
     }
+}
+
+/// One HTTP/1.1 exchange with the server: (status, headers, body).
+fn exchange(server: &Server, head: &str, body: &[u8]) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(server.http).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let resp = String::from_utf8_lossy(&resp).into_owned();
+    let (headers, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let status = headers.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, headers.to_string(), body.to_string())
+}
+
+/// Logs into the console with `token`; returns the session cookie.
+fn console_login(server: &Server, token: &str) -> String {
+    let body = format!("token={token}");
+    let head = format!(
+        "POST /console/login HTTP/1.1\r\nHost: intake\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let (status, headers, _) = exchange(server, &head, body.as_bytes());
+    assert_eq!(status, 303, "{headers}");
+    headers
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_string()
+}
+
+/// A console page with the session cookie.
+fn console_get(server: &Server, path: &str, cookie: &str) -> (u16, String) {
+    let head = format!(
+        "GET {path} HTTP/1.1\r\nHost: intake\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+    );
+    let (status, _, body) = exchange(server, &head, b"");
+    (status, body)
 }

@@ -237,7 +237,7 @@ on_each_backend! {
         assert_eq!(history(&server), [reload(&v1), start.clone()], "newest first");
 
         // Roll back from the CLI: v0's files come back, and go live without the samples.
-        let (ok, out, err) = cli(&server, &["mappings", "rollback", "--tenant", "demo"]);
+        let (ok, out, err) = cli(&server, &["mappings", "rollback", "--tenant", "demo", "--reason", "CHG-1"]);
         assert!(ok, "{err}");
         let done: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
         assert_eq!((done["from"].as_str(), done["to"].as_str()), (Some(v1.as_str()), Some(v0.as_str())));
@@ -257,6 +257,19 @@ on_each_backend! {
         assert_eq!(s, 200, "{b}");
         let done: serde_json::Value = serde_json::from_str(&b).unwrap();
         assert_eq!(done["rolled_back"]["to"], v1.as_str());
+        // Both rollbacks are in demo's audit stream: who, why, from which version to which.
+        let audit: Vec<_> = server.events("demo").await.into_iter().filter(|e| e.stream_type == "Audit").collect();
+        let seen: Vec<(&str, &str, &str, &str)> = audit
+            .iter()
+            .map(|e| {
+                let d = &e.data;
+                (e.event_type.as_str(), d["actor"].as_str().unwrap_or(""), d["from"].as_str().unwrap(), d["to"].as_str().unwrap())
+            })
+            .collect();
+        assert_eq!(seen.len(), 2, "{audit:?}");
+        assert_eq!(seen[0], ("MappingRolledBack", seen[0].1, v1.as_str(), v0.as_str()));
+        assert!(seen[0].1.starts_with("cli:") && audit[0].data["reason"] == "CHG-1");
+        assert_eq!(seen[1], ("MappingRolledBack", "admin", v0.as_str(), v1.as_str()));
         serving(&server, &mut n, &v1).await;
         let (s, b) = server.http("POST", "/api/v1/tenants/strict/mappings/rollback", Some(common::ADMIN), b"");
         assert_eq!((s, b.contains("NOTHING_TO_ROLL_BACK")), (409, true), "{b}");

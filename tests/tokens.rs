@@ -83,6 +83,7 @@ async fn every_route_declares_its_scope_and_a_token_without_it_gets_403() {
         ("GET", format!("{base}/dead-letters"), "support"),
         ("GET", format!("{base}/dead-letters/{id}"), "support"),
         ("POST", format!("{base}/dead-letters/replay"), "support"),
+        ("POST", format!("{base}/dead-letters/discard"), "support"),
         (
             "POST",
             format!("{base}/dead-letters/{id}/replay"),
@@ -152,13 +153,25 @@ async fn every_route_declares_its_scope_and_a_token_without_it_gets_403() {
         "{masked}"
     );
     let v: serde_json::Value = serde_json::from_str(&masked).unwrap();
-    assert!(v["message"].is_null());
+    assert!(v.get("message").is_none(), "{masked}");
+    // The raw message needs the phi scope, and says so.
+    let raw_view = format!("{show}?raw=true");
+    let (s, body) = server.http("GET", &raw_view, Some(&tokens[2].1), b"");
+    assert_eq!(s, 403, "{body}");
+    assert!(body.contains("the phi scope"), "{body}");
     assert_eq!(v["structure"][1]["segment"], "PID", "{list}");
     assert_eq!(v["structure"][1]["field_lengths"][2], 14);
     let both = create(dir, "demo-support-phi", "demo", "support,phi");
-    until_status(&server, &show, &both, 200);
-    let (_, raw) = server.http("GET", &show, Some(&both), b"");
+    until_status(&server, &raw_view, &both, 200);
+    let (_, raw) = server.http("GET", &raw_view, Some(&both), b"");
     assert!(raw.contains("Canary^Zoe"), "{raw}");
+    // The views are audited under the token's name.
+    let audit = format!("{base}/events?stream_type=Audit&key=audit");
+    let (_, seen) = server.http("GET", &audit, Some(&ops), b"");
+    assert!(
+        seen.contains("RawMessageViewed") && seen.contains("demo-support-phi"),
+        "{seen}"
+    );
 
     // A demo token never reaches another tenant, whatever its scope.
     let (s, _) = server.http(

@@ -3,8 +3,9 @@
 //! version's files back into the tenant's folder, where hot reload picks them up (a version
 //! that was live before goes live again without its samples: see the binary's stage).
 
+use crate::audit::{audit_event, Actor, AuditAction};
 use crate::mapping::{LoadError, Tenants};
-use crate::store::{MappingHistory, StoreError};
+use crate::store::{ExpectedVersion, Store, StoreError};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -77,13 +78,15 @@ fn first(errors: &[LoadError]) -> String {
 /// `to`, else the newest one whose version differs from the live one. The files are
 /// checked in a scratch copy of `dir` first (the whole folder must load), then written into
 /// `dir/<tenant>/`; mapping files not in that version are removed. The rollback is
-/// recorded as a new history row (origin `rollback`), keeping `keep` rows.
+/// recorded as a new history row (origin `rollback`), keeping `keep` rows, and audited as
+/// `actor`'s on the tenant's `Audit` stream.
 pub async fn rollback(
-    store: &dyn MappingHistory,
+    store: &dyn Store,
     dir: &Path,
     tenant: &str,
     to: Option<i64>,
     keep: usize,
+    actor: &Actor,
 ) -> Result<RolledBack, RollbackError> {
     let rows = store.mapping_history(tenant, i64::MAX).await?;
     let live = rows
@@ -115,14 +118,29 @@ pub async fn rollback(
     store
         .record_mapping_version(tenant, &target.version, "rollback", &files, keep)
         .await?;
-    Ok(RolledBack {
+    let done = RolledBack {
         tenant: tenant.to_string(),
         from: live.version.clone(),
         to: target.version.clone(),
         seq: target.seq,
         written,
         removed,
-    })
+    };
+    let details = serde_json::json!({
+        "from": done.from, "to": done.to, "seq": done.seq,
+        "written": done.written, "removed": done.removed,
+    });
+    let event = audit_event(
+        AuditAction::MappingRolledBack,
+        actor,
+        tenant,
+        details,
+        chrono::Utc::now(),
+    );
+    store
+        .append(ExpectedVersion::Any, &[event], "intake/audit")
+        .await?;
+    Ok(done)
 }
 
 /// Loads a scratch copy of `dir` whose `tenant` folder holds `files`: the whole folder must
@@ -133,6 +151,28 @@ fn verify(
     files: &BTreeMap<String, String>,
     version: &str,
 ) -> Result<(), RollbackError> {
+    let loaded = load_with(dir, tenant, files)?;
+    match loaded.get(tenant) {
+        Some(t) if t.version == version => Ok(()),
+        _ => Err(RollbackError::DoesNotLoad {
+            tenant: tenant.to_string(),
+            errors: vec![LoadError {
+                file: dir.join(tenant),
+                line: 0,
+                column: 0,
+                message: format!("the restored files do not give version {version}"),
+            }],
+        }),
+    }
+}
+
+/// Loads a scratch copy of `dir` whose `tenant` folder holds `files` (the other tenants
+/// as they are): what those files would give, beside today's other tenants.
+fn load_with(
+    dir: &Path,
+    tenant: &str,
+    files: &BTreeMap<String, String>,
+) -> Result<Tenants, RollbackError> {
     let scratch = tempfile_dir().map_err(|e| io_error(dir, e))?;
     for entry in std::fs::read_dir(dir).map_err(|e| io_error(dir, e))? {
         let entry = entry.map_err(|e| io_error(dir, e))?;
@@ -143,20 +183,28 @@ fn verify(
         }
     }
     restore(&scratch.0.join(tenant), files)?;
-    let does_not_load = |errors| RollbackError::DoesNotLoad {
+    Tenants::load(&scratch.0).map_err(|errors| RollbackError::DoesNotLoad {
         tenant: tenant.to_string(),
         errors,
-    };
-    let loaded = Tenants::load(&scratch.0).map_err(does_not_load)?;
-    match loaded.get(tenant) {
-        Some(t) if t.version == version => Ok(()),
-        _ => Err(does_not_load(vec![LoadError {
-            file: dir.join(tenant),
-            line: 0,
-            column: 0,
-            message: format!("the restored files do not give version {version}"),
-        }])),
-    }
+    })
+}
+
+/// The mappings of `dir` with `tenant` at its recorded version `seq` (row of its history):
+/// what `intake remap` and the remap route compare stored messages with.
+pub async fn recorded_version(
+    store: &dyn Store,
+    dir: &Path,
+    tenant: &str,
+    seq: i64,
+) -> Result<Tenants, RollbackError> {
+    let files = store
+        .mapping_files(tenant, seq)
+        .await?
+        .ok_or(RollbackError::NoSuchVersion {
+            tenant: tenant.to_string(),
+            seq,
+        })?;
+    load_with(dir, tenant, &files)
 }
 
 /// Writes `files` into `folder` and removes the mapping files (`*.yaml`, `*.yml`,

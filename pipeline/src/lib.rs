@@ -3,6 +3,7 @@
 //!
 //! Adapters (MLLP, HTTP) depend on this crate; it depends on no adapter.
 
+pub mod audit;
 pub mod batch;
 pub mod deploy;
 pub mod event;
@@ -15,6 +16,7 @@ pub mod metrics;
 pub mod outcome;
 pub mod pipeline;
 pub mod reason;
+pub mod remap;
 pub mod store;
 pub mod writer;
 

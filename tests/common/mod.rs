@@ -18,6 +18,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub const ADMIN: &str = "admin-secret";
+
+/// A rule for ADT^A04, which the test mappings lack (an A04 is dead-lettered until a test
+/// adds it, as support fixes a mapping).
+pub const A04_RULE: &str = "
+  - message: ADT^A04
+    events:
+      - event: PatientRegistered
+        stream: { type: Admission, key: PV1.19.1 }
+        time: EVN.6 | EVN.2 | MSH.7
+        fields:
+          patient_mrn:  { path: \"PID.3[5=MR].1 | PID.3.1\", required: true }
+          visit_number: { path: PV1.19.1, required: true }
+";
 pub const DEMO_TOKEN: &str = "demo-secret";
 pub const STRICT_TOKEN: &str = "strict-secret";
 
@@ -390,6 +403,56 @@ impl Server {
             .map(|(_, b)| b.to_string())
             .unwrap_or_default();
         (status, body)
+    }
+
+    /// Runs `intake ARGS` against this server's configuration, in its folder (where the
+    /// tokens file is): (success, stdout, stderr).
+    pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_intake"))
+            .arg("--config")
+            .arg(self.dir.join("intake.toml"))
+            .args(args)
+            .current_dir(&self.dir)
+            .env_remove("INTAKE_DATABASE_URL")
+            .env_remove("INTAKE_MAPPINGS_DIR")
+            .env_remove("INTAKE_TOKENS_FILE")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Creates a named token of demo with `scopes` and waits until the server accepts it.
+    pub async fn demo_token(&self, name: &str, scopes: &str) -> String {
+        let (ok, out, err) = self.cli(&[
+            "token", "create", "--name", name, "--tenant", "demo", "--scope", scopes,
+        ]);
+        assert!(ok, "{err}");
+        let token = out.trim().to_string();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        // Every token of demo may list messages or dead letters, or read events.
+        while [
+            "/api/v1/tenants/demo/messages",
+            "/api/v1/tenants/demo/events",
+        ]
+        .iter()
+        .all(|p| self.http("GET", p, Some(&token), b"").0 != 200)
+        {
+            assert!(std::time::Instant::now() < deadline, "token not picked up");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        token
+    }
+
+    /// Appends [`A04_RULE`] to `tenant`'s ADT mappings.
+    pub fn add_a04_rule(&self, tenant: &str) {
+        let file = self.dir.join("mappings").join(tenant).join("adt.yaml");
+        let mut yaml = std::fs::read_to_string(&file).unwrap();
+        yaml.push_str(A04_RULE);
+        std::fs::write(&file, yaml).unwrap();
     }
 
     pub fn kill(&mut self) {

@@ -134,12 +134,22 @@ impl Auth {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::Unauthorized)?;
+        self.caller_of(secret)
+    }
+
+    /// The caller token `secret` names, or 401.
+    pub fn caller_of(&self, secret: &str) -> Result<Caller, ApiError> {
+        self.caller_by_digest(&super::tokens::hash(secret))
+    }
+
+    /// The caller of the token whose SHA-256 (hex) is `digest`, or 401: how a console
+    /// session, which keeps only the digest, finds its caller again on every request.
+    pub fn caller_by_digest(&self, digest: &str) -> Result<Caller, ApiError> {
         let file = self.file_tokens();
-        let digest = super::tokens::hash(secret);
         // Every entry is compared, so the time taken says nothing about which matched.
         let mut found = None;
         for t in self.fixed.iter().chain(file.iter()) {
-            if t.matches(&digest) && found.is_none() {
+            if t.matches(digest) && found.is_none() {
                 found = Some(t);
             }
         }

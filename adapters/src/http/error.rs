@@ -41,6 +41,8 @@ pub enum ApiError {
     RollbackRefused,
     /// The tenant's mapping folder could not be written.
     MappingsNotWritable,
+    /// The mapping version a re-map asks for does not load (or lacks the tenant).
+    MappingsDoNotLoad,
     /// The path, query or body does not fit the route (the framework refused it).
     InvalidRequest,
     /// The route exists, not with this method.
@@ -69,6 +71,7 @@ impl ApiError {
             ApiError::MappingVersionNotFound => StatusCode::NOT_FOUND,
             ApiError::RollbackRefused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::MappingsNotWritable => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::MappingsDoNotLoad => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::InvalidRequest => StatusCode::BAD_REQUEST,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -93,6 +96,7 @@ impl ApiError {
             ApiError::MappingVersionNotFound => "MAPPING_VERSION_NOT_FOUND",
             ApiError::RollbackRefused => "ROLLBACK_REFUSED",
             ApiError::MappingsNotWritable => "MAPPINGS_NOT_WRITABLE",
+            ApiError::MappingsDoNotLoad => "MAPPINGS_DO_NOT_LOAD",
             ApiError::InvalidRequest => "INVALID_REQUEST",
             ApiError::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             ApiError::RequestTimeout => "REQUEST_TIMEOUT",
@@ -126,6 +130,9 @@ impl ApiError {
                 "the earlier version does not load with the other tenants' mappings (see intake mappings rollback)"
             }
             ApiError::MappingsNotWritable => "the tenant's mapping folder could not be written",
+            ApiError::MappingsDoNotLoad => {
+                "that mapping version does not load beside the other tenants' mappings, or lacks the tenant (see intake check)"
+            }
             ApiError::InvalidRequest => {
                 "the request's path, query or body does not fit this route (an id is a UUID)"
             }

@@ -49,26 +49,32 @@ async fn history(
 struct RollbackBody {
     /// The history row to restore; default the newest other version.
     to: Option<i64>,
+    /// Why (recorded in the audit entry).
+    reason: Option<String>,
 }
 
 async fn rollback(
     State(s): State<HttpState>,
     Path(tenant): Path<String>,
-    _caller: Caller,
+    caller: Caller,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let body: RollbackBody = if body.iter().all(u8::is_ascii_whitespace) {
         RollbackBody::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|_| ApiError::InvalidBody("expected {\"to\": <history seq>} or no body"))?
+        serde_json::from_slice(&body).map_err(|_| {
+            ApiError::InvalidBody("expected {\"to\": <history seq>, \"reason\": text} or no body")
+        })?
     };
+    let actor = intake_pipeline::audit::Actor::new(caller.name.clone(), body.reason)
+        .map_err(ApiError::InvalidBody)?;
     let done = deploy::rollback(
         s.store.as_ref(),
         &s.mappings_dir,
         &tenant,
         body.to,
         s.mapping_history,
+        &actor,
     )
     .await
     .map_err(|e| match e {

@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod dead_letters;
 pub mod error;
 pub mod events;
@@ -18,6 +19,8 @@ pub mod health;
 pub mod hl7v2;
 mod internal_events;
 pub mod mappings;
+pub mod messages;
+pub mod remap;
 mod serve;
 pub mod state;
 pub mod tokens;
@@ -46,6 +49,9 @@ pub fn router(state: HttpState, request_timeout: std::time::Duration) -> Router 
         .merge(events::routes())
         .merge(hl7v2::routes())
         .merge(dead_letters::routes())
+        .merge(messages::routes())
+        .merge(remap::routes())
+        .merge(console::routes())
         .merge(mappings::routes())
         .merge(fhir::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -142,6 +148,7 @@ impl Component for HttpServer {
             telemetry: self.telemetry,
             mappings_dir: self.mappings_dir,
             mapping_history: self.mapping_history,
+            sessions: Arc::default(),
         };
         let metrics = self.metrics_listener.map(|listener| {
             let app = health::open_routes()

@@ -21,4 +21,6 @@ pub struct HttpState {
     pub mappings_dir: std::path::PathBuf,
     /// Mapping versions the history keeps per tenant.
     pub mapping_history: usize,
+    /// The console's logged-in sessions.
+    pub sessions: Arc<super::console::session::Sessions>,
 }

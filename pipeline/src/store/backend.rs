@@ -6,6 +6,7 @@
 //! Each statement method is one round trip, or one per chunk where a database bounds the
 //! size of a statement.
 
+use super::messages::{EventRef, KeyRow, MessageQuery, MessageRow};
 use super::{DeadLetter, DeadLetterFilter, EventQuery, MappingVersion, Store, StoreError};
 use crate::event::{EventEnvelope, NewEvent};
 use chrono::{DateTime, Utc};
@@ -64,7 +65,7 @@ pub(crate) enum Work {
 /// A unit of work: the statements of every concern, then commit or rollback.
 #[async_trait::async_trait]
 pub(crate) trait Tx:
-    EventSql + DeadLetterSql + OutboxSql + CursorSql + VersionSql + Send + 'static
+    EventSql + DeadLetterSql + MessageSql + OutboxSql + CursorSql + VersionSql + Send + 'static
 {
     /// Commits what the statements did.
     async fn commit(self) -> Res<()>;
@@ -120,9 +121,14 @@ pub(crate) trait DeadLetterSql {
     /// The raw message of dead letter `id` (of `tenant`, when given).
     async fn dead_letter_raw(&mut self, tenant: Option<&str>, id: Uuid) -> Res<Option<Vec<u8>>>;
 
-    /// Claims the open letters `filter` selects, oldest first, with their inbound
-    /// messages; letters another unit of work holds are skipped.
-    async fn claim_dead_letters(&mut self, filter: &DeadLetterFilter) -> Res<Vec<ClaimedLetter>>;
+    /// The open letters `filter` selects, in id order, with their inbound messages. With
+    /// `claim`, exclusively: letters another unit of work holds are skipped. Without, a
+    /// plain read that takes no lock (previews).
+    async fn select_letters(
+        &mut self,
+        filter: &DeadLetterFilter,
+        claim: bool,
+    ) -> Res<Vec<ClaimedLetter>>;
 
     /// Marks letters `replayed`.
     async fn mark_replayed(&mut self, ids: &[Uuid]) -> Res<()>;
@@ -132,8 +138,30 @@ pub(crate) trait DeadLetterSql {
     async fn count_resend(&mut self, key: [&str; 3]) -> Res<()>;
 
     /// Marks the open letters `filter` selects `discarded`, skipping letters another unit
-    /// of work holds; returns their ids.
-    async fn discard_letters(&mut self, filter: &DeadLetterFilter) -> Res<Vec<Uuid>>;
+    /// of work holds; returns their ids and tenants.
+    async fn discard_letters(
+        &mut self,
+        filter: &DeadLetterFilter,
+    ) -> Res<Vec<(Uuid, Option<String>)>>;
+}
+
+/// Statements of the message browser.
+#[async_trait::async_trait]
+pub(crate) trait MessageSql {
+    /// Inserts business-key rows, skipping any stored already.
+    async fn insert_message_keys(&mut self, rows: &[KeyRow<'_>]) -> Res<()>;
+
+    /// The inbound messages `query` selects, newest first, with their dead letters.
+    async fn select_messages(&mut self, query: &MessageQuery) -> Res<Vec<MessageRow>>;
+
+    /// The events of the inbound messages `ids`, in global order.
+    async fn events_of_messages(&mut self, ids: &[Uuid]) -> Res<Vec<EventRef>>;
+
+    /// The same events whole.
+    async fn message_events(&mut self, ids: &[Uuid]) -> Res<Vec<EventEnvelope>>;
+
+    /// The inbound messages `ids`, as received.
+    async fn inbound_inputs(&mut self, ids: &[Uuid]) -> Res<Vec<ClaimedLetter>>;
 }
 
 /// Statements of the outbox and its publisher lease.

@@ -1,11 +1,17 @@
 //! Dead letters over any backend. Replay claims letters (claim → remap → append → mark,
 //! in one unit of work); a claimed letter's raw message is mapped again as it was received
 //! (same id, tenant, channel and receipt time), so the replayed events get the ids they
-//! would have had the first time.
+//! would have had the first time. A preview reads and maps without claiming: it takes no
+//! lock and changes nothing. Replays and discards append their audit events in their own
+//! transaction.
 
 use super::append::append_events;
-use super::backend::{retry, Backend, ClaimedLetter, DeadLetterSql, Res, Scope, Tx, Work};
-use super::{DeadLetter, DeadLetterFilter, DeadLetters, Remap, Replayed};
+use super::backend::{
+    retry, Backend, ClaimedLetter, DeadLetterSql, EventSql, MessageSql, Res, Scope, Tx, Work,
+};
+use super::messages::key_rows;
+use super::{DeadLetter, DeadLetterFilter, DeadLetters, Preview, Remap, Replayed};
+use crate::audit::{audit_event, Actor, AuditAction, UNROUTED_TENANT};
 use crate::event::NewEvent;
 use crate::message::{Format, RawMessage};
 use crate::pipeline::Disposition;
@@ -14,6 +20,9 @@ use uuid::Uuid;
 
 /// Which component appends replayed events.
 const REPLAY_CREATED_BY: &str = "intake/replay";
+
+/// Which component appends audit events.
+const AUDIT_CREATED_BY: &str = "intake/audit";
 
 #[async_trait::async_trait]
 impl<B: Backend> DeadLetters for B {
@@ -31,22 +40,73 @@ impl<B: Backend> DeadLetters for B {
         Ok(raw)
     }
 
+    async fn preview_dead_letters(
+        &self,
+        filter: &DeadLetterFilter,
+        remap: &Remap,
+    ) -> Res<Vec<Preview>> {
+        let mut tx = self
+            .begin(Scope::of(filter.tenant.as_deref()), Work::Single)
+            .await?;
+        let letters = tx.select_letters(filter, false).await?;
+        let results = remap_all(letters, remap);
+        let ids: Vec<Uuid> = results.iter().flat_map(|(_, _, e)| ids_of(e)).collect();
+        let stored = tx.stored_event_ids(&ids).await?;
+        tx.commit().await?;
+        Ok(results
+            .into_iter()
+            .map(|(r, _, events)| Preview {
+                would_append: events
+                    .iter()
+                    .filter(|e| !stored.contains(&e.event_id))
+                    .count(),
+                id: r.id,
+                still_failing: r.still_failing,
+                events,
+            })
+            .collect())
+    }
+
     async fn replay_dead_letters(
         &self,
         filter: &DeadLetterFilter,
         remap: &Remap,
-        dry_run: bool,
+        actor: &Actor,
     ) -> Res<Vec<Replayed>> {
-        retry(|| replay(self, filter, remap, dry_run)).await
+        retry(|| replay(self, filter, remap, actor)).await
     }
 
-    async fn discard_dead_letters(&self, filter: &DeadLetterFilter) -> Res<Vec<Uuid>> {
-        let scope = Scope::of(filter.tenant.as_deref());
-        let mut tx = self.begin(scope, Work::Claim).await?;
-        let ids = tx.discard_letters(filter).await?;
-        tx.commit().await?;
-        Ok(ids)
+    async fn discard_dead_letters(
+        &self,
+        filter: &DeadLetterFilter,
+        actor: &Actor,
+    ) -> Res<Vec<Uuid>> {
+        retry(|| discard(self, filter, actor)).await
     }
+}
+
+/// The ids of `events`.
+fn ids_of(events: &[NewEvent]) -> impl Iterator<Item = Uuid> + '_ {
+    events.iter().map(|e| e.event_id)
+}
+
+/// One try of a discard: mark, then audit, in one unit of work.
+async fn discard<B: Backend>(b: &B, filter: &DeadLetterFilter, actor: &Actor) -> Res<Vec<Uuid>> {
+    let mut tx = b
+        .begin(Scope::of(filter.tenant.as_deref()), Work::Claim)
+        .await?;
+    let discarded = tx.discard_letters(filter).await?;
+    let audit = audit_per_tenant(
+        AuditAction::DeadLettersDiscarded,
+        actor,
+        filter,
+        discarded
+            .iter()
+            .map(|(id, t)| (*id, t.as_deref(), "discarded")),
+    );
+    append_audit(&mut tx, &audit).await?;
+    tx.commit().await?;
+    Ok(discarded.into_iter().map(|(id, _)| id).collect())
 }
 
 /// One try of a replay.
@@ -54,35 +114,89 @@ async fn replay<B: Backend>(
     b: &B,
     filter: &DeadLetterFilter,
     remap: &Remap,
-    dry_run: bool,
+    actor: &Actor,
 ) -> Res<Vec<Replayed>> {
     let mut tx = b
         .begin(Scope::of(filter.tenant.as_deref()), Work::Claim)
         .await?;
-    let claimed = tx.claim_dead_letters(filter).await?;
+    let claimed = tx.select_letters(filter, true).await?;
     let results = remap_all(claimed, remap);
-    if dry_run {
-        tx.rollback().await?;
-        return Ok(results.into_iter().map(|(r, _)| r).collect());
-    }
     let rows: Vec<(&NewEvent, &str)> = results
         .iter()
-        .flat_map(|(_, events)| events.iter().map(|e| (e, REPLAY_CREATED_BY)))
+        .flat_map(|(_, _, events)| events.iter().map(|e| (e, REPLAY_CREATED_BY)))
         .collect();
     let positions = append_events(&mut tx, &rows).await?;
+    let keys: Vec<_> = results
+        .iter()
+        .flat_map(|(r, _, events)| key_rows(r.id, events))
+        .collect();
+    if !keys.is_empty() {
+        tx.insert_message_keys(&keys).await?;
+    }
     let (results, replayed) = finish(results, &positions);
     if !replayed.is_empty() {
         tx.mark_replayed(&replayed).await?;
     }
+    let audit = audit_per_tenant(
+        AuditAction::DeadLettersReplayed,
+        actor,
+        filter,
+        results.iter().map(|(r, tenant)| {
+            let outcome = match r.still_failing {
+                None => "replayed",
+                Some(_) => "still_failing",
+            };
+            (r.id, tenant.as_deref(), outcome)
+        }),
+    );
+    append_audit(&mut tx, &audit).await?;
     tx.commit().await?;
-    Ok(results)
+    Ok(results.into_iter().map(|(r, _)| r).collect())
 }
 
-/// Maps every claimed letter again; returns each one's result and its events.
-fn remap_all(claimed: Vec<ClaimedLetter>, remap: &Remap) -> Vec<(Replayed, Vec<NewEvent>)> {
-    claimed
+/// One audit event per tenant that `letters` (id, tenant, outcome) touch, with the ids and
+/// the count of each outcome; none when there are no letters.
+fn audit_per_tenant<'a>(
+    action: AuditAction,
+    actor: &Actor,
+    filter: &DeadLetterFilter,
+    letters: impl Iterator<Item = (Uuid, Option<&'a str>, &'static str)>,
+) -> Vec<NewEvent> {
+    let mut by_tenant: std::collections::BTreeMap<&str, (Vec<Uuid>, HashMap<&str, usize>)> =
+        Default::default();
+    for (id, tenant, outcome) in letters {
+        let (ids, counts) = by_tenant
+            .entry(tenant.unwrap_or(UNROUTED_TENANT))
+            .or_default();
+        ids.push(id);
+        *counts.entry(outcome).or_default() += 1;
+    }
+    let now = chrono::Utc::now();
+    by_tenant
+        .into_iter()
+        .map(|(tenant, (ids, counts))| {
+            let details = serde_json::json!({"filter": filter, "counts": counts, "ids": ids});
+            audit_event(action, actor, tenant, details, now)
+        })
+        .collect()
+}
+
+/// Appends audit events in the unit of work of the operation they record.
+async fn append_audit<T: Tx>(tx: &mut T, events: &[NewEvent]) -> Res<()> {
+    let rows: Vec<(&NewEvent, &str)> = events.iter().map(|e| (e, AUDIT_CREATED_BY)).collect();
+    append_events(tx, &rows).await?;
+    Ok(())
+}
+
+/// Maps every letter again; returns each one's result, tenant and events.
+fn remap_all(
+    letters: Vec<ClaimedLetter>,
+    remap: &Remap,
+) -> Vec<(Replayed, Option<String>, Vec<NewEvent>)> {
+    letters
         .into_iter()
         .map(|c| {
+            let tenant = c.tenant_id.clone();
             let raw = RawMessage {
                 id: c.id,
                 tenant: c.tenant_id,
@@ -92,7 +206,7 @@ fn remap_all(claimed: Vec<ClaimedLetter>, remap: &Remap) -> Vec<(Replayed, Vec<N
                 bytes: c.raw,
                 received_at: c.received_at,
             };
-            match remap(raw).disposition {
+            let (replayed, events) = match remap(raw).disposition {
                 // A letter that the fixed mapping now ignores is resolved without events.
                 Disposition::Filtered(_) => (
                     Replayed {
@@ -121,7 +235,8 @@ fn remap_all(claimed: Vec<ClaimedLetter>, remap: &Remap) -> Vec<(Replayed, Vec<N
                     },
                     Vec::new(),
                 ),
-            }
+            };
+            (replayed, tenant, events)
         })
         .collect()
 }
@@ -129,13 +244,13 @@ fn remap_all(claimed: Vec<ClaimedLetter>, remap: &Remap) -> Vec<(Replayed, Vec<N
 /// Counts what was appended (`positions` holds the appended event ids) and returns the
 /// results and the ids of the letters that now map (to be marked replayed).
 fn finish(
-    results: Vec<(Replayed, Vec<NewEvent>)>,
+    results: Vec<(Replayed, Option<String>, Vec<NewEvent>)>,
     positions: &HashMap<Uuid, i64>,
-) -> (Vec<Replayed>, Vec<Uuid>) {
+) -> (Vec<(Replayed, Option<String>)>, Vec<Uuid>) {
     let mut replayed = Vec::new();
     let results = results
         .into_iter()
-        .map(|(mut r, events)| {
+        .map(|(mut r, tenant, events)| {
             if r.still_failing.is_none() {
                 r.appended = events
                     .iter()
@@ -143,7 +258,7 @@ fn finish(
                     .count();
                 replayed.push(r.id);
             }
-            r
+            (r, tenant)
         })
         .collect();
     (results, replayed)

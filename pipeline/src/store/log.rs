@@ -4,9 +4,10 @@
 
 use super::append::{append_checked, append_events};
 use super::backend::{
-    retry, Backend, DeadLetterRow, DeadLetterSql, EventSql, InboundRow, Res, Scope, StoredAnswer,
-    Tx, Work,
+    retry, Backend, DeadLetterRow, DeadLetterSql, EventSql, InboundRow, MessageSql, Res, Scope,
+    StoredAnswer, Tx, Work,
 };
+use super::messages::key_rows;
 use super::{created_by, outcome, EventLog, EventQuery, ExpectedVersion, StoreError, Written};
 use crate::event::{EventEnvelope, NewEvent};
 use crate::hl7::ack::AckCode;
@@ -79,6 +80,13 @@ async fn commit_all<B: Backend>(b: &B, batch: &[Processed]) -> Res<Vec<Outcome>>
         .flat_map(|(p, by)| events_of(p).iter().map(move |e| (e, by.as_str())))
         .collect();
     let positions = append_events(&mut tx, &events).await?;
+    let keys: Vec<_> = fresh
+        .iter()
+        .flat_map(|p| key_rows(p.raw.id, events_of(p)))
+        .collect();
+    if !keys.is_empty() {
+        tx.insert_message_keys(&keys).await?;
+    }
     let dead = dead_letter_rows(&fresh);
     if !dead.is_empty() {
         tx.insert_dead_letters(&dead).await?;

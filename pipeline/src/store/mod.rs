@@ -3,7 +3,7 @@
 //! - [`traits`]: the public traits, one per concern ([`EventLog`], [`DeadLetters`],
 //!   [`Outbox`], [`Cursors`]) and the [`Store`] that callers hold as `Arc<dyn Store>`.
 //! - `backend`: the transaction-level statements a database provides (crate-private).
-//! - `log`, `append`, `dead_letters`, `outbox`: the orchestration, written once over any
+//! - `log`, `append`, `dead_letters`, `messages`, `outbox`: the orchestration, written once over any
 //!   backend: group commit with its one-by-one fallback, dedupe, version planning,
 //!   outcomes, the expected-version check, replay.
 //! - `sqlite`, `postgres`: the SQL of each database, and its connection glue.
@@ -13,6 +13,7 @@ mod backend;
 mod dead_letters;
 mod error;
 mod log;
+pub mod messages;
 mod outbox;
 mod postgres;
 mod sqlite;
@@ -22,7 +23,7 @@ mod versions;
 pub use error::StoreError;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
-pub use traits::{Cursors, DeadLetters, EventLog, MappingHistory, Outbox, Store};
+pub use traits::{Cursors, DeadLetters, EventLog, MappingHistory, Messages, Outbox, Store};
 pub use versions::MappingVersion;
 
 use crate::hl7::ack::AckCode;
@@ -30,6 +31,7 @@ use crate::outcome::Outcome;
 use crate::pipeline::Processed;
 use crate::reason::Reason;
 use backend::StoredAnswer;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -109,38 +111,80 @@ pub struct DeadLetter {
     pub status: String,
     /// MSH-9 code, when known.
     pub message_type: Option<String>,
+    /// MSH-4, when known.
+    pub sending_facility: Option<String>,
+    /// MSH-10, when known.
+    pub control_id: Option<String>,
+    /// Where it came in (`mllp:2575`, `http`, `fhir`...).
+    pub channel: String,
+    /// When the message was received (RFC 3339).
+    pub received_at: String,
     /// When it was stored.
     pub created_at: String,
     /// How often the message was received: 1, plus one per resend of the same key.
     pub attempts: i32,
 }
 
-/// Which open dead letters a support operation takes.
-#[derive(Debug, Clone, Default)]
+/// Which open dead letters a support operation takes. Letters are taken in id order
+/// (their inbound message's UUIDv7: time of receipt), so `after` pages through a bulk
+/// operation and resumes one that was interrupted.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct DeadLetterFilter {
     /// Only this tenant's (None: every tenant, and letters with no tenant; admin use).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
     /// Only these ids (empty: any).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ids: Vec<Uuid>,
     /// Only letters with this reason code.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
+    /// Only messages of this type (`ADT^A01`, or a FHIR resource type).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_type: Option<String>,
+    /// Only messages from this sending facility (MSH-4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sending_facility: Option<String>,
+    /// Only messages received at or after this instant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
+    /// Only messages received before this instant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
+    /// Only letters whose id sorts after this one (the last id of the previous page).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<Uuid>,
     /// At most this many.
     pub limit: i64,
 }
 
 impl DeadLetterFilter {
-    /// The letters of `letters` (oldest first, as `DeadLetters::dead_letters` lists them)
-    /// that the filter takes: open, and matching its ids, code and limit, as the stores'
-    /// claim and discard queries select them. For dry runs that must not lock.
-    pub fn select(&self, letters: Vec<DeadLetter>) -> Vec<DeadLetter> {
-        letters
+    /// Whether letter `d` meets every condition but status and limit.
+    pub fn matches(&self, d: &DeadLetter) -> bool {
+        let received = || DateTime::parse_from_rfc3339(&d.received_at).ok();
+        (self.tenant.is_none() || d.tenant_id == self.tenant)
+            && (self.ids.is_empty() || self.ids.contains(&d.id))
+            && self.code.as_ref().is_none_or(|c| *c == d.reason_code)
+            && (self.message_type.is_none() || d.message_type == self.message_type)
+            && (self.sending_facility.is_none() || d.sending_facility == self.sending_facility)
+            && self
+                .since
+                .is_none_or(|s| received().is_some_and(|t| t >= s))
+            && self.until.is_none_or(|u| received().is_some_and(|t| t < u))
+            && self.after.is_none_or(|a| d.id > a)
+    }
+
+    /// The letters of `letters` with status `status` (None: any) that the filter takes, in
+    /// id order, at most `limit`: with `Some("open")`, what the stores' claim and discard
+    /// queries select. For dry runs that must not lock, and for listings.
+    pub fn select(&self, letters: Vec<DeadLetter>, status: Option<&str>) -> Vec<DeadLetter> {
+        let mut letters: Vec<DeadLetter> = letters
             .into_iter()
-            .filter(|d| d.status == "open")
-            .filter(|d| self.tenant.is_none() || d.tenant_id == self.tenant)
-            .filter(|d| self.ids.is_empty() || self.ids.contains(&d.id))
-            .filter(|d| self.code.as_ref().is_none_or(|c| *c == d.reason_code))
-            .take(usize::try_from(self.limit).unwrap_or(0))
-            .collect()
+            .filter(|d| status.is_none_or(|s| d.status == s) && self.matches(d))
+            .collect();
+        letters.sort_by_key(|d| d.id);
+        letters.truncate(usize::try_from(self.limit).unwrap_or(0));
+        letters
     }
 }
 
@@ -157,6 +201,19 @@ pub struct Replayed {
     /// Events appended (fewer than `events` when some were stored already; 0 on a dry run).
     pub appended: usize,
     /// The reason code when it still fails; the letter then stays open.
+    pub still_failing: Option<String>,
+}
+
+/// What replaying one dead letter would do (a preview changes nothing).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Preview {
+    /// The dead letter (= inbound message id).
+    pub id: Uuid,
+    /// The events the message maps to now (none while it still fails, or when filtered).
+    pub events: Vec<crate::event::NewEvent>,
+    /// How many of `events` are not stored yet: what a replay would append.
+    pub would_append: usize,
+    /// The reason code when it still fails.
     pub still_failing: Option<String>,
 }
 

@@ -2,10 +2,12 @@
 //! through the orchestration in this module's siblings; callers hold an `Arc<dyn Store>`
 //! and bring into scope the concern they use (`use intake_pipeline::store::EventLog`).
 
+use super::messages::{MessageHit, MessageQuery};
 use super::{
-    DeadLetter, DeadLetterFilter, EventQuery, ExpectedVersion, MappingVersion, Remap, Replayed,
-    StoreError,
+    DeadLetter, DeadLetterFilter, EventQuery, ExpectedVersion, MappingVersion, Preview, Remap,
+    Replayed, StoreError,
 };
+use crate::audit::Actor;
 use crate::event::{EventEnvelope, NewEvent};
 use crate::outcome::Outcome;
 use crate::pipeline::Processed;
@@ -50,22 +52,65 @@ pub trait DeadLetters: Send + Sync {
         id: Uuid,
     ) -> Result<Option<Vec<u8>>, StoreError>;
 
+    /// What a replay of the open letters `filter` selects would do: each one's events, as
+    /// `remap` maps them now, and how many of those are not stored yet. A plain read: it
+    /// claims nothing, takes no write lock and changes nothing.
+    async fn preview_dead_letters(
+        &self,
+        filter: &DeadLetterFilter,
+        remap: &Remap,
+    ) -> Result<Vec<Preview>, StoreError>;
+
     /// Claims the open dead letters `filter` selects, exclusively (a letter another
     /// replay holds is skipped, not waited for), maps each raw message again with
-    /// `remap`, appends the events of those that now map and marks them `replayed`, all
-    /// in one transaction. Letters that still fail stay open. A dry run stores nothing.
+    /// `remap`, appends the events of those that now map and marks them `replayed`, and
+    /// appends `actor`'s audit event to each tenant's `Audit` stream, all in one
+    /// transaction. Letters that still fail stay open.
     async fn replay_dead_letters(
         &self,
         filter: &DeadLetterFilter,
         remap: &Remap,
-        dry_run: bool,
+        actor: &Actor,
     ) -> Result<Vec<Replayed>, StoreError>;
 
-    /// Marks the open dead letters `filter` selects `discarded`; returns their ids.
+    /// Marks the open dead letters `filter` selects `discarded` and audits it, in one
+    /// transaction; returns their ids.
     async fn discard_dead_letters(
         &self,
         filter: &DeadLetterFilter,
+        actor: &Actor,
     ) -> Result<Vec<Uuid>, StoreError>;
+}
+
+/// The message browser: inbound messages found by header facts, outcome, time or
+/// business key, each with its events and dead letter (never content).
+#[async_trait::async_trait]
+pub trait Messages: Send + Sync {
+    /// The messages `query` selects, newest first.
+    async fn find_messages(&self, query: &MessageQuery) -> Result<Vec<MessageHit>, StoreError>;
+
+    /// The inbound messages `ids` of `tenant`, as received (same id, channel, format and
+    /// receipt time, so that mapping one again gives its events their first ids).
+    async fn message_inputs(
+        &self,
+        tenant: &str,
+        ids: &[Uuid],
+    ) -> Result<Vec<crate::message::RawMessage>, StoreError>;
+
+    /// The events the inbound messages `ids` of `tenant` produced, whole, in global order.
+    async fn message_events(
+        &self,
+        tenant: &str,
+        ids: &[Uuid],
+    ) -> Result<Vec<EventEnvelope>, StoreError>;
+
+    /// Appends correction events (skipping any stored already) and their audit event in
+    /// one transaction; returns how many corrections were appended.
+    async fn append_corrections(
+        &self,
+        events: &[NewEvent],
+        audit: NewEvent,
+    ) -> Result<usize, StoreError>;
 }
 
 /// Appended events waiting for the broker (written with the events when
@@ -138,7 +183,9 @@ pub trait MappingHistory: Send + Sync {
 
 /// A whole store: every concern, plus the database's lifecycle.
 #[async_trait::async_trait]
-pub trait Store: EventLog + DeadLetters + Outbox + Cursors + MappingHistory + 'static {
+pub trait Store:
+    EventLog + DeadLetters + Messages + Outbox + Cursors + MappingHistory + 'static
+{
     /// Applies pending schema migrations.
     async fn migrate(&self) -> Result<(), StoreError>;
 

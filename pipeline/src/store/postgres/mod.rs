@@ -19,6 +19,7 @@
 mod cursors;
 mod dead_letters;
 mod events;
+mod messages;
 mod outbox;
 mod versions;
 

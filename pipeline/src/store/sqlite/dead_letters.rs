@@ -2,7 +2,7 @@
 //! database's write lock, taken up front, makes a claim exclusive for its whole
 //! transaction (SQLite has one writer at a time; there is nothing to skip).
 
-use super::{chunks, push_list, SqliteTx};
+use super::{chunks, push_list, rfc3339, SqliteTx};
 use crate::store::backend::{ClaimedLetter, DeadLetterSql, Res};
 use crate::store::{DeadLetter, DeadLetterFilter};
 use sqlx::{QueryBuilder, Sqlite};
@@ -21,8 +21,23 @@ fn push_selected(q: &mut QueryBuilder<'_, Sqlite>, filter: &DeadLetterFilter) {
     if let Some(c) = &filter.code {
         q.push(" AND d.reason_code = ").push_bind(c.clone());
     }
-    q.push(" ORDER BY d.created_at, d.id LIMIT ")
-        .push_bind(filter.limit);
+    if let Some(t) = &filter.message_type {
+        q.push(" AND i.message_type = ").push_bind(t.clone());
+    }
+    if let Some(f) = &filter.sending_facility {
+        q.push(" AND i.sending_facility = ").push_bind(f.clone());
+    }
+    // Times are stored in one fixed RFC 3339 format, so text order is time order.
+    if let Some(t) = filter.since {
+        q.push(" AND i.received_at >= ").push_bind(rfc3339(t));
+    }
+    if let Some(t) = filter.until {
+        q.push(" AND i.received_at < ").push_bind(rfc3339(t));
+    }
+    if let Some(a) = filter.after {
+        q.push(" AND d.id > ").push_bind(a);
+    }
+    q.push(" ORDER BY d.id LIMIT ").push_bind(filter.limit);
 }
 
 #[async_trait::async_trait]
@@ -31,8 +46,9 @@ impl DeadLetterSql for SqliteTx {
         Ok(sqlx::query_as(
             "SELECT d.id AS id, d.tenant_id AS tenant_id, d.stage AS stage, \
              d.reason_code AS reason_code, d.detail AS detail, d.status AS status, \
-             i.message_type AS message_type, d.created_at AS created_at, \
-             d.attempts AS attempts \
+             i.message_type AS message_type, i.sending_facility AS sending_facility, \
+             i.control_id AS control_id, i.channel AS channel, i.received_at AS received_at, \
+             d.created_at AS created_at, d.attempts AS attempts \
              FROM dead_letters d JOIN inbound_messages i ON i.id = d.inbound_id \
              WHERE (?1 IS NULL OR d.tenant_id = ?1) ORDER BY d.created_at, d.id",
         )
@@ -52,7 +68,12 @@ impl DeadLetterSql for SqliteTx {
         .await?)
     }
 
-    async fn claim_dead_letters(&mut self, filter: &DeadLetterFilter) -> Res<Vec<ClaimedLetter>> {
+    async fn select_letters(
+        &mut self,
+        filter: &DeadLetterFilter,
+        _claim: bool,
+    ) -> Res<Vec<ClaimedLetter>> {
+        // A claim is exclusive by its unit of work (`BEGIN IMMEDIATE`); the read is the same.
         let mut q = QueryBuilder::new(
             "SELECT d.id AS id, i.tenant_id AS tenant_id, i.channel AS channel, i.raw AS raw, \
              i.received_at AS received_at, i.format AS format \
@@ -86,13 +107,16 @@ impl DeadLetterSql for SqliteTx {
         Ok(())
     }
 
-    async fn discard_letters(&mut self, filter: &DeadLetterFilter) -> Res<Vec<Uuid>> {
+    async fn discard_letters(
+        &mut self,
+        filter: &DeadLetterFilter,
+    ) -> Res<Vec<(Uuid, Option<String>)>> {
         let mut q = QueryBuilder::new(
             "UPDATE dead_letters SET status = 'discarded' WHERE id IN \
-             (SELECT d.id FROM dead_letters d",
+             (SELECT d.id FROM dead_letters d JOIN inbound_messages i ON i.id = d.inbound_id",
         );
         push_selected(&mut q, filter);
-        q.push(") RETURNING id");
-        Ok(q.build_query_scalar().fetch_all(self.conn.get()).await?)
+        q.push(") RETURNING id, tenant_id");
+        Ok(q.build_query_as().fetch_all(self.conn.get()).await?)
     }
 }

@@ -13,6 +13,7 @@
 mod cursors;
 mod dead_letters;
 mod events;
+mod messages;
 mod outbox;
 #[cfg(test)]
 mod tests;

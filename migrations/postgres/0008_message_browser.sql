@@ -1,0 +1,19 @@
+-- The message browser (README "Finding a message"). Business keys of each stored message
+-- (the MRN and visit number its events carry), hashed: SHA-256 of "tenant NUL kind NUL
+-- value", so the index is no second plain copy of them. Searching needs the phi scope.
+CREATE TABLE message_keys (
+    tenant_id  text NOT NULL,
+    kind       text NOT NULL,                -- mrn | visit
+    key_hash   bytea NOT NULL,
+    message_id uuid NOT NULL REFERENCES inbound_messages (id),
+    PRIMARY KEY (tenant_id, key_hash, message_id)
+);
+ALTER TABLE message_keys ENABLE ROW LEVEL SECURITY;
+ALTER TABLE message_keys FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_scope ON message_keys
+    USING (intake_in_scope(tenant_id)) WITH CHECK (intake_in_scope(tenant_id));
+GRANT SELECT, INSERT ON message_keys TO intake_app;
+-- A message's events, by the inbound id every event's metadata carries.
+CREATE INDEX events_correlation ON events ((metadata ->> 'correlation_id'));
+-- Browsing a tenant's messages newest first.
+CREATE INDEX inbound_messages_tenant_id ON inbound_messages (tenant_id, id);
