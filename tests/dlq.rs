@@ -218,6 +218,16 @@ on_each_backend! {
         assert_eq!(server.http("GET", base, Some(STRICT_TOKEN), b"").0, 403);
         let (status, body) = server.http("GET", &format!("{base}?status=gone"), Some(DEMO_TOKEN), b"");
         assert_eq!((status, json(&body)["error"]["code"].as_str()), (400, Some("INVALID_QUERY")));
+        // Paging: a full page names the cursor of the next; the pages do not overlap.
+        let (status, body) = server.http("GET", &format!("{base}?limit=2&type=ADT%5EA04&facility=DEMO_HOSP"), Some(DEMO_TOKEN), b"");
+        assert_eq!(status, 200, "{body}");
+        let page1 = json(&body);
+        assert_eq!(page1["dead_letters"].as_array().map(Vec::len), Some(2));
+        let next = page1["next_after"].as_str().unwrap();
+        let (_, body) = server.http("GET", &format!("{base}?limit=2&after={next}"), Some(DEMO_TOKEN), b"");
+        let page2 = json(&body);
+        assert_eq!((page2["dead_letters"].as_array().map(Vec::len), page2["next_after"].is_null()), (Some(1), true));
+        assert_ne!(page2["dead_letters"][0]["id"], page1["dead_letters"][1]["id"]);
         let (_, body) = server.http("GET", &format!("{base}?code=MAPPING_REQUIRED_FIELD"), Some(DEMO_TOKEN), b"");
         assert_eq!(json(&body)["dead_letters"].as_array().unwrap().len(), 0);
 

@@ -123,6 +123,7 @@ pub fn audit_event(
         tenant_id: tenant.into(),
         data,
         metadata: json!({ "actor": actor.name, "source": "intake/audit" }),
+        message_id: None,
     }
 }
 

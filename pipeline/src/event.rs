@@ -37,6 +37,11 @@ pub struct NewEvent {
     pub data: serde_json::Value,
     /// Provenance: correlation id, control id, sender, channel, mapping, received_at.
     pub metadata: serde_json::Value,
+    /// The inbound message it came from (None for events no message produced: audit
+    /// entries). Stored as `inbound_id`, by which the message browser finds a message's
+    /// events; the same id is the metadata's `correlation_id`.
+    #[serde(skip)]
+    pub message_id: Option<Uuid>,
 }
 
 /// A stored event, as read back from the store (decoded from its row by column name).

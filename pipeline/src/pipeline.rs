@@ -309,6 +309,7 @@ fn to_events(
                 event_type: m.event_type,
                 tenant_id: tenant.name.clone(),
                 data: m.data,
+                message_id: Some(raw.id),
             }
         })
         .collect()

@@ -143,7 +143,7 @@ pub struct MessageHit {
 pub struct EventRef {
     /// The inbound message it came from.
     #[serde(skip)]
-    pub message_id: String,
+    pub message_id: Uuid,
     /// The event.
     pub event_id: Uuid,
     /// Its type.
@@ -231,10 +231,10 @@ impl<B: Backend> Messages for B {
             .await?;
         let rows = tx.select_messages(query).await?;
         let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-        let mut events: HashMap<String, Vec<EventRef>> = HashMap::new();
+        let mut events: HashMap<Uuid, Vec<EventRef>> = HashMap::new();
         if !ids.is_empty() {
             for e in tx.events_of_messages(&ids).await? {
-                events.entry(e.message_id.clone()).or_default().push(e);
+                events.entry(e.message_id).or_default().push(e);
             }
         }
         tx.commit().await?;
@@ -285,10 +285,7 @@ impl<B: Backend> Messages for B {
             let appended = append_events(&mut tx, &rows).await?.len();
             let keys: Vec<KeyRow<'_>> = events
                 .iter()
-                .filter_map(|e| {
-                    let id = e.metadata["correlation_id"].as_str()?.parse().ok()?;
-                    Some(key_rows(id, std::slice::from_ref(e)))
-                })
+                .filter_map(|e| Some(key_rows(e.message_id?, std::slice::from_ref(e))))
                 .flatten()
                 .collect();
             if !keys.is_empty() {
@@ -303,7 +300,7 @@ impl<B: Backend> Messages for B {
 }
 
 /// A row and its events as the browser shows them.
-fn hit(r: MessageRow, events: &mut HashMap<String, Vec<EventRef>>) -> MessageHit {
+fn hit(r: MessageRow, events: &mut HashMap<Uuid, Vec<EventRef>>) -> MessageHit {
     let outcome = match r.outcome.as_str() {
         "stored" => "events",
         "filtered" => "filtered",
@@ -319,7 +316,7 @@ fn hit(r: MessageRow, events: &mut HashMap<String, Vec<EventRef>>) -> MessageHit
         _ => None,
     };
     MessageHit {
-        events: events.remove(&r.id.to_string()).unwrap_or_default(),
+        events: events.remove(&r.id).unwrap_or_default(),
         id: r.id,
         tenant_id: r.tenant_id,
         received_at: r.received_at,

@@ -62,10 +62,11 @@ pub fn routes() -> Router<HttpState> {
 }
 
 /// The filters of the list and of bulk operations: the same names in a query string and
-/// in a JSON body.
+/// in a JSON body (`status` only in the list: bulk operations take open letters).
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct Filters {
+    status: Option<String>,
     code: Option<String>,
     #[serde(rename = "type")]
     message_type: Option<String>,
@@ -94,29 +95,18 @@ impl Filters {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListParams {
-    status: Option<String>,
-    #[serde(flatten)]
-    filters: Filters,
-}
-
 async fn list(
     State(s): State<HttpState>,
     Path(tenant): Path<String>,
     _caller: Caller,
-    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+    params: Result<Query<Filters>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(p) = params.map_err(|_| INVALID_QUERY)?;
-    let status = p.status.unwrap_or_else(|| "open".into());
+    let Query(mut p) = params.map_err(|_| INVALID_QUERY)?;
+    let status = p.status.take().unwrap_or_else(|| "open".into());
     if !["open", "replayed", "discarded", "all"].contains(&status.as_str()) {
         return Err(INVALID_QUERY);
     }
-    let filter = p
-        .filters
-        .filter(tenant.clone(), Vec::new())
-        .ok_or(INVALID_QUERY)?;
+    let filter = p.filter(tenant.clone(), Vec::new()).ok_or(INVALID_QUERY)?;
     let letters = s
         .store
         .dead_letters(Some(&tenant))

@@ -135,7 +135,7 @@ pub(super) async fn replay_many(
     bytes: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let b: Bulk = body(&bytes)?;
-    if b.all {
+    if b.all || b.filters.status.is_some() {
         return Err(INVALID_BODY);
     }
     let who = actor(&caller, b.reason)?;
@@ -188,6 +188,9 @@ pub(super) async fn discard_many(
     bytes: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let b: Bulk = body(&bytes)?;
+    if b.filters.status.is_some() {
+        return Err(INVALID_BODY);
+    }
     if !narrows(&b) && !b.all {
         return Err(FILTER_REQUIRED);
     }

@@ -101,11 +101,11 @@ impl EventSql for PgTx {
         Ok(sqlx::query_as(
             "WITH appended AS ( \
                INSERT INTO events (event_id, stream_id, stream_type, event_type, event_version, \
-                 tenant_id, data, metadata, created_at, created_by) \
-               SELECT e, s, st, et, v, t, d::jsonb, m::jsonb, now(), cb \
+                 tenant_id, data, metadata, created_at, created_by, inbound_id) \
+               SELECT e, s, st, et, v, t, d::jsonb, m::jsonb, now(), cb, ib \
                FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int8[], \
-                 $6::text[], $7::text[], $8::text[], $9::text[]) WITH ORDINALITY \
-                 AS u(e, s, st, et, v, t, d, m, cb, i) ORDER BY i \
+                 $6::text[], $7::text[], $8::text[], $9::text[], $11::uuid[]) WITH ORDINALITY \
+                 AS u(e, s, st, et, v, t, d, m, cb, ib, i) ORDER BY i \
                RETURNING event_id, global_position, tenant_id), \
              queued AS ( \
                INSERT INTO outbox (global_position, tenant_id, created_at) \
@@ -122,6 +122,7 @@ impl EventSql for PgTx {
         .bind(column(rows, |r| r.event.metadata.to_string()))
         .bind(column(rows, |r| r.created_by))
         .bind(self.outbox)
+        .bind(column(rows, |r| r.event.message_id))
         .fetch_all(&mut *self.tx)
         .await?)
     }

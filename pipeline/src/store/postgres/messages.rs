@@ -69,11 +69,10 @@ impl MessageSql for PgTx {
     }
 
     async fn events_of_messages(&mut self, ids: &[Uuid]) -> Res<Vec<EventRef>> {
-        let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
         Ok(sqlx::query_as(
-            "SELECT metadata ->> 'correlation_id' AS message_id, event_id, event_type, \
-             stream_type, stream_id, event_version, global_position FROM events \
-             WHERE metadata ->> 'correlation_id' = ANY($1) ORDER BY global_position",
+            "SELECT inbound_id AS message_id, event_id, event_type, stream_type, stream_id, \
+             event_version, global_position FROM events \
+             WHERE inbound_id = ANY($1) ORDER BY global_position",
         )
         .bind(ids)
         .fetch_all(&mut *self.tx)
@@ -81,10 +80,9 @@ impl MessageSql for PgTx {
     }
 
     async fn message_events(&mut self, ids: &[Uuid]) -> Res<Vec<EventEnvelope>> {
-        let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events \
-             WHERE metadata ->> 'correlation_id' = ANY($1) ORDER BY global_position"
+            "SELECT {EVENT_COLUMNS} FROM events WHERE inbound_id = ANY($1) \
+             ORDER BY global_position"
         );
         Ok(sqlx::query_as(&sql)
             .bind(ids)

@@ -112,7 +112,7 @@ impl EventSql for SqliteTx {
         for chunk in chunks(rows) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO events (event_id, stream_id, stream_type, event_type, event_version, \
-                 tenant_id, data, metadata, created_at, created_by) ",
+                 tenant_id, data, metadata, created_at, created_by, inbound_id) ",
             );
             q.push_values(chunk, |mut row, r| {
                 let e = r.event;
@@ -125,7 +125,8 @@ impl EventSql for SqliteTx {
                     .push_bind(e.data.to_string())
                     .push_bind(e.metadata.to_string())
                     .push_bind(self.now.as_str())
-                    .push_bind(r.created_by);
+                    .push_bind(r.created_by)
+                    .push_bind(e.message_id);
             });
             q.push(" RETURNING event_id, global_position, tenant_id");
             let returned = q.build().fetch_all(self.conn.get()).await?;

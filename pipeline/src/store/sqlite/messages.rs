@@ -75,21 +75,19 @@ impl MessageSql for SqliteTx {
 
     async fn events_of_messages(&mut self, ids: &[Uuid]) -> Res<Vec<EventRef>> {
         let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT json_extract(metadata, '$.correlation_id') AS message_id, event_id, \
-             event_type, stream_type, stream_id, event_version, global_position FROM events \
-             WHERE json_extract(metadata, '$.correlation_id') IN ",
+            "SELECT inbound_id AS message_id, event_id, event_type, stream_type, stream_id, \
+             event_version, global_position FROM events WHERE inbound_id IN ",
         );
-        push_list(&mut q, ids.iter().map(Uuid::to_string));
+        push_list(&mut q, ids.iter().copied());
         q.push(" ORDER BY global_position");
         Ok(q.build_query_as().fetch_all(self.conn.get()).await?)
     }
 
     async fn message_events(&mut self, ids: &[Uuid]) -> Res<Vec<EventEnvelope>> {
         let mut q = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {EVENT_COLUMNS} FROM events e \
-             WHERE json_extract(e.metadata, '$.correlation_id') IN "
+            "SELECT {EVENT_COLUMNS} FROM events e WHERE e.inbound_id IN "
         ));
-        push_list(&mut q, ids.iter().map(Uuid::to_string));
+        push_list(&mut q, ids.iter().copied());
         q.push(" ORDER BY e.global_position");
         Ok(q.build_query_as().fetch_all(self.conn.get()).await?)
     }

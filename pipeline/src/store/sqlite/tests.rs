@@ -25,6 +25,7 @@ fn ev(i: usize) -> NewEvent {
         tenant_id: "t".into(),
         data: serde_json::json!({"i": i}),
         metadata: serde_json::json!({}),
+        message_id: None,
     }
 }
 
