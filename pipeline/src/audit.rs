@@ -22,6 +22,9 @@ pub const AUDIT_STREAM_KEY: &str = "audit";
 /// routed) is audited.
 pub const UNROUTED_TENANT: &str = "_unrouted";
 
+/// Which component appends audit events (their `created_by`).
+pub const AUDIT_CREATED_BY: &str = "intake/audit";
+
 /// The longest reason kept; a longer one is refused, not cut.
 pub const MAX_REASON_CHARS: usize = 500;
 
@@ -122,9 +125,22 @@ pub fn audit_event(
         event_type: action.event_type().into(),
         tenant_id: tenant.into(),
         data,
-        metadata: json!({ "actor": actor.name, "source": "intake/audit" }),
+        metadata: json!({ "actor": actor.name, "source": AUDIT_CREATED_BY }),
         message_id: None,
     }
+}
+
+/// The audit event of `actor` viewing the raw message of letter `id` of `tenant`, now,
+/// through `via` (`http`, `console` or `cli`): to append before the bytes are shown.
+pub fn raw_view(actor: &Actor, tenant: &str, id: Uuid, via: &str) -> NewEvent {
+    let details = json!({"ids": [id], "via": via});
+    audit_event(
+        AuditAction::RawMessageViewed,
+        actor,
+        tenant,
+        details,
+        Utc::now(),
+    )
 }
 
 #[cfg(test)]

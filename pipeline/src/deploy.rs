@@ -138,7 +138,11 @@ pub async fn rollback(
         chrono::Utc::now(),
     );
     store
-        .append(ExpectedVersion::Any, &[event], "intake/audit")
+        .append(
+            ExpectedVersion::Any,
+            &[event],
+            crate::audit::AUDIT_CREATED_BY,
+        )
         .await?;
     Ok(done)
 }

@@ -1,8 +1,7 @@
 //! `intake dlq show`: one letter's facts and masked shape, or (audited) its exact bytes.
 
 use anyhow::{bail, Result};
-use chrono::Utc;
-use intake_pipeline::audit::{audit_event, AuditAction, UNROUTED_TENANT};
+use intake_pipeline::audit::{self, UNROUTED_TENANT};
 use intake_pipeline::store::{ExpectedVersion, Store};
 use serde_json::json;
 use std::process::ExitCode;
@@ -34,16 +33,9 @@ pub async fn run(
         // The record comes first: no raw bytes leave without their audit entry.
         let actor = super::actor(reason)?;
         let owner = letter.tenant_id.as_deref().unwrap_or(UNROUTED_TENANT);
-        let details = json!({"ids": [id], "via": "cli"});
-        let event = audit_event(
-            AuditAction::RawMessageViewed,
-            &actor,
-            owner,
-            details,
-            Utc::now(),
-        );
+        let event = audit::raw_view(&actor, owner, id, "cli");
         store
-            .append(ExpectedVersion::Any, &[event], "intake/audit")
+            .append(ExpectedVersion::Any, &[event], audit::AUDIT_CREATED_BY)
             .await?;
         use std::io::Write as _;
         std::io::stdout().write_all(&message)?;

@@ -308,6 +308,23 @@ pub(crate) struct ClaimedLetter {
     pub received_at: DateTime<Utc>,
 }
 
+impl ClaimedLetter {
+    /// The inbound message as it was received: mapping it again gives its events the ids
+    /// they had the first time.
+    pub(crate) fn into_raw(self) -> crate::message::RawMessage {
+        crate::message::RawMessage {
+            id: self.id,
+            tenant: self.tenant_id,
+            // The column is written from `Format::as_str` and defaults to `hl7v2`.
+            format: crate::message::Format::from_name(&self.format)
+                .unwrap_or(crate::message::Format::Hl7v2),
+            channel: self.channel,
+            bytes: self.raw,
+            received_at: self.received_at,
+        }
+    }
+}
+
 /// The publisher lease as it stands.
 #[derive(sqlx::FromRow)]
 pub(crate) struct Lease {

@@ -11,18 +11,14 @@ use super::backend::{
 };
 use super::messages::key_rows;
 use super::{DeadLetter, DeadLetterFilter, DeadLetters, Preview, Remap, Replayed};
-use crate::audit::{audit_event, Actor, AuditAction, UNROUTED_TENANT};
+use crate::audit::{audit_event, Actor, AuditAction, AUDIT_CREATED_BY, UNROUTED_TENANT};
 use crate::event::NewEvent;
-use crate::message::{Format, RawMessage};
 use crate::pipeline::Disposition;
 use std::collections::HashMap;
 use uuid::Uuid;
 
 /// Which component appends replayed events.
 const REPLAY_CREATED_BY: &str = "intake/replay";
-
-/// Which component appends audit events.
-const AUDIT_CREATED_BY: &str = "intake/audit";
 
 #[async_trait::async_trait]
 impl<B: Backend> DeadLetters for B {
@@ -197,20 +193,13 @@ fn remap_all(
         .into_iter()
         .map(|c| {
             let tenant = c.tenant_id.clone();
-            let raw = RawMessage {
-                id: c.id,
-                tenant: c.tenant_id,
-                // The column is written from `Format::as_str` and defaults to `hl7v2`.
-                format: Format::from_name(&c.format).unwrap_or(Format::Hl7v2),
-                channel: c.channel,
-                bytes: c.raw,
-                received_at: c.received_at,
-            };
+            let id = c.id;
+            let raw = c.into_raw();
             let (replayed, events) = match remap(raw).disposition {
                 // A letter that the fixed mapping now ignores is resolved without events.
                 Disposition::Filtered(_) => (
                     Replayed {
-                        id: c.id,
+                        id,
                         events: 0,
                         appended: 0,
                         still_failing: None,
@@ -219,7 +208,7 @@ fn remap_all(
                 ),
                 Disposition::Events(events) => (
                     Replayed {
-                        id: c.id,
+                        id,
                         events: events.len(),
                         appended: 0,
                         still_failing: None,
@@ -228,7 +217,7 @@ fn remap_all(
                 ),
                 Disposition::DeadLetter { rejection, .. } => (
                     Replayed {
-                        id: c.id,
+                        id,
                         events: 0,
                         appended: 0,
                         still_failing: Some(rejection.reason.code().to_string()),

@@ -7,7 +7,7 @@ use super::append::append_events;
 use super::backend::{Backend, MessageSql, Res, Scope, Tx, Work};
 use super::{Messages, StoreError};
 use crate::event::{EventEnvelope, NewEvent};
-use crate::message::{Format, RawMessage};
+use crate::message::RawMessage;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -251,15 +251,7 @@ impl<B: Backend> Messages for B {
         Ok(rows
             .into_iter()
             .filter(|r| r.tenant_id.as_deref() == Some(tenant))
-            .map(|r| RawMessage {
-                id: r.id,
-                tenant: r.tenant_id,
-                // The column is written from `Format::as_str` and defaults to `hl7v2`.
-                format: Format::from_name(&r.format).unwrap_or(Format::Hl7v2),
-                channel: r.channel,
-                bytes: r.raw,
-                received_at: r.received_at,
-            })
+            .map(|r| r.into_raw())
             .collect())
     }
 
@@ -291,7 +283,7 @@ impl<B: Backend> Messages for B {
             if !keys.is_empty() {
                 tx.insert_message_keys(&keys).await?;
             }
-            append_events(&mut tx, &[(&audit, "intake/audit")]).await?;
+            append_events(&mut tx, &[(&audit, crate::audit::AUDIT_CREATED_BY)]).await?;
             tx.commit().await?;
             Ok(appended)
         })

@@ -10,8 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Form;
-use chrono::Utc;
-use intake_pipeline::audit::{audit_event, Actor, AuditAction};
+use intake_pipeline::audit::{self, Actor};
 use intake_pipeline::process;
 use intake_pipeline::store::{DeadLetterFilter, ExpectedVersion};
 use serde::Deserialize;
@@ -202,16 +201,9 @@ pub async fn raw(
     let Ok(Some(bytes)) = s.store.dead_letter_message(Some(&tenant), id).await else {
         return not_found();
     };
-    let details = serde_json::json!({"ids": [id], "via": "console"});
-    let event = audit_event(
-        AuditAction::RawMessageViewed,
-        &actor,
-        &tenant,
-        details,
-        Utc::now(),
-    );
+    let event = audit::raw_view(&actor, &tenant, id, "console");
     if s.store
-        .append(ExpectedVersion::Any, &[event], "intake/audit")
+        .append(ExpectedVersion::Any, &[event], audit::AUDIT_CREATED_BY)
         .await
         .is_err()
     {

@@ -11,8 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine as _;
-use chrono::Utc;
-use intake_pipeline::audit::{audit_event, AuditAction};
+use intake_pipeline::audit;
 use intake_pipeline::hl7::charset;
 use intake_pipeline::store::ExpectedVersion;
 use serde::Deserialize;
@@ -61,16 +60,9 @@ pub(super) async fn show(
     });
     if p.raw {
         let who = actor(&caller, p.reason)?;
-        let details = json!({"ids": [id], "via": "http"});
-        let event = audit_event(
-            AuditAction::RawMessageViewed,
-            &who,
-            &tenant,
-            details,
-            Utc::now(),
-        );
+        let event = audit::raw_view(&who, &tenant, id, "http");
         s.store
-            .append(ExpectedVersion::Any, &[event], "intake/audit")
+            .append(ExpectedVersion::Any, &[event], audit::AUDIT_CREATED_BY)
             .await
             .map_err(|_| ApiError::StoreUnavailable)?;
         let (text, charset) = decoded(&raw);
