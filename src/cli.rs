@@ -117,18 +117,24 @@ pub enum Command {
         #[arg(long)]
         follow: bool,
     },
-    /// Find a stream by its type and natural key: print its id and its events as JSON
-    /// (exit 1 when it has none).
+    /// One stream: found by its type and natural key, or `show ID`; prints its id, its
+    /// events and its state folded from them, now or at an instant (exit 1 when it has
+    /// no events).
+    #[command(args_conflicts_with_subcommands = true)]
     Streams {
         /// The tenant that owns the stream.
         #[arg(long)]
-        tenant: String,
+        tenant: Option<String>,
         /// The stream type, e.g. `Admission` or `Patient`.
         #[arg(long = "type")]
-        stream_type: String,
+        stream_type: Option<String>,
         /// The natural key, e.g. the visit number or the MRN.
         #[arg(long)]
-        key: String,
+        key: Option<String>,
+        #[command(flatten)]
+        at: AtArgs,
+        #[command(subcommand)]
+        command: Option<StreamsCommand>,
     },
     /// A tenant's mapping versions: the history of what went live, and rollback.
     Mappings {
@@ -157,4 +163,32 @@ pub enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+}
+
+/// `intake streams show`.
+#[derive(Subcommand)]
+pub enum StreamsCommand {
+    /// The stream with this id: its events and state, now or at an instant.
+    Show {
+        /// The stream id (UUID).
+        id: uuid::Uuid,
+        /// The tenant that owns the stream.
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        at: AtArgs,
+    },
+}
+
+/// A point in time for a stream or the census.
+#[derive(clap::Args, Clone, Default)]
+pub struct AtArgs {
+    /// The state as of this instant, by the events' own time (RFC 3339): what had
+    /// happened by then, late messages included.
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// The state as the store knew it at this instant (RFC 3339): events committed by
+    /// then, in commit order.
+    #[arg(long)]
+    pub as_recorded: Option<String>,
 }

@@ -1,6 +1,6 @@
 //! Dispatches a subcommand to the file that runs it.
 
-use crate::cli::Command;
+use crate::cli::{Command, StreamsCommand};
 use crate::config::Config;
 use crate::context::{load_tenants, open_store, redact_url};
 use anyhow::Result;
@@ -98,10 +98,25 @@ pub async fn run(config_file: Option<&Path>, command: Command) -> Result<ExitCod
             follow,
         } => crate::events::events(&config, tenant, stream, after, follow).await,
         Command::Streams {
-            tenant,
-            stream_type,
-            key,
-        } => crate::events::stream(&config, &tenant, &stream_type, &key).await,
+            command: Some(StreamsCommand::Show { id, tenant, at }),
+            ..
+        } => {
+            let at = crate::events::instant(at.as_of.as_deref(), at.as_recorded.as_deref())?;
+            crate::events::show(&config, &tenant, id, at).await
+        }
+        Command::Streams {
+            tenant: Some(tenant),
+            stream_type: Some(stream_type),
+            key: Some(key),
+            at,
+            command: None,
+        } => {
+            let at = crate::events::instant(at.as_of.as_deref(), at.as_recorded.as_deref())?;
+            crate::events::stream(&config, &tenant, &stream_type, &key, at).await
+        }
+        Command::Streams { .. } => {
+            anyhow::bail!("intake streams needs --tenant, --type and --key, or show ID --tenant T")
+        }
     }
 }
 

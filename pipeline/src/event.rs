@@ -71,6 +71,28 @@ pub struct EventEnvelope {
     pub global_position: i64,
 }
 
+impl EventEnvelope {
+    /// The event's own time: when it happened, by its message (`metadata.effective_at`:
+    /// the event's time, else the message's receipt time), else when it was committed.
+    /// Temporal queries (`as_of`) order and cut a stream by it.
+    pub fn effective_at(&self) -> DateTime<Utc> {
+        ["effective_at", "received_at"]
+            .iter()
+            .filter_map(|k| self.metadata.get(k).and_then(|v| v.as_str()))
+            .chain(std::iter::once(self.created_at.as_str()))
+            .find_map(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.to_utc())
+            .unwrap_or(DateTime::UNIX_EPOCH)
+    }
+
+    /// When the store committed it (`created_at`): what `as_recorded` cuts by.
+    pub fn recorded_at(&self) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(&self.created_at)
+            .map(|t| t.to_utc())
+            .unwrap_or(DateTime::UNIX_EPOCH)
+    }
+}
+
 /// The v5 id of a stream: [`STREAM_NAMESPACE`] and the name `tenant NUL stream_type NUL
 /// key` (UTF-8).
 pub fn stream_id(tenant: &str, stream_type: &str, key: &str) -> Uuid {

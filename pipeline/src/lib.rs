@@ -18,6 +18,7 @@ pub mod pipeline;
 pub mod reason;
 pub mod remap;
 pub mod store;
+pub mod timeline;
 pub mod writer;
 
 pub use batch::FrameOutcome;

@@ -287,6 +287,8 @@ fn to_events(
                 "message_type": learnt.message_type,
                 "mapping": {"tenant": tenant.name, "file": m.file, "version": tenant.version},
                 "received_at": received_at,
+                "effective_at": m.time.unwrap_or(raw.received_at)
+                    .to_rfc3339_opts(SecondsFormat::Millis, true),
             });
             match input {
                 Input::Hl7 { header, .. } => {

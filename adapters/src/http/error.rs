@@ -25,6 +25,8 @@ pub enum ApiError {
     DeadLetterNotFound,
     /// No open dead letter with this id for this tenant.
     DeadLetterNotOpen,
+    /// No event of this tenant is on this stream.
+    StreamNotFound,
     /// The query string is not valid; the message says what is expected.
     InvalidQuery(&'static str),
     /// The body is not valid; the message says what is expected.
@@ -62,7 +64,8 @@ impl ApiError {
             ApiError::TenantNotFound
             | ApiError::RouteNotFound
             | ApiError::DeadLetterNotFound
-            | ApiError::DeadLetterNotOpen => StatusCode::NOT_FOUND,
+            | ApiError::DeadLetterNotOpen
+            | ApiError::StreamNotFound => StatusCode::NOT_FOUND,
             ApiError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::InvalidQuery(_) | ApiError::InvalidBody(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -88,6 +91,7 @@ impl ApiError {
             ApiError::RouteNotFound => "NOT_FOUND",
             ApiError::StoreUnavailable => "STORE_UNAVAILABLE",
             ApiError::DeadLetterNotFound | ApiError::DeadLetterNotOpen => "DEAD_LETTER_NOT_FOUND",
+            ApiError::StreamNotFound => "STREAM_NOT_FOUND",
             ApiError::InvalidQuery(_) => "INVALID_QUERY",
             ApiError::InvalidBody(_) => "INVALID_BODY",
             ApiError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
@@ -114,6 +118,7 @@ impl ApiError {
             ApiError::StoreUnavailable => "the event store is unavailable",
             ApiError::DeadLetterNotFound => "no dead letter with this id for this tenant",
             ApiError::DeadLetterNotOpen => "no open dead letter with this id for this tenant",
+            ApiError::StreamNotFound => "this tenant has no events on this stream",
             ApiError::InvalidQuery(m) | ApiError::InvalidBody(m) | ApiError::PayloadTooLarge(m) => {
                 m
             }

@@ -23,6 +23,7 @@ pub mod messages;
 pub mod remap;
 mod serve;
 pub mod state;
+pub mod streams;
 pub mod tokens;
 
 use crate::component::{Built, Component, ComponentConfig, Env, Shutdown, StartError};
@@ -47,6 +48,7 @@ pub fn router(state: HttpState, request_timeout: std::time::Duration) -> Router 
     Router::new()
         .merge(health::routes())
         .merge(events::routes())
+        .merge(streams::routes())
         .merge(hl7v2::routes())
         .merge(dead_letters::routes())
         .merge(messages::routes())

@@ -5,6 +5,7 @@
 //! `AdmisionCreated` or `patient_mrm` is an error at `file:line:col`, not a silent new event.
 
 use super::check::{is_pascal, is_snake};
+use super::fold::{self, Effect};
 use super::kinds::FieldType;
 use super::{yaml_error, LoadError};
 use serde::Deserialize;
@@ -34,6 +35,12 @@ pub struct EventDef {
     pub streams: Vec<String>,
     /// Its fields, by name.
     pub fields: BTreeMap<String, FieldDef>,
+    /// What it does to its stream's state (`state:`, see [`super::fold`]), as written.
+    #[serde(default)]
+    pub state: BTreeMap<String, serde_json::Value>,
+    /// The same, compiled.
+    #[serde(skip)]
+    pub effects: Vec<Effect>,
 }
 
 /// One field of an event type.
@@ -190,7 +197,12 @@ impl Catalogue {
                     format!("event type {name}: field name {field:?} must be snake_case"),
                 ));
             }
-            out.events.insert(name, def.value);
+            let mut event = def.value;
+            match fold::compile(&event.state, |f| event.fields.contains_key(f)) {
+                Ok(effects) => event.effects = effects,
+                Err(e) => errors.push(err(&loc, format!("event type {name}: {e}"))),
+            }
+            out.events.insert(name, event);
         }
         if errors.is_empty() {
             Ok(out)
@@ -202,6 +214,22 @@ impl Catalogue {
     /// The event type of this name.
     pub fn event(&self, name: &str) -> Option<&EventDef> {
         self.events.get(name)
+    }
+
+    /// The state effects of the event type `name` (none for an unknown type).
+    pub fn effects(&self, name: &str) -> &[Effect] {
+        self.events.get(name).map_or(&[], |e| e.effects.as_slice())
+    }
+
+    /// Folds one event into its stream's `state` (see [`super::fold`]).
+    pub fn fold(
+        &self,
+        state: &mut serde_json::Map<String, serde_json::Value>,
+        event_type: &str,
+        data: &serde_json::Value,
+        effective_at: &str,
+    ) {
+        fold::apply(state, self.effects(event_type), data, effective_at);
     }
 
     /// Whether the stream type is known.

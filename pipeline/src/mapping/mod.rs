@@ -12,7 +12,9 @@
 
 pub mod catalogue;
 mod check;
+pub mod expr;
 pub mod fhir;
+pub mod fold;
 pub mod hl7;
 mod kinds;
 mod language;
@@ -71,6 +73,9 @@ pub struct Tenant {
     pub version: String,
     /// FHIR settings and rules.
     pub fhir: FhirSettings,
+    /// The event catalogue its rules were checked against (shipped, plugins, its own
+    /// extension): what the stream-state fold reads.
+    pub catalogue: Arc<Catalogue>,
     /// The files this version was loaded from (path below the tenant folder → text): what
     /// the version history keeps, and a rollback restores.
     pub files: Arc<BTreeMap<String, String>>,
@@ -329,6 +334,7 @@ fn load_tenant(dir: &Path) -> Result<(Tenant, Vec<routing::Claim>), Vec<LoadErro
         rules,
         fhir,
         version: crate::hex(&digest[..6]),
+        catalogue: Arc::new(catalogue.into_owned()),
         files: Arc::new(sources),
         claims: settings.claims.clone(),
     };
