@@ -136,6 +136,23 @@ pub enum Command {
         #[command(subcommand)]
         command: Option<StreamsCommand>,
     },
+    /// A tenant's census: the visits admitted now (the read model) or at an instant
+    /// (`--as-of`, `--as-recorded`: folded from the events), by location and bed.
+    Census {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Only this location (unit).
+        #[arg(long)]
+        location: Option<String>,
+        #[command(flatten)]
+        at: AtArgs,
+    },
+    /// Read models: `rebuild` folds the census again from every stored event.
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
     /// A tenant's mapping versions: the history of what went live, and rollback.
     Mappings {
         #[command(subcommand)]
@@ -191,4 +208,11 @@ pub struct AtArgs {
     /// then, in commit order.
     #[arg(long)]
     pub as_recorded: Option<String>,
+}
+
+/// `intake projections`.
+#[derive(Subcommand)]
+pub enum ProjectionsCommand {
+    /// Forget the census and fold every stored event again.
+    Rebuild,
 }

@@ -1,6 +1,6 @@
 //! Dispatches a subcommand to the file that runs it.
 
-use crate::cli::{Command, StreamsCommand};
+use crate::cli::{Command, ProjectionsCommand, StreamsCommand};
 use crate::config::Config;
 use crate::context::{load_tenants, open_store, redact_url};
 use anyhow::Result;
@@ -114,6 +114,14 @@ pub async fn run(config_file: Option<&Path>, command: Command) -> Result<ExitCod
             let at = crate::events::instant(at.as_of.as_deref(), at.as_recorded.as_deref())?;
             crate::events::stream(&config, &tenant, &stream_type, &key, at).await
         }
+        Command::Census {
+            tenant,
+            location,
+            at,
+        } => crate::census::show(&config, &tenant, location.as_deref(), &at).await,
+        Command::Projections {
+            command: ProjectionsCommand::Rebuild,
+        } => crate::census::rebuild(&config).await,
         Command::Streams { .. } => {
             anyhow::bail!("intake streams needs --tenant, --type and --key, or show ID --tenant T")
         }

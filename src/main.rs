@@ -4,6 +4,7 @@
 #[macro_use]
 mod out;
 
+mod census;
 mod cli;
 mod commands;
 mod config;

@@ -72,6 +72,14 @@ pub async fn serve(config: Config) -> Result<ExitCode> {
     let (writer, writer_task) = Writer::spawn(store, writer_config);
     let ingest = Ingest::new(tenants.clone(), writer);
     let (stop, shutdown) = Stop::new();
+    // The census read model, kept current from the events as they commit.
+    let census = intake_pipeline::census::spawn_runner(
+        env.store.clone(),
+        tenants.clone(),
+        ingest.metrics().clone(),
+        Duration::from_millis(200),
+        shutdown.receiver(),
+    );
     // Every version that goes live is kept in the history, from this start on.
     let stage = Arc::new(crate::stage::SampleStage {
         samples_dir: config.mappings.samples_dir.clone(),
@@ -123,6 +131,7 @@ pub async fn serve(config: Config) -> Result<ExitCode> {
     if let Some(w) = watcher {
         w.await.ok();
     }
+    census.await.ok();
     // Every Writer handle is gone now: the writer commits what is queued and stops.
     writer_task.await.ok();
     tracing::info!("stopped");

@@ -270,6 +270,7 @@ fn golden_dir(files: &[(&str, &[u8])]) -> tempfile::TempDir {
         maps.join("tenant.yaml"),
     )
     .unwrap();
+    common::copy_plugins(dir.path());
     for (name, bytes) in files {
         let path = dir.path().join("samples").join(name);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -601,7 +602,7 @@ fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
 #[test]
 fn test_update_leaves_the_committed_goldens_untouched() {
     let dir = tempfile::tempdir().unwrap();
-    for sub in ["samples", "mappings"] {
+    for sub in ["samples", "mappings", "plugins"] {
         copy_tree(&common::repo().join(sub), &dir.path().join(sub));
     }
     let (code, out, err) = intake(

@@ -187,7 +187,8 @@ fn load_with(
         }
     }
     restore(&scratch.0.join(tenant), files)?;
-    Tenants::load(&scratch.0).map_err(|errors| RollbackError::DoesNotLoad {
+    let plugins = crate::mapping::plugin::dir_beside(dir);
+    Tenants::load_with(&scratch.0, &plugins).map_err(|errors| RollbackError::DoesNotLoad {
         tenant: tenant.to_string(),
         errors,
     })

@@ -44,6 +44,11 @@ impl Ingest {
         &self.tenants
     }
 
+    /// The counters (the projection runner reports its lag here).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     /// The writer (for its stats).
     pub fn writer(&self) -> &Writer {
         &self.writer

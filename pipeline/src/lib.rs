@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod batch;
+pub mod census;
 pub mod deploy;
 pub mod event;
 pub mod fhir;

@@ -92,6 +92,52 @@ pub struct Metrics {
     skipped: Mutex<BTreeMap<(String, &'static str), u64>>,
     /// From a message's receipt to its outcome (committed or failed), in seconds.
     pub ack_latency: Histogram,
+    /// The census projection's position and the newest event's, as its runner last saw
+    /// them (-1 until it has run: no series then).
+    pub census: ProjectionGauge,
+}
+
+/// Where a projection is, against the head of the event log.
+#[derive(Debug)]
+pub struct ProjectionGauge {
+    position: std::sync::atomic::AtomicI64,
+    head: std::sync::atomic::AtomicI64,
+}
+
+impl Default for ProjectionGauge {
+    fn default() -> Self {
+        ProjectionGauge {
+            position: std::sync::atomic::AtomicI64::new(-1),
+            head: std::sync::atomic::AtomicI64::new(-1),
+        }
+    }
+}
+
+impl ProjectionGauge {
+    /// Records the projection's position and the log's head.
+    pub fn set(&self, position: i64, head: i64) {
+        self.position.store(position, Ordering::Relaxed);
+        self.head.store(head, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, projection: &str) {
+        let position = self.position.load(Ordering::Relaxed);
+        let head = self.head.load(Ordering::Relaxed);
+        if position < 0 {
+            return;
+        }
+        let _ = writeln!(out, "# HELP intake_projection_position Global position a projection has folded up to.\n# TYPE intake_projection_position gauge");
+        let _ = writeln!(
+            out,
+            "intake_projection_position{{projection=\"{projection}\"}} {position}"
+        );
+        let _ = writeln!(out, "# HELP intake_projection_lag_events Events committed that a projection has not folded yet.\n# TYPE intake_projection_lag_events gauge");
+        let _ = writeln!(
+            out,
+            "intake_projection_lag_events{{projection=\"{projection}\"}} {}",
+            (head - position).max(0)
+        );
+    }
 }
 
 impl Default for Metrics {
@@ -101,6 +147,7 @@ impl Default for Metrics {
             events: Mutex::default(),
             skipped: Mutex::default(),
             ack_latency: Histogram::new(LATENCY_BOUNDS),
+            census: ProjectionGauge::default(),
         }
     }
 }
@@ -238,6 +285,7 @@ impl Metrics {
             "intake_mapping_reloads_total{{result=\"refused\"}} {}",
             reloads.refused
         );
+        self.census.render(&mut out, "census");
         out
     }
 }

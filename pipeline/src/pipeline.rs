@@ -10,7 +10,9 @@
 //! 2. route: the tenant the listener is bound to, else the one claiming MSH-4 / MSH-6;
 //! 3. the idempotency key: (tenant, MSH-4, MSH-10), or the FHIR resource's version key;
 //! 4. the tenant's mapping rules;
-//! 5. envelopes: deterministic event ids, stream ids and provenance ([`to_events`]).
+//! 5. the tenant's plugins: events derived from the mapped ones, and validations (rules
+//!    that read stream state run later, in the store's commit: `store/derive.rs`);
+//! 6. envelopes: deterministic event ids, stream ids and provenance ([`to_events`]).
 //!
 //! A message that stops at any hop becomes a dead letter, built in one place
 //! ([`dead_letter`]), with everything learnt up to that hop (header, tenant, key).
@@ -52,6 +54,9 @@ pub struct Processed {
     pub header: Option<Header>,
     /// The resolved tenant, if any.
     pub tenant: Option<String>,
+    /// The tenant version that mapped it, when it has events: the plugins' rules that
+    /// read stream state run with it in the store's commit.
+    pub mapped_by: Option<Arc<Tenant>>,
     /// Present once the tenant and the message's own key are known.
     pub key: Option<IdempotencyKey>,
     /// `ADT^A01` (HL7 v2) or the resource type (FHIR), when known.
@@ -100,10 +105,15 @@ pub fn process(raw: RawMessage, tenants: &Tenants) -> Processed {
         matches!(disposition, Disposition::DeadLetter { .. })
             .then(|| content_key(&tenant.name, &raw.bytes))
     });
+    let mapped_by = match &disposition {
+        Disposition::Events(_) => learnt.tenant.clone(),
+        _ => None,
+    };
     Processed {
         raw,
         header: learnt.header,
         tenant: learnt.tenant.map(|t| t.name.clone()),
+        mapped_by,
         key,
         message_type,
         disposition,
@@ -150,7 +160,13 @@ fn events(
         Input::Fhir { resource } => tenant.fhir.rules.apply(resource, tenant.timezone),
     }?;
     Ok(match mapped {
-        Mapped::Events { events, skipped } => {
+        Mapped::Events {
+            mut events,
+            skipped,
+        } => {
+            // Step 5, the plugins' pure part: derived events, then validations.
+            tenant.plugins.derive_pure(&mut events, raw.received_at);
+            tenant.plugins.validate(&mut events)?;
             let events = to_events(raw, &tenant, &key, &input, learnt, events, &skipped);
             *skipped_items = skipped;
             Disposition::Events(events)
@@ -301,6 +317,12 @@ fn to_events(
             }
             if !skipped.is_empty() {
                 metadata["skipped_items"] = json!(skipped);
+            }
+            if let Some(derived) = &m.derived {
+                metadata["derived"] = json!(derived);
+            }
+            if !m.flags.is_empty() {
+                metadata["flags"] = json!(m.flags);
             }
             NewEvent {
                 event_id,

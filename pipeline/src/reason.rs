@@ -68,6 +68,8 @@ pub enum Reason {
     MappingRequiredField,
     /// A field's value does not fit its declared type (e.g. not an HL7 timestamp).
     MappingInvalidValue,
+    /// A value is outside a plugin's validation (range or enum) that says `dead_letter`.
+    PluginValidationFailed,
     /// A code-table lookup missed and the field says `on_miss: dead_letter`.
     MappingTableMiss,
     /// A rule matched but produced no event (e.g. an ORU without any OBX).
@@ -90,7 +92,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in documentation order.
-    pub const ALL: [Reason; 23] = [
+    pub const ALL: [Reason; 24] = [
         Reason::NotHl7,
         Reason::EmptyMessage,
         Reason::BatchEnvelope,
@@ -106,6 +108,7 @@ impl Reason {
         Reason::UnmappedMessageType,
         Reason::MappingRequiredField,
         Reason::MappingInvalidValue,
+        Reason::PluginValidationFailed,
         Reason::MappingTableMiss,
         Reason::MappingNoEvents,
         Reason::MappingTooManyEvents,
@@ -136,6 +139,7 @@ impl Reason {
             Reason::UnmappedMessageType => "UNMAPPED_MESSAGE_TYPE",
             Reason::MappingRequiredField => "MAPPING_REQUIRED_FIELD",
             Reason::MappingInvalidValue => "MAPPING_INVALID_VALUE",
+            Reason::PluginValidationFailed => "PLUGIN_VALIDATION_FAILED",
             Reason::MappingTableMiss => "MAPPING_TABLE_MISS",
             Reason::MappingNoEvents => "MAPPING_NO_EVENTS",
             Reason::MappingTooManyEvents => "MAPPING_TOO_MANY_EVENTS",
@@ -170,6 +174,7 @@ impl Reason {
             Reason::UnmappedMessageType
             | Reason::MappingRequiredField
             | Reason::MappingInvalidValue
+            | Reason::PluginValidationFailed
             | Reason::MappingTableMiss
             | Reason::MappingNoEvents
             | Reason::MappingTooManyEvents
@@ -190,6 +195,7 @@ impl Reason {
             Reason::UnmappedMessageType => "201",
             Reason::MappingRequiredField => "101",
             Reason::MappingInvalidValue => "102",
+            Reason::PluginValidationFailed => "102",
             Reason::MappingTableMiss => "103",
             Reason::MappingNoEvents => "101",
             Reason::MappingTooManyEvents => "207",
@@ -217,6 +223,7 @@ impl Reason {
             Reason::UnmappedMessageType => "Unsupported message type or trigger",
             Reason::MappingRequiredField => "Required field missing",
             Reason::MappingInvalidValue => "Data type error",
+            Reason::PluginValidationFailed => "Data type error",
             Reason::MappingTableMiss => "Table value not found",
             Reason::MappingNoEvents => "No data to map",
             Reason::MappingTooManyEvents => "Too many events for one message",

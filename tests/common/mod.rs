@@ -141,6 +141,20 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Copies the shipped plugins into `dir/plugins` (beside `dir/mappings`, where the demo
+/// tenant's `plugins:` finds them).
+pub fn copy_plugins(dir: &Path) {
+    for entry in std::fs::read_dir(repo().join("plugins")).unwrap() {
+        let from = entry.unwrap().path();
+        let to = dir.join("plugins").join(from.file_name().unwrap());
+        std::fs::create_dir_all(&to).unwrap();
+        for file in std::fs::read_dir(&from).unwrap() {
+            let file = file.unwrap().path();
+            std::fs::copy(&file, to.join(file.file_name().unwrap())).unwrap();
+        }
+    }
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -176,6 +190,7 @@ pub fn prepare(dir: &Path, opts: &Options) -> Option<pg::Database> {
         maps.join("demo/tenant.yaml"),
     )
     .unwrap();
+    copy_plugins(dir);
     std::fs::write(
         maps.join("strict/tenant.yaml"),
         "timezone: Europe/Berlin\nack_on_dead_letter: error\nrouting:\n  sending_facilities: [STRICT_HOSP]\n",

@@ -8,6 +8,7 @@
 //! this file.
 
 pub mod auth;
+pub mod census;
 pub mod config;
 pub mod console;
 pub mod dead_letters;
@@ -49,6 +50,7 @@ pub fn router(state: HttpState, request_timeout: std::time::Duration) -> Router 
         .merge(health::routes())
         .merge(events::routes())
         .merge(streams::routes())
+        .merge(census::routes())
         .merge(hl7v2::routes())
         .merge(dead_letters::routes())
         .merge(messages::routes())

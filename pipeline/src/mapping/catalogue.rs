@@ -105,14 +105,15 @@ impl Shape {
     }
 }
 
-/// The file's schema; values located for the errors of an extension.
-#[derive(Deserialize)]
+/// The file's schema; values located for the errors of an extension. A plugin's
+/// manifest declares its event types in the same form.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CatalogueFile {
+pub(crate) struct CatalogueFile {
     #[serde(default)]
-    stream_types: BTreeMap<String, Spanned<String>>,
+    pub stream_types: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
-    events: BTreeMap<String, Spanned<EventDef>>,
+    pub events: BTreeMap<String, Spanned<EventDef>>,
 }
 
 static SHIPPED_CATALOGUE: LazyLock<Catalogue> = LazyLock::new(|| {
@@ -138,6 +139,16 @@ impl Catalogue {
     pub fn extend(&self, file: &Path, text: &str) -> Result<Catalogue, Vec<LoadError>> {
         let spec: CatalogueFile =
             serde_saphyr::from_str(text).map_err(|e| vec![yaml_error(file, &e)])?;
+        self.extend_spec(file, spec)
+    }
+
+    /// This catalogue plus the types of `spec` (read from `file`), checked as
+    /// [`Catalogue::extend`] checks them.
+    pub(crate) fn extend_spec(
+        &self,
+        file: &Path,
+        spec: CatalogueFile,
+    ) -> Result<Catalogue, Vec<LoadError>> {
         let mut out = self.clone();
         let mut errors = Vec::new();
         let err = |loc: &serde_saphyr::Location, message: String| LoadError {

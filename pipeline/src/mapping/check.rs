@@ -24,6 +24,8 @@ pub(super) struct Settings {
     pub claims: Vec<Claim>,
     pub fhir_mode: crate::fhir::decode::Mode,
     pub identifiers: BTreeMap<String, Vec<String>>,
+    /// The plugins it enables, located.
+    pub plugins: Vec<serde_saphyr::Spanned<String>>,
 }
 
 fn at(file: &FsPath, loc: &Location, offset: usize, message: String) -> LoadError {
@@ -107,6 +109,7 @@ pub(super) fn settings(file: &FsPath, text: &str) -> Result<Settings, Vec<LoadEr
         ack_on_dead_letter: s.ack_on_dead_letter,
         max_events_per_message: s.max_events_per_message.max(1),
         claims,
+        plugins: s.plugins,
     })
 }
 

@@ -18,6 +18,7 @@ pub mod fold;
 pub mod hl7;
 mod kinds;
 mod language;
+pub mod plugin;
 pub mod reload;
 mod routing;
 mod rules;
@@ -73,6 +74,8 @@ pub struct Tenant {
     pub version: String,
     /// FHIR settings and rules.
     pub fhir: FhirSettings,
+    /// The plugins it enables (`plugins:` in tenant.yaml), in that order.
+    pub plugins: plugin::Enabled,
     /// The event catalogue its rules were checked against (shipped, plugins, its own
     /// extension): what the stream-state fold reads.
     pub catalogue: Arc<Catalogue>,
@@ -125,9 +128,18 @@ impl fmt::Display for LoadError {
 }
 
 impl Tenants {
-    /// Loads and validates every tenant under `dir`; returns all problems found.
+    /// Loads and validates every tenant under `dir`, with the plugins of the folder
+    /// beside it ([`plugin::dir_beside`]); returns all problems found.
     pub fn load(dir: &Path) -> Result<Tenants, Vec<LoadError>> {
+        Tenants::load_with(dir, &plugin::dir_beside(dir))
+    }
+
+    /// Loads and validates every tenant under `dir` and every plugin under `plugins`
+    /// (a plugin that does not load is an error even when no tenant enables it).
+    pub fn load_with(dir: &Path, plugins: &Path) -> Result<Tenants, Vec<LoadError>> {
         let mut errors = Vec::new();
+        let (plugins, plugin_errors) = plugin::Plugins::load(plugins);
+        errors.extend(plugin_errors);
         let mut by_name = BTreeMap::new();
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
@@ -141,7 +153,7 @@ impl Tenants {
         dirs.sort();
         let mut claims = Vec::new();
         for tdir in dirs {
-            match load_tenant(&tdir) {
+            match load_tenant(&tdir, &plugins) {
                 Ok((t, c)) => {
                     claims.push((t.name.clone(), c));
                     by_name.insert(t.name.clone(), Arc::new(t));
@@ -197,7 +209,7 @@ impl Tenants {
 }
 
 impl LoadError {
-    fn io(path: &Path, e: &std::io::Error) -> Self {
+    pub(crate) fn io(path: &Path, e: &std::io::Error) -> Self {
         LoadError {
             file: path.to_path_buf(),
             line: 0,
@@ -216,7 +228,10 @@ fn is_fhir(text: &str) -> bool {
 }
 
 /// Loads one tenant folder, with its routing claims for the check across tenants.
-fn load_tenant(dir: &Path) -> Result<(Tenant, Vec<routing::Claim>), Vec<LoadError>> {
+fn load_tenant(
+    dir: &Path,
+    plugins: &plugin::Plugins,
+) -> Result<(Tenant, Vec<routing::Claim>), Vec<LoadError>> {
     let name = dir
         .file_name()
         .and_then(|n| n.to_str())
@@ -266,7 +281,7 @@ fn load_tenant(dir: &Path) -> Result<(Tenant, Vec<routing::Claim>), Vec<LoadErro
     let mut fhir_files = Vec::new();
     // The tenant's own event types, if any, extend the shipped catalogue first.
     let catalogue_path = dir.join(catalogue::EXTENSION_FILE);
-    let mut catalogue = Cow::Borrowed(Catalogue::shipped());
+    let mut extension = None;
     let mut rule_files = Vec::new();
     for file in &files {
         let text = match std::fs::read_to_string(file) {
@@ -290,14 +305,31 @@ fn load_tenant(dir: &Path) -> Result<(Tenant, Vec<routing::Claim>), Vec<LoadErro
                 .map_err(|e| errors.extend(e))
                 .ok();
         } else if *file == catalogue_path {
-            match catalogue.extend(file, &text) {
-                Ok(c) => catalogue = Cow::Owned(c),
-                Err(e) => errors.extend(e),
-            }
+            extension = Some((file.clone(), text));
         } else {
             rule_files.push((file, text));
         }
     }
+    // The plugins it enables add their event types to the catalogue before its own
+    // extension is checked against it.
+    let enabled = settings
+        .as_ref()
+        .map(|s| enable(&settings_path, s, plugins, &mut errors, &mut hash))
+        .unwrap_or_default();
+    let mut base = Cow::Borrowed(Catalogue::shipped());
+    for p in &enabled.0 {
+        match base.extend_spec(&p.file, p.catalogue.clone()) {
+            Ok(c) => base = Cow::Owned(c),
+            Err(e) => errors.extend(e),
+        }
+    }
+    if let Some((file, text)) = &extension {
+        match base.extend(file, text) {
+            Ok(c) => base = Cow::Owned(c),
+            Err(e) => errors.extend(e),
+        }
+    }
+    let catalogue = base;
     for (file, text) in rule_files {
         if is_fhir(&text) {
             fhir_files.push((file, text)); // after tenant.yaml: paths use its identifiers
@@ -334,6 +366,7 @@ fn load_tenant(dir: &Path) -> Result<(Tenant, Vec<routing::Claim>), Vec<LoadErro
         rules,
         fhir,
         version: crate::hex(&digest[..6]),
+        plugins: enabled,
         catalogue: Arc::new(catalogue.into_owned()),
         files: Arc::new(sources),
         claims: settings.claims.clone(),
@@ -341,8 +374,49 @@ fn load_tenant(dir: &Path) -> Result<(Tenant, Vec<routing::Claim>), Vec<LoadErro
     Ok((tenant, settings.claims))
 }
 
+/// The plugins `settings` enable, found in `plugins`; each one's manifest counts in the
+/// tenant's mapping version. An unknown or repeated name is an error at its place in
+/// tenant.yaml.
+fn enable(
+    file: &Path,
+    settings: &check::Settings,
+    plugins: &plugin::Plugins,
+    errors: &mut Vec<LoadError>,
+    hash: &mut Sha256,
+) -> plugin::Enabled {
+    let mut enabled: Vec<Arc<plugin::Plugin>> = Vec::new();
+    for name in &settings.plugins {
+        let at = |message: String| LoadError {
+            file: file.to_path_buf(),
+            line: name.referenced.line() as u32,
+            column: name.referenced.column() as u32,
+            message,
+        };
+        match plugins.get(&name.value) {
+            Some(_) if enabled.iter().any(|p| p.name == name.value) => {
+                errors.push(at(format!("plugin {:?} is enabled twice", name.value)))
+            }
+            Some(p) => {
+                hash.update(b"plugin\0");
+                hash.update(p.name.as_bytes());
+                hash.update([0]);
+                hash.update(p.text.as_bytes());
+                hash.update([0]);
+                enabled.push(p.clone());
+            }
+            None if plugins.is_broken(&name.value) => {} // its own errors say why
+            None => errors.push(at(format!(
+                "unknown plugin {:?}{} (plugins are folders holding a manifest.yaml)",
+                name.value,
+                catalogue::hint(&name.value, plugins.iter().map(|p| p.name.as_str()))
+            ))),
+        }
+    }
+    plugin::Enabled(enabled)
+}
+
 /// A YAML syntax or schema error, located.
-fn yaml_error(file: &Path, e: &serde_saphyr::Error) -> LoadError {
+pub(crate) fn yaml_error(file: &Path, e: &serde_saphyr::Error) -> LoadError {
     let (line, column) = e
         .location()
         .map(|l| (l.line() as u32, l.column() as u32))

@@ -308,6 +308,8 @@ impl Tracker {
     fn changed(&mut self, dir: &Path) -> bool {
         let mut entries = Vec::new();
         walk(dir, 0, &mut entries);
+        // The plugins beside the mappings are part of every enabling tenant's version.
+        walk(&super::plugin::dir_beside(dir), 0, &mut entries);
         entries.sort();
         if self.fingerprint.as_ref() == Some(&entries) {
             return false;

@@ -152,6 +152,10 @@ pub struct MappedEvent {
     /// `Encounter/e1#LocationChanged#2`), so a later version of the resource repeats the
     /// ids of events already stored. `None` for HL7 v2.
     pub source_key: Option<String>,
+    /// The plugin rule that derived it, when a plugin did (not the mapping).
+    pub derived: Option<super::plugin::Derived>,
+    /// The plugins' validations it failed with `on_invalid: flag`.
+    pub flags: Vec<super::plugin::Flag>,
 }
 
 impl<L: Language> RuleSet<L> {
@@ -335,6 +339,8 @@ impl<L: Language> Template<L> {
             data: Value::Object(data),
             file: file.to_string(),
             source_key: lang.source_key(&self.event_type, self.per_version, at),
+            derived: None,
+            flags: Vec::new(),
         })
     }
 }

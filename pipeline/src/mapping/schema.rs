@@ -28,6 +28,9 @@ pub(super) struct SettingsFile {
     pub routing: Routing,
     #[serde(default)]
     pub fhir: FhirSpec,
+    /// The plugins this tenant enables, by name (`plugins/<name>/manifest.yaml`).
+    #[serde(default)]
+    pub plugins: Vec<Spanned<String>>,
 }
 
 /// The default of `max_events_per_message`: well above any real ORU, far below what a

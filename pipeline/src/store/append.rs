@@ -2,6 +2,7 @@
 //! version planning (each event at its stream's next version, gap-free).
 
 use super::backend::{Backend, EventRow, EventSql, Res, Scope, Tx, Work};
+use super::derive::{derive, Derivers};
 use super::{ExpectedVersion, StoreError};
 use crate::event::NewEvent;
 use std::collections::{HashMap, HashSet};
@@ -52,6 +53,17 @@ pub(super) async fn append_events<T: Tx>(
     tx: &mut T,
     events: &[(&NewEvent, &str)],
 ) -> Res<HashMap<Uuid, i64>> {
+    append_deriving(tx, events, &Derivers::new()).await
+}
+
+/// [`append_events`], with the plugins' stateful rules of `derivers` run over the new
+/// events: each derived event is appended right after the event it derives from, by the
+/// same writer ([`super::derive`]).
+pub(super) async fn append_deriving<T: Tx>(
+    tx: &mut T,
+    events: &[(&NewEvent, &str)],
+    derivers: &Derivers<'_>,
+) -> Res<HashMap<Uuid, i64>> {
     if events.is_empty() {
         return Ok(HashMap::new());
     }
@@ -65,13 +77,25 @@ pub(super) async fn append_events<T: Tx>(
     if events.is_empty() {
         return Ok(HashMap::new());
     }
+    let new: Vec<&NewEvent> = events.iter().map(|(e, _)| *e).collect();
+    let derived = derive(tx, &new, derivers).await?;
+    let mut ordered: Vec<(&NewEvent, &str)> = Vec::with_capacity(events.len());
+    for (&&(event, by), more) in events.iter().zip(&derived) {
+        ordered.push((event, by));
+        ordered.extend(
+            more.iter()
+                .filter(|d| seen.insert(d.event_id))
+                .map(|d| (d, by)),
+        );
+    }
+    let events = ordered;
     let mut streams: Vec<Uuid> = events.iter().map(|(e, _)| e.stream_id).collect();
     streams.sort_unstable();
     streams.dedup();
     let mut version: HashMap<Uuid, i64> = tx.stream_heads(&streams).await?.into_iter().collect();
     let rows: Vec<EventRow<'_>> = events
         .iter()
-        .map(|&&(event, created_by)| {
+        .map(|&(event, created_by)| {
             let v = version.entry(event.stream_id).or_insert(0);
             *v += 1;
             EventRow {

@@ -65,7 +65,15 @@ pub(crate) enum Work {
 /// A unit of work: the statements of every concern, then commit or rollback.
 #[async_trait::async_trait]
 pub(crate) trait Tx:
-    EventSql + DeadLetterSql + MessageSql + OutboxSql + CursorSql + VersionSql + Send + 'static
+    EventSql
+    + DeadLetterSql
+    + MessageSql
+    + OutboxSql
+    + CursorSql
+    + VersionSql
+    + ProjectionSql
+    + Send
+    + 'static
 {
     /// Commits what the statements did.
     async fn commit(self) -> Res<()>;
@@ -110,6 +118,9 @@ pub(crate) trait EventSql {
 
     /// Events in global order, as `query` selects them.
     async fn select_events(&mut self, query: &EventQuery) -> Res<Vec<EventEnvelope>>;
+
+    /// Every event of `streams`, in global order (the plugins' stateful rules fold them).
+    async fn stream_events(&mut self, streams: &[Uuid]) -> Res<Vec<EventEnvelope>>;
 }
 
 /// Statements on dead letters.
@@ -193,6 +204,52 @@ pub(crate) trait CursorSql {
 
     /// Saves the cursor of `tenant`'s `source`, replacing the one saved.
     async fn save_cursor(&mut self, tenant: &str, source: &str, cursor: &str) -> Res<()>;
+}
+
+/// One stream's folded state, as the projection stores it.
+#[derive(Debug, Clone)]
+pub(crate) struct StateRow {
+    pub stream_id: Uuid,
+    pub tenant_id: String,
+    pub stream_type: String,
+    pub version: i64,
+    pub status: Option<String>,
+    pub location: Option<String>,
+    /// The state, JSON.
+    pub state: String,
+}
+
+/// Statements of the read models (projections).
+#[async_trait::async_trait]
+pub(crate) trait ProjectionSql {
+    /// Where projection `name` has got to (0 before its first event).
+    async fn projection_position(&mut self, name: &str) -> Res<i64>;
+
+    /// Moves projection `name` from position `from` to `to`; false (and nothing
+    /// changed) when it is no longer at `from` (another instance advanced it).
+    async fn move_projection(&mut self, name: &str, from: i64, to: i64) -> Res<bool>;
+
+    /// The stored states of `streams`.
+    async fn stream_states(&mut self, streams: &[Uuid]) -> Res<Vec<StateRow>>;
+
+    /// Inserts or replaces states.
+    async fn put_stream_states(&mut self, rows: &[StateRow]) -> Res<()>;
+
+    /// Forgets every state and sets projection `name` back to 0.
+    async fn clear_projection(&mut self, name: &str) -> Res<()>;
+
+    /// The states of `tenant`'s streams of `stream_type` whose status is one of
+    /// `statuses` (at `location`, when given), by location and stream.
+    async fn states_with_status(
+        &mut self,
+        tenant: &str,
+        stream_type: &str,
+        statuses: &[&str],
+        location: Option<&str>,
+    ) -> Res<Vec<StateRow>>;
+
+    /// The global position of the newest event (0 when there is none).
+    async fn head_position(&mut self) -> Res<i64>;
 }
 
 /// Statements on the history of mapping versions.

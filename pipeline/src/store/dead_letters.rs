@@ -5,10 +5,11 @@
 //! lock and changes nothing. Replays and discards append their audit events in their own
 //! transaction.
 
-use super::append::append_events;
+use super::append::{append_deriving, append_events};
 use super::backend::{
     retry, Backend, ClaimedLetter, DeadLetterSql, EventSql, MessageSql, Res, Scope, Tx, Work,
 };
+use super::derive::derivers;
 use super::messages::key_rows;
 use super::{DeadLetter, DeadLetterFilter, DeadLetters, Preview, Remap, Replayed};
 use crate::audit::{audit_event, Actor, AuditAction, AUDIT_CREATED_BY, UNROUTED_TENANT};
@@ -45,7 +46,7 @@ impl<B: Backend> DeadLetters for B {
             .begin(Scope::of(filter.tenant.as_deref()), Work::Single)
             .await?;
         let letters = tx.select_letters(filter, false).await?;
-        let results = remap_all(letters, remap);
+        let (results, _) = remap_all(letters, remap);
         let ids: Vec<Uuid> = results.iter().flat_map(|(_, _, e)| ids_of(e)).collect();
         let stored = tx.stored_event_ids(&ids).await?;
         tx.commit().await?;
@@ -116,12 +117,13 @@ async fn replay<B: Backend>(
         .begin(Scope::of(filter.tenant.as_deref()), Work::Claim)
         .await?;
     let claimed = tx.select_letters(filter, true).await?;
-    let results = remap_all(claimed, remap);
+    let (results, mapped_by) = remap_all(claimed, remap);
     let rows: Vec<(&NewEvent, &str)> = results
         .iter()
         .flat_map(|(_, _, events)| events.iter().map(|e| (e, REPLAY_CREATED_BY)))
         .collect();
-    let positions = append_events(&mut tx, &rows).await?;
+    let derivers = derivers(mapped_by.iter().map(|t| t.as_ref()));
+    let positions = append_deriving(&mut tx, &rows, &derivers).await?;
     let keys: Vec<_> = results
         .iter()
         .flat_map(|(r, _, events)| key_rows(r.id, events))
@@ -184,18 +186,25 @@ async fn append_audit<T: Tx>(tx: &mut T, events: &[NewEvent]) -> Res<()> {
     Ok(())
 }
 
-/// Maps every letter again; returns each one's result, tenant and events.
+/// Maps every letter again; returns each one's result, tenant and events, and the
+/// tenant versions that mapped them (whose plugins derive in the commit).
 fn remap_all(
     letters: Vec<ClaimedLetter>,
     remap: &Remap,
-) -> Vec<(Replayed, Option<String>, Vec<NewEvent>)> {
-    letters
+) -> (
+    Vec<(Replayed, Option<String>, Vec<NewEvent>)>,
+    Vec<std::sync::Arc<crate::mapping::Tenant>>,
+) {
+    let mut mapped_by = Vec::new();
+    let results = letters
         .into_iter()
         .map(|c| {
             let tenant = c.tenant_id.clone();
             let id = c.id;
             let raw = c.into_raw();
-            let (replayed, events) = match remap(raw).disposition {
+            let processed = remap(raw);
+            mapped_by.extend(processed.mapped_by);
+            let (replayed, events) = match processed.disposition {
                 // A letter that the fixed mapping now ignores is resolved without events.
                 Disposition::Filtered(_) => (
                     Replayed {
@@ -227,7 +236,8 @@ fn remap_all(
             };
             (replayed, tenant, events)
         })
-        .collect()
+        .collect();
+    (results, mapped_by)
 }
 
 /// Counts what was appended (`positions` holds the appended event ids) and returns the

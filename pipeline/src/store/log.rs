@@ -2,11 +2,12 @@
 //! one-by-one fallback), dedupe of idempotency keys and of stored event ids, version
 //! planning, and appends checked against an expected version.
 
-use super::append::{append_checked, append_events};
+use super::append::{append_checked, append_deriving};
 use super::backend::{
     retry, Backend, DeadLetterRow, DeadLetterSql, EventSql, InboundRow, MessageSql, Res, Scope,
     StoredAnswer, Tx, Work,
 };
+use super::derive::derivers;
 use super::messages::key_rows;
 use super::{created_by, outcome, EventLog, EventQuery, ExpectedVersion, StoreError, Written};
 use crate::event::{EventEnvelope, NewEvent};
@@ -79,7 +80,8 @@ async fn commit_all<B: Backend>(b: &B, batch: &[Processed]) -> Res<Vec<Outcome>>
         .zip(&writers)
         .flat_map(|(p, by)| events_of(p).iter().map(move |e| (e, by.as_str())))
         .collect();
-    let positions = append_events(&mut tx, &events).await?;
+    let derivers = derivers(fresh.iter().filter_map(|p| p.mapped_by.as_deref()));
+    let positions = append_deriving(&mut tx, &events, &derivers).await?;
     let keys: Vec<_> = fresh
         .iter()
         .flat_map(|p| key_rows(p.raw.id, events_of(p)))

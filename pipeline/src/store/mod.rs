@@ -11,17 +11,20 @@
 mod append;
 mod backend;
 mod dead_letters;
+mod derive;
 mod error;
 mod log;
 pub mod messages;
 mod outbox;
 mod postgres;
+pub mod projections;
 mod sqlite;
 mod traits;
 mod versions;
 
 pub use error::StoreError;
 pub use postgres::PostgresStore;
+pub use projections::Projections;
 pub use sqlite::SqliteStore;
 pub use traits::{Cursors, DeadLetters, EventLog, MappingHistory, Messages, Outbox, Store};
 pub use versions::MappingVersion;

@@ -184,7 +184,7 @@ pub trait MappingHistory: Send + Sync {
 /// A whole store: every concern, plus the database's lifecycle.
 #[async_trait::async_trait]
 pub trait Store:
-    EventLog + DeadLetters + Messages + Outbox + Cursors + MappingHistory + 'static
+    EventLog + DeadLetters + Messages + Outbox + Cursors + MappingHistory + super::Projections + 'static
 {
     /// Applies pending schema migrations.
     async fn migrate(&self) -> Result<(), StoreError>;

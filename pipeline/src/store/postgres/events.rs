@@ -159,4 +159,15 @@ impl EventSql for PgTx {
             .fetch_all(&mut *self.tx)
             .await?)
     }
+
+    async fn stream_events(&mut self, streams: &[Uuid]) -> Res<Vec<EventEnvelope>> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ANY($1) \
+             ORDER BY global_position"
+        );
+        Ok(sqlx::query_as(&sql)
+            .bind(streams)
+            .fetch_all(&mut *self.tx)
+            .await?)
+    }
 }

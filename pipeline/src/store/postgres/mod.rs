@@ -21,6 +21,7 @@ mod dead_letters;
 mod events;
 mod messages;
 mod outbox;
+mod projections;
 mod versions;
 
 use super::backend::{Backend, Res, Scope, Tx, Work};

@@ -188,4 +188,21 @@ impl EventSql for SqliteTx {
             .fetch_all(self.conn.get())
             .await?)
     }
+
+    async fn stream_events(&mut self, streams: &[Uuid]) -> Res<Vec<EventEnvelope>> {
+        let mut events = Vec::new();
+        for chunk in chunks(streams) {
+            let mut q = QueryBuilder::new(format!(
+                "SELECT {EVENT_COLUMNS} FROM events e WHERE e.stream_id IN "
+            ));
+            push_list(&mut q, chunk);
+            events.extend(
+                q.build_query_as::<EventEnvelope>()
+                    .fetch_all(self.conn.get())
+                    .await?,
+            );
+        }
+        events.sort_by_key(|e| e.global_position);
+        Ok(events)
+    }
 }

@@ -15,6 +15,7 @@ mod dead_letters;
 mod events;
 mod messages;
 mod outbox;
+mod projections;
 #[cfg(test)]
 mod tests;
 mod versions;

@@ -224,6 +224,7 @@ fn processed(control: &str, events: Option<Vec<NewEvent>>) -> Processed {
         ),
         header: None,
         tenant: Some("t".into()),
+        mapped_by: None,
         key: Some(IdempotencyKey {
             tenant: "t".into(),
             sending_facility: "F".into(),
