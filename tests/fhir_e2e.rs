@@ -22,19 +22,8 @@ fn sample(name: &str) -> Vec<u8> {
 
 /// Posts a FHIR JSON body; returns the status and the OperationOutcome's diagnostics.
 fn post_fhir(server: &Server, body: &[u8]) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(server.http).unwrap();
-    use std::io::{Read, Write};
-    let head = format!(
-        "POST /api/v1/tenants/demo/fhir HTTP/1.1\r\nHost: intake\r\nAuthorization: Bearer {DEMO_TOKEN}\r\n\
-         Content-Type: application/fhir+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let status = resp.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let outcome: Value = serde_json::from_str(resp.split_once("\r\n\r\n").unwrap().1).unwrap();
+    let (status, body) = server.post_fhir("demo", DEMO_TOKEN, body);
+    let outcome: Value = serde_json::from_str(&body).unwrap();
     let diagnostics = outcome["issue"][0]["diagnostics"]
         .as_str()
         .unwrap_or_default();

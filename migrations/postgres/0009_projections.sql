@@ -6,7 +6,7 @@ CREATE TABLE projection_positions (
     position   bigint NOT NULL,
     updated_at timestamptz NOT NULL
 );
-GRANT SELECT, INSERT, UPDATE ON projection_positions TO intake_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON projection_positions TO intake_app;
 -- The folded state of each Admission stream, as of the projection's position: the census
 -- reads the visits whose status is admitted or on_leave.
 CREATE TABLE stream_states (

@@ -121,6 +121,11 @@ pub async fn remap(
     let inputs = store.message_inputs(&tenant, &ids).await?;
     let mut stored: HashMap<String, Vec<EventEnvelope>> = HashMap::new();
     for e in store.message_events(&tenant, &ids).await? {
+        // Events a plugin derived from stream state in the commit are not the mapping's
+        // to compare: they follow from their trigger event, which is.
+        if e.metadata["derived"].get("from_event").is_some() {
+            continue;
+        }
         let owner = e.metadata["correlation_id"]
             .as_str()
             .unwrap_or("")

@@ -31,6 +31,19 @@ pub const A04_RULE: &str = "
           patient_mrn:  { path: \"PID.3[5=MR].1 | PID.3.1\", required: true }
           visit_number: { path: PV1.19.1, required: true }
 ";
+/// An A08 rule for the test tenants (their fixture maps A01-A03 only).
+pub const A08_RULE: &str = "
+  - message: ADT^A08
+    events:
+      - event: PatientUpdated
+        stream: { type: Admission, key: PV1.19.1 }
+        time: EVN.6 | EVN.2 | MSH.7
+        fields:
+          patient_mrn:  { path: \"PID.3[5=MR].1 | PID.3.1\", required: true }
+          visit_number: { path: PV1.19.1 }
+          location:     { path: PV1.3.1 }
+          bed:          { path: PV1.3.3 }
+";
 pub const DEMO_TOKEN: &str = "demo-secret";
 pub const STRICT_TOKEN: &str = "strict-secret";
 
@@ -412,6 +425,27 @@ impl Server {
         let mut resp = Vec::new();
         s.read_to_end(&mut resp).unwrap();
         let resp = String::from_utf8_lossy(&resp).into_owned();
+        let status = resp.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let body = resp
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// POSTs FHIR JSON to `tenant`'s FHIR route with `token`: (status, body).
+    pub fn post_fhir(&self, tenant: &str, token: &str, body: &[u8]) -> (u16, String) {
+        let mut s = std::net::TcpStream::connect(self.http).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let head = format!(
+            "POST /api/v1/tenants/{tenant}/fhir HTTP/1.1\r\nHost: intake\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/fhir+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(body).unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
         let status = resp.split_whitespace().nth(1).unwrap().parse().unwrap();
         let body = resp
             .split_once("\r\n\r\n")

@@ -72,6 +72,15 @@ pub trait Projections: Send + Sync {
 #[async_trait::async_trait]
 impl<B: Backend> Projections for B {
     async fn advance_projection(&self, tenants: &Tenants, limit: i64) -> Res<Advanced> {
+        // A plain read first: a caught-up projection takes no write lock.
+        let (position, head) = self.projection_lag().await?;
+        if head <= position {
+            return Ok(Advanced {
+                from: position,
+                to: position,
+                folded: 0,
+            });
+        }
         let mut tx = self.begin(Scope::All, Work::Atomic).await?;
         let from = tx.projection_position(CENSUS).await?;
         let q = EventQuery {

@@ -150,8 +150,13 @@ impl Backend for SqliteStore {
     async fn begin(&self, _scope: Scope<'_>, work: Work) -> Res<SqliteTx> {
         let conn = match work {
             Work::Single => Conn::Autocommit(self.pool.acquire().await?),
-            Work::Atomic => Conn::Tx(self.writes.begin().await?),
-            Work::Claim => Conn::Tx(self.writes.begin_with("BEGIN IMMEDIATE").await?),
+            // Every unit of work that writes takes the write lock up front: one that read
+            // first and then wrote would fail at once (a busy snapshot) when another
+            // process (a CLI, the census projection) committed in between; this way it
+            // waits its turn under the busy timeout instead.
+            Work::Atomic | Work::Claim => {
+                Conn::Tx(self.writes.begin_with("BEGIN IMMEDIATE").await?)
+            }
         };
         Ok(SqliteTx {
             conn,
