@@ -99,7 +99,10 @@ fn named_tenants(c: &Config) -> Vec<(&'static str, String)> {
 fn summary(t: &intake_pipeline::mapping::Tenant) -> Value {
     let codes: Vec<&str> = t.rules.message_codes().collect();
     let types: Vec<&str> = t.fhir.rules.resource_types().collect();
-    json!({"name": t.name, "version": t.version, "message_types": codes, "fhir_resources": types})
+    let plugins: Vec<String> = (t.plugins.names().iter())
+        .map(|(name, version)| format!("{name} {version}"))
+        .collect();
+    json!({"name": t.name, "version": t.version, "message_types": codes, "fhir_resources": types, "plugins": plugins})
 }
 
 /// The text report: errors on stderr, one `ok:` line per tenant on stdout.
@@ -132,8 +135,14 @@ fn print_text(dir: &Path, errors: &[LoadError], config_errors: &[String], loaded
         } else {
             format!("; FHIR {}", types.join(", "))
         };
+        let plugins = words(&t["plugins"]);
+        let plugins = if plugins.is_empty() {
+            String::new()
+        } else {
+            format!("; plugins {}", plugins.join(", "))
+        };
         out!(
-            "ok: tenant {} (mapping version {}): {}{fhir}",
+            "ok: tenant {} (mapping version {}): {}{fhir}{plugins}",
             t["name"].as_str().unwrap_or_default(),
             t["version"].as_str().unwrap_or_default(),
             words(&t["message_types"]).join(", ")

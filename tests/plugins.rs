@@ -241,3 +241,41 @@ fn check_locates_manifest_errors_at_file_line_col() {
         "{err}"
     );
 }
+
+on_each_backend! {
+    async fn an_edited_manifest_reloads_like_a_mapping_and_a_broken_one_is_refused() {
+        let server = Server::start_with(common::Options {
+            reload_interval_ms: Some(100),
+            ..Default::default()
+        });
+        let adt = server.dir.join("mappings/demo/adt.yaml");
+        std::fs::write(&adt, std::fs::read_to_string(&adt).unwrap() + A08_RULE).unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let mut c = server.client().await;
+        assert_eq!(msa(&c.ack(Adt { control_id: "C1", ..Default::default() }).await).0, "AA");
+        let to = |control_id, location| Adt { trigger: "A08", control_id, location, ..Default::default() };
+        assert_eq!(msa(&c.ack(to("C2", "WARD2^1^A")).await).0, "AA");
+
+        // A new version of adt-core goes live without a restart.
+        let manifest = server.dir.join("plugins/adt-core/manifest.yaml");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        let edited = text.replace("version: 1.0.0", "version: 1.1.0").replace("reason:        A08\n", "reason:        A08 update\n");
+        assert_ne!(edited, text);
+        std::fs::write(&manifest, &edited).unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(msa(&c.ack(to("C3", "WARD3^1^A")).await).0, "AA");
+
+        // A broken one is refused: the version before keeps serving.
+        std::fs::write(&manifest, edited.replace("event: LocationChanged", "event: LocationChange")).unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(msa(&c.ack(to("C4", "WARD4^1^A")).await).0, "AA");
+
+        let events = server.events("demo").await;
+        let changes: Vec<(String, String)> = of_type(&events, "V1", "LocationChanged")
+            .iter()
+            .map(|e| (e.data["reason"].as_str().unwrap().to_string(), e.metadata["derived"]["version"].as_str().unwrap().to_string()))
+            .collect();
+        let want = [("A08", "1.0.0"), ("A08 update", "1.1.0"), ("A08 update", "1.1.0")];
+        assert_eq!(changes, want.map(|(a, b)| (a.to_string(), b.to_string())));
+    }
+}

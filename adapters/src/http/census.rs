@@ -61,12 +61,13 @@ async fn census_of(
             (visits, None)
         }
         None => {
+            // The position first: the states read after it hold at least that much.
+            let (position, _) = s.store.projection_lag().await.map_err(unavailable)?;
             let states = s
                 .store
                 .census_states(&tenant, location)
                 .await
                 .map_err(unavailable)?;
-            let (position, _) = s.store.projection_lag().await.map_err(unavailable)?;
             (census::from_projection(states), Some(position))
         }
     };
