@@ -99,7 +99,17 @@ pub fn state_at(
     events: &[EventEnvelope],
     at: Option<At>,
 ) -> StreamState {
-    let kept = cut(events, at);
+    state_of(catalogue, stream_id, events, &cut(events, at), at)
+}
+
+/// The state folded from `kept` (the cut of `events` at `at`).
+fn state_of(
+    catalogue: &Catalogue,
+    stream_id: Uuid,
+    events: &[EventEnvelope],
+    kept: &[&EventEnvelope],
+    at: Option<At>,
+) -> StreamState {
     StreamState {
         stream_id,
         stream_type: events.first().map(|e| e.stream_type.clone()),
@@ -119,7 +129,8 @@ pub fn describe(
     events: &[EventEnvelope],
     at: Option<At>,
 ) -> Value {
-    let state = state_at(catalogue, stream_id, events, at);
+    let kept = cut(events, at);
+    let state = state_of(catalogue, stream_id, events, &kept, at);
     serde_json::json!({
         "stream_id": stream_id,
         "stream_type": state.stream_type,
@@ -127,7 +138,7 @@ pub fn describe(
         "clock": state.clock,
         "at": state.at,
         "state": state.state,
-        "events": cut(events, at),
+        "events": kept,
     })
 }
 

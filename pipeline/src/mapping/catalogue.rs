@@ -243,6 +243,21 @@ impl Catalogue {
         fold::apply(state, self.effects(event_type), data, effective_at);
     }
 
+    /// Folds one stored event into its stream's `state`, at its own time
+    /// ([`EventEnvelope::effective_at`](crate::event::EventEnvelope::effective_at), RFC 3339
+    /// with milliseconds, as `metadata.effective_at` is written): the one fold of a stored
+    /// event that the census, point-in-time queries and stateful rules share.
+    pub fn fold_event(
+        &self,
+        state: &mut serde_json::Map<String, serde_json::Value>,
+        event: &crate::event::EventEnvelope,
+    ) {
+        let at = event
+            .effective_at()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        self.fold(state, &event.event_type, &event.data, &at);
+    }
+
     /// Whether the stream type is known.
     pub fn has_stream_type(&self, name: &str) -> bool {
         self.stream_types.contains_key(name)

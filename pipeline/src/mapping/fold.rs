@@ -74,15 +74,6 @@ pub fn compile<'f>(
     Ok(effects)
 }
 
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Target::Field(n) => write!(f, "{n}"),
-            Target::Entry { map, key } => write!(f, "{map}[${key}]"),
-        }
-    }
-}
-
 /// Applies one event's effects to `state`. Every effect reads the state as it was
 /// before the event.
 pub fn apply(state: &mut Map<String, Value>, effects: &[Effect], data: &Value, effective_at: &str) {

@@ -77,16 +77,25 @@ pub(super) async fn append_deriving<T: Tx>(
     if events.is_empty() {
         return Ok(HashMap::new());
     }
-    let new: Vec<&NewEvent> = events.iter().map(|(e, _)| *e).collect();
-    let derived = derive(tx, &new, derivers).await?;
+    // With plugins, each derived event goes right after its trigger; without, none is
+    // looked for.
+    let derived = match derivers.is_empty() {
+        true => Vec::new(),
+        false => {
+            let new: Vec<&NewEvent> = events.iter().map(|(e, _)| *e).collect();
+            derive(tx, &new, derivers).await?
+        }
+    };
     let mut ordered: Vec<(&NewEvent, &str)> = Vec::with_capacity(events.len());
-    for (&&(event, by), more) in events.iter().zip(&derived) {
+    for (i, &&(event, by)) in events.iter().enumerate() {
         ordered.push((event, by));
-        ordered.extend(
-            more.iter()
-                .filter(|d| seen.insert(d.event_id))
-                .map(|d| (d, by)),
-        );
+        if let Some(more) = derived.get(i) {
+            ordered.extend(
+                more.iter()
+                    .filter(|d| seen.insert(d.event_id))
+                    .map(|d| (d, by)),
+            );
+        }
     }
     let events = ordered;
     let mut streams: Vec<Uuid> = events.iter().map(|(e, _)| e.stream_id).collect();

@@ -58,9 +58,8 @@ pub(super) async fn derive<T: Tx>(
     };
     let mut states: HashMap<Uuid, Map<String, Value>> = HashMap::new();
     for stored in tx.stream_events(&ids).await? {
-        let at = stored.effective_at().to_rfc3339();
         let state = states.entry(stored.stream_id).or_default();
-        catalogue(&stored.tenant_id).fold(state, &stored.event_type, &stored.data, &at);
+        catalogue(&stored.tenant_id).fold_event(state, &stored);
     }
     for (i, e) in events.iter().enumerate() {
         if !tracked.contains(&e.stream_id) {

@@ -126,8 +126,7 @@ impl<B: Backend> Projections for B {
             let catalogue = tenants
                 .get(&e.tenant_id)
                 .map_or(Catalogue::shipped(), |t| t.catalogue.as_ref());
-            let at = e.effective_at().to_rfc3339();
-            catalogue.fold(state, &e.event_type, &e.data, &at);
+            catalogue.fold_event(state, e);
             row.version = e.event_version;
         }
         let rows: Vec<StateRow> = states

@@ -161,6 +161,13 @@ impl Enabled {
         let empty = Map::new();
         let mut derived = Vec::new();
         for trigger in mapped.iter() {
+            let mut rules = self
+                .rules(&trigger.event_type, &trigger.stream_type)
+                .filter(|(_, r)| !r.reads_state())
+                .peekable();
+            if rules.peek().is_none() {
+                continue; // the common case: no time formatted, nothing allocated
+            }
             let at = trigger
                 .time
                 .unwrap_or(received_at)
@@ -170,10 +177,7 @@ impl Enabled {
                 effective_at: &at,
                 state: &empty,
             };
-            for (plugin, rule) in self.rules(&trigger.event_type, &trigger.stream_type) {
-                if rule.reads_state() {
-                    continue;
-                }
+            for (plugin, rule) in rules {
                 let Some(data) = rule.fire(&scope) else {
                     continue;
                 };
