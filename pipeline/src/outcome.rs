@@ -90,13 +90,15 @@ impl Outcome {
     }
 
     /// A message whose rows this batch inserted; `positions` maps event ids to the global
-    /// positions they were given (events stored before are absent from it).
-    pub fn inserted(p: &Processed, positions: &HashMap<Uuid, i64>) -> Self {
+    /// positions they were given (events stored before are absent from it), and `derived`
+    /// holds the positions of the events plugins derived from it in the commit.
+    pub fn inserted(p: &Processed, positions: &HashMap<Uuid, i64>, derived: &[i64]) -> Self {
         match &p.disposition {
             Disposition::Events(events) => Outcome {
                 positions: events
                     .iter()
                     .filter_map(|e| positions.get(&e.event_id).copied())
+                    .chain(derived.iter().copied())
                     .collect(),
                 ..Outcome::of(p, Some(Stored::Events), AckCode::Accept, None)
             },

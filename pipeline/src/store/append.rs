@@ -53,7 +53,18 @@ pub(super) async fn append_events<T: Tx>(
     tx: &mut T,
     events: &[(&NewEvent, &str)],
 ) -> Res<HashMap<Uuid, i64>> {
-    append_deriving(tx, events, &Derivers::new()).await
+    Ok(append_deriving(tx, events, &Derivers::new())
+        .await?
+        .positions)
+}
+
+/// What an append wrote: the global position of each appended event id, and the
+/// positions of the events plugins derived, by the inbound message they came from (a
+/// message's outcome counts them with its own).
+#[derive(Debug, Default)]
+pub(crate) struct Appended {
+    pub(crate) positions: HashMap<Uuid, i64>,
+    pub(crate) derived: HashMap<Uuid, Vec<i64>>,
 }
 
 /// [`append_events`], with the plugins' stateful rules of `derivers` run over the new
@@ -63,9 +74,9 @@ pub(super) async fn append_deriving<T: Tx>(
     tx: &mut T,
     events: &[(&NewEvent, &str)],
     derivers: &Derivers<'_>,
-) -> Res<HashMap<Uuid, i64>> {
+) -> Res<Appended> {
     if events.is_empty() {
-        return Ok(HashMap::new());
+        return Ok(Appended::default());
     }
     tx.lock_appends().await?;
     let ids: Vec<Uuid> = events.iter().map(|(e, _)| e.event_id).collect();
@@ -75,7 +86,7 @@ pub(super) async fn append_deriving<T: Tx>(
         .filter(|(e, _)| seen.insert(e.event_id))
         .collect();
     if events.is_empty() {
-        return Ok(HashMap::new());
+        return Ok(Appended::default());
     }
     // With plugins, each derived event goes right after its trigger; without, none is
     // looked for.
@@ -114,5 +125,15 @@ pub(super) async fn append_deriving<T: Tx>(
             }
         })
         .collect();
-    Ok(tx.insert_events(&rows).await?.into_iter().collect())
+    let positions: HashMap<Uuid, i64> = tx.insert_events(&rows).await?.into_iter().collect();
+    let mut by_message: HashMap<Uuid, Vec<i64>> = HashMap::new();
+    for d in derived.iter().flatten() {
+        if let (Some(message), Some(&at)) = (d.message_id, positions.get(&d.event_id)) {
+            by_message.entry(message).or_default().push(at);
+        }
+    }
+    Ok(Appended {
+        positions,
+        derived: by_message,
+    })
 }

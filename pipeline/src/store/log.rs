@@ -81,7 +81,7 @@ async fn commit_all<B: Backend>(b: &B, batch: &[Processed]) -> Res<Vec<Outcome>>
         .flat_map(|(p, by)| events_of(p).iter().map(move |e| (e, by.as_str())))
         .collect();
     let derivers = derivers(fresh.iter().filter_map(|p| p.mapped_by.as_deref()));
-    let positions = append_deriving(&mut tx, &events, &derivers).await?;
+    let appended = append_deriving(&mut tx, &events, &derivers).await?;
     let keys: Vec<_> = fresh
         .iter()
         .flat_map(|p| key_rows(p.raw.id, events_of(p)))
@@ -108,7 +108,7 @@ async fn commit_all<B: Backend>(b: &B, batch: &[Processed]) -> Res<Vec<Outcome>>
         .iter()
         .map(|p| {
             let written = if inserted.contains(&p.raw.id) {
-                Written::New(&positions)
+                Written::New(&appended)
             } else {
                 let key = p.key.as_ref().map(|k| key_columns(k).map(String::from));
                 let first = key.and_then(|k| answers.get(&k));

@@ -36,7 +36,6 @@ use crate::reason::Reason;
 use backend::StoredAnswer;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -230,9 +229,9 @@ pub(crate) fn created_by(p: &Processed) -> String {
 
 /// How a message's rows stand once its batch has inserted what was new.
 pub(crate) enum Written<'a> {
-    /// This batch inserted it; `positions` maps the batch's appended event ids to their
-    /// global positions.
-    New(&'a HashMap<Uuid, i64>),
+    /// This batch inserted it: the batch's appended event ids and their global positions,
+    /// and what plugins derived, by message.
+    New(&'a append::Appended),
     /// Its idempotency key was stored before: the first copy's answer, as its row holds it.
     Duplicate(&'a StoredAnswer),
 }
@@ -246,6 +245,12 @@ pub(crate) fn outcome(p: &Processed, written: Written<'_>) -> Outcome {
             AckCode::from_letter(&first.ack_code).unwrap_or(AckCode::Accept),
             first.reason_code.as_deref().and_then(Reason::from_code),
         ),
-        Written::New(positions) => Outcome::inserted(p, positions),
+        Written::New(appended) => {
+            let derived = appended
+                .derived
+                .get(&p.raw.id)
+                .map_or(&[][..], Vec::as_slice);
+            Outcome::inserted(p, &appended.positions, derived)
+        }
     }
 }
