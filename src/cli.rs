@@ -77,6 +77,8 @@ pub enum Command {
         /// Print every ACK, segment by segment.
         #[arg(long, short)]
         verbose: bool,
+        #[command(flatten)]
+        tls: TlsArgs,
         /// Files holding one or more HL7 v2 messages (split at each MSH), or one FHS/BHS
         /// batch (sent as one frame).
         #[arg(required = true)]
@@ -215,4 +217,25 @@ pub struct AtArgs {
 pub enum ProjectionsCommand {
     /// Forget the census and fold every stored event again.
     Rebuild,
+}
+
+/// `intake send`'s TLS options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TlsArgs {
+    /// Connect over TLS; the server's certificate is checked against --ca, else the
+    /// public web roots.
+    #[arg(long)]
+    pub tls: bool,
+    /// CA certificates (PEM) the server's certificate must chain to (implies --tls).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// Client certificate chain (PEM) for mutual TLS (implies --tls; needs --key).
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// The name the server's certificate must carry (default: the host of --to).
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
 }

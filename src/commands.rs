@@ -61,12 +61,14 @@ pub async fn run(config_file: Option<&Path>, command: Command) -> Result<ExitCod
             timeout,
             quiet,
             verbose,
+            tls,
             files,
         } => {
             let opts = crate::send::SendOptions {
                 timeout: Duration::from_secs(timeout),
                 quiet,
                 verbose,
+                tls: crate::send::tls(&to, &tls)?,
             };
             crate::send::send(&to, opts, &files).await
         }

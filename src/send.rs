@@ -2,9 +2,11 @@
 //! anything else one frame per MSH), sent in order on one connection, and the ACK codes
 //! counted: a progress bar while it runs (only on a terminal), a summary at the end.
 
+use crate::cli::TlsArgs;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use intake_adapters::mllp::client::{is_batch, read_acks, split_messages, AckRead, MllpClient};
+use intake_adapters::tls::client::{TlsClient, TlsClientOptions};
 use intake_pipeline::hl7::batch;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -12,8 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// How `intake send` reports.
-#[derive(Debug, Clone, Copy)]
+/// How `intake send` connects and reports.
 pub struct SendOptions {
     /// Seconds to wait for each ACK.
     pub timeout: Duration,
@@ -21,6 +22,28 @@ pub struct SendOptions {
     pub quiet: bool,
     /// Print every ACK, segment by segment.
     pub verbose: bool,
+    /// Connect over TLS with this client, checking the server's certificate for this name.
+    pub tls: Option<(TlsClient, String)>,
+}
+
+/// The TLS client `args` ask for, and the server name to check: `--server-name`, else
+/// the host of `to`. None when no TLS option is given.
+pub fn tls(to: &str, args: &TlsArgs) -> Result<Option<(TlsClient, String)>> {
+    if !(args.tls || args.ca.is_some() || args.cert.is_some()) {
+        return Ok(None);
+    }
+    let options = TlsClientOptions {
+        ca_file: args.ca.clone(),
+        cert_file: args.cert.clone(),
+        key_file: args.key.clone(),
+    };
+    let client = TlsClient::new(&options).context("reading the TLS files")?;
+    let host = match to.rsplit_once(':') {
+        Some((host, _port)) => host.trim_start_matches('[').trim_end_matches(']'),
+        None => to,
+    };
+    let name = args.server_name.clone().unwrap_or_else(|| host.to_string());
+    Ok(Some((client, name)))
 }
 
 /// One frame to send: where it came from and how many messages it holds.
@@ -130,9 +153,11 @@ fn progress_bar(total: usize, quiet: bool) -> ProgressBar {
 /// Sends the messages in `files` to `to` in order; fails unless every one was accepted.
 pub async fn send(to: &str, opts: SendOptions, files: &[PathBuf]) -> Result<ExitCode> {
     let frames = frames(files)?;
-    let mut client = MllpClient::connect(to, opts.timeout)
-        .await
-        .with_context(|| format!("connecting to {to}"))?;
+    let client = match &opts.tls {
+        None => MllpClient::connect(to, opts.timeout).await,
+        Some((tls, name)) => MllpClient::connect_tls(to, opts.timeout, tls, name).await,
+    };
+    let mut client = client.with_context(|| format!("connecting to {to}"))?;
     let bar = progress_bar(frames.iter().map(|f| f.messages).sum(), opts.quiet);
     let mut tally = Tally::default();
     let mut failure = None;

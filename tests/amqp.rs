@@ -218,6 +218,47 @@ fn server_with(broker_url: &str, exchange: &str, extra: &str) -> Server {
     })
 }
 
+/// `amqps://` with `[amqp] ca_file`: the publisher checks the broker's certificate against
+/// the CA and publishes over TLS (a TLS proxy the test owns fronts the local RabbitMQ);
+/// without the CA it never connects, and keeps the events in the outbox.
+#[tokio::test(flavor = "multi_thread")]
+async fn events_reach_a_broker_over_amqps_checked_against_the_ca_file() {
+    let certs = tempfile::tempdir().unwrap();
+    let ca = common::certs::Ca::new("broker CA");
+    let ca_file = ca.write(certs.path(), "ca");
+    let (cert, key) = ca.issue(certs.path(), "broker", "broker.test", &["localhost"], false);
+    let proxy = common::certs::tls_proxy(&cert, &key, broker_addr(), false).await;
+    let amqps = url(&format!("localhost:{}", proxy.port())).replacen("amqp://", "amqps://", 1);
+
+    let bound = Bound::new("demo.*").await;
+    let untrusting = server_for(&amqps, &bound.exchange);
+    let ack = untrusting.client().await.ack(Adt::default()).await;
+    assert_eq!(msa(&ack).0, "AA");
+    let mut got = Vec::new();
+    assert!(
+        !bound
+            .take_until(&mut got, Duration::from_secs(3), |d| !d.is_empty())
+            .await,
+        "published to a broker whose certificate it cannot check"
+    );
+    let backlog = metric(&untrusting, "intake_outbox_backlog").unwrap_or(0.0);
+    assert!(backlog >= 1.0, "the events wait in the outbox: {backlog}");
+    drop(untrusting);
+
+    let ca_line = format!("ca_file = {:?}\n", ca_file.display().to_string());
+    let server = server_with(&amqps, &bound.exchange, &ca_line);
+    let ack = server.client().await.ack(Adt::default()).await;
+    assert_eq!(msa(&ack).0, "AA");
+    assert!(
+        bound
+            .take_until(&mut got, Duration::from_secs(20), |d| !d.is_empty())
+            .await,
+        "no event over amqps"
+    );
+    assert_eq!(ids(&got), event_ids(&server.events("demo").await));
+    bound.delete().await;
+}
+
 on_each_backend! {
     async fn every_stored_event_is_published_with_its_id_headers_and_stream_order() {
         let bound = Bound::new("demo.*").await;

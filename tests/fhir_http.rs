@@ -224,6 +224,16 @@ on_each_backend! {
                 (400, "too-costly", None),
             ),
             (
+                "a million array items (a 4 MB body)",
+                vec![("Content-Type", JSON)],
+                Some(DEMO_TOKEN),
+                format!(
+                    "{{\"resourceType\":\"Patient\",\"id\":\"many\",\"name\":[{{\"given\":[{}\"a\"]}}]}}",
+                    "\"a\",".repeat(1_000_000)
+                ).into_bytes(),
+                (400, "too-costly", None),
+            ),
+            (
                 "malformed JSON",
                 vec![("Content-Type", JSON)],
                 Some(DEMO_TOKEN),
@@ -331,7 +341,7 @@ on_each_backend! {
 
         // Every refused body that reached the pipeline is a dead letter with its code.
         let codes: Vec<String> = server.dead_letters().await.into_iter().map(|d| d.reason_code).collect();
-        for code in ["FHIR_UNSAFE_XML", "FHIR_TOO_DEEP", "FHIR_MALFORMED", "FHIR_INVALID"] {
+        for code in ["FHIR_UNSAFE_XML", "FHIR_TOO_DEEP", "FHIR_TOO_MANY_ITEMS", "FHIR_MALFORMED", "FHIR_INVALID"] {
             assert!(codes.iter().any(|c| c == code), "{code} in {codes:?}");
         }
         let invalid = server

@@ -363,3 +363,77 @@ on_each_backend! {
         }
     }
 }
+
+/// A raw HTTP/1.1 GET: (status, headers, body).
+fn get_with_headers(server: &Server, path: &str, token: Option<&str>) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(server.http).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: intake\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+#[test]
+fn tokens_and_addresses_over_their_rate_limit_get_429_with_retry_after() {
+    let server = Server::start_with(common::Options {
+        http_extra: "rate_limit_per_token = 5\nrate_limit_per_address = 0\n".into(),
+        ..Default::default()
+    });
+    let events = "/api/v1/tenants/demo/events?limit=1";
+    // A burst of twice the rate passes; then the token waits.
+    let statuses: Vec<u16> = (0..15)
+        .map(|_| get_with_headers(&server, events, Some(DEMO_TOKEN)).0)
+        .collect();
+    assert_eq!(statuses[..10], [200; 10], "{statuses:?}");
+    assert!(statuses[10..].contains(&429), "{statuses:?}");
+    let (status, head, body) = get_with_headers(&server, events, Some(DEMO_TOKEN));
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (429, "RATE_LIMITED"),
+        "{body}"
+    );
+    assert!(head.contains("retry-after: 1"), "{head}");
+    // Another token has its own bucket.
+    assert_eq!(get_with_headers(&server, events, Some(ADMIN)).0, 200);
+    // The bucket refills.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    assert_eq!(get_with_headers(&server, events, Some(DEMO_TOKEN)).0, 200);
+
+    // Per address: unauthenticated guesses count too, and FHIR answers an OperationOutcome.
+    let server = Server::start_with(common::Options {
+        http_extra: "rate_limit_per_address = 5\n".into(),
+        ..Default::default()
+    });
+    let guesses: Vec<u16> = (0..12)
+        .map(|i| get_with_headers(&server, events, Some(&format!("guess-{i}"))).0)
+        .collect();
+    assert_eq!(guesses[..10], [401; 10], "{guesses:?}");
+    assert_eq!(guesses[10..], [429; 2], "{guesses:?}");
+    let (status, _, body) = get_with_headers(&server, events, Some(DEMO_TOKEN));
+    assert_eq!(
+        status, 429,
+        "the address is limited whatever the token: {body}"
+    );
+    let (status, body) = server.post_fhir("demo", DEMO_TOKEN, b"{\"resourceType\":\"Patient\"}");
+    assert_eq!(status, 429);
+    assert!(
+        body.contains("\"throttled\"") && body.contains("RATE_LIMITED"),
+        "{body}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    assert_eq!(
+        get_with_headers(&server, events, Some(DEMO_TOKEN)).0,
+        200,
+        "still serving"
+    );
+}

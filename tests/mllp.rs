@@ -711,6 +711,49 @@ on_each_backend! {
 }
 
 on_each_backend! {
+    async fn messages_over_the_segment_or_repetition_limit_are_dead_lettered_and_others_served() {
+        // The test tenant sets tighter limits than the defaults.
+        let tmp = tempfile::tempdir().unwrap();
+        let _db = common::prepare(tmp.path(), &Options::default());
+        let settings = tmp.path().join("mappings/demo/tenant.yaml");
+        let mut yaml = std::fs::read_to_string(&settings).unwrap();
+        yaml.push_str("\nmax_segments_per_message: 20\nmax_repetitions_per_field: 10\n");
+        std::fs::write(&settings, yaml).unwrap();
+        let server = Server::start_in(tmp.path());
+        let mut c = server.client().await;
+        let mut many = Adt { control_id: "SEG", visit: "V-SEG", ..Default::default() }.build();
+        for i in 0..20 {
+            many.extend(format!("NTE|{}||note\r", i + 1).bytes());
+        }
+        let ack = c.send(&many).await.unwrap();
+        assert_eq!(msa(&ack), ("AA".into(), "SEG".into()), "kept as a dead letter: {ack}");
+        let text = String::from_utf8(Adt { control_id: "REP", visit: "V-REP", ..Default::default() }.build()).unwrap();
+        let ids = ["X^^^DEMO_HOSP^MR"; 11].join("~");
+        let reps = text.replacen("MRN-V-REP^^^DEMO_HOSP^MR", &ids, 1);
+        let ack = c.send(reps.as_bytes()).await.unwrap();
+        assert_eq!(msa(&ack).0, "AA", "{ack}");
+        let mut letters: Vec<(String, Option<String>)> = server
+            .dead_letters()
+            .await
+            .into_iter()
+            .map(|d| (d.reason_code, d.detail))
+            .collect();
+        letters.sort();
+        assert_eq!(
+            letters,
+            [
+                ("FIELD_TOO_MANY_REPETITIONS".into(), Some("segment 3 (PID-3), limit 10".into())),
+                ("MESSAGE_TOO_MANY_SEGMENTS".into(), Some("limit 20".into())),
+            ]
+        );
+        assert!(server.events("demo").await.is_empty());
+        let adt = Adt { control_id: "AFTER", ..Default::default() };
+        assert_eq!(msa(&c.ack(adt).await).0, "AA", "still serving");
+        assert!(!server.events("demo").await.is_empty());
+    }
+}
+
+on_each_backend! {
     async fn unfinished_frames_share_a_budget_and_a_stalled_one_cannot_hold_it_for_ever() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         // The budget is raised to its floor: one whole 1 MiB frame and two read buffers.
@@ -743,4 +786,31 @@ on_each_backend! {
         let adt = Adt { control_id: "SMALL", visit: "VS", ..Default::default() };
         assert_eq!(msa(&server.client().await.ack(adt).await).0, "AA");
     }
+}
+
+#[tokio::test]
+async fn a_sender_over_its_message_rate_is_paced_not_refused() {
+    let server = Server::start_with(Options {
+        mllp_extra: "max_messages_per_second_per_address = 20".into(),
+        log: Some("info".into()),
+        ..Default::default()
+    });
+    let mut c = server.client().await;
+    let started = std::time::Instant::now();
+    for i in 0..80 {
+        let id = format!("PACE{i}");
+        let ack = c
+            .ack(Adt {
+                control_id: &id,
+                visit: &id,
+                ..Default::default()
+            })
+            .await;
+        assert_eq!(msa(&ack).0, "AA");
+    }
+    // A burst of 40, then 20 a second: 80 messages take at least about 2 s.
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(1800), "not paced: {took:?}");
+    assert!(server.log.lock().unwrap().contains("RATE_LIMITED"));
+    assert_eq!(server.inbound_outcomes().await.len(), 80, "nothing refused");
 }

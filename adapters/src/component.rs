@@ -107,6 +107,16 @@ pub enum StartError {
         /// The mappings folder.
         dir: String,
     },
+    /// A listener's TLS files do not load.
+    #[error("TLS for {what} {addr}: {source}")]
+    Tls {
+        /// The component, e.g. `MLLP listener`.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: crate::tls::TlsError,
+    },
     /// The settings cannot be used (the component's own error type).
     #[error(transparent)]
     Invalid(Box<dyn std::error::Error + Send + Sync>),

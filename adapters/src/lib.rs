@@ -10,9 +10,11 @@
 
 pub mod backoff;
 pub mod component;
+pub mod rate;
 pub mod telemetry;
 
 pub mod amqp;
 pub mod fhir_pull;
 pub mod http;
 pub mod mllp;
+pub mod tls;

@@ -95,6 +95,9 @@ pub struct Metrics {
     /// The census projection's position and the newest event's, as its runner last saw
     /// them (-1 until it has run: no series then).
     pub census: ProjectionGauge,
+    /// Whether series carry the tenant's name (`[http] metrics_tenant_labels`); off,
+    /// every tenant counts under `tenant="*"`, so a scraper learns no tenant names.
+    tenant_labels: std::sync::atomic::AtomicBool,
 }
 
 /// Where a projection is, against the head of the event log.
@@ -148,11 +151,30 @@ impl Default for Metrics {
             skipped: Mutex::default(),
             ack_latency: Histogram::new(LATENCY_BOUNDS),
             census: ProjectionGauge::default(),
+            tenant_labels: std::sync::atomic::AtomicBool::new(true),
         }
     }
 }
 
 impl Metrics {
+    /// Names tenants in the series (the default), or counts them all as `tenant="*"`.
+    pub fn set_tenant_labels(&self, on: bool) {
+        self.tenant_labels
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The label value a tenant counts under.
+    fn label<'t>(&self, tenant: Option<&'t str>) -> &'t str {
+        if self
+            .tenant_labels
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            tenant.unwrap_or("")
+        } else {
+            "*"
+        }
+    }
+
     /// Counts one inbound message and the events it appended.
     pub fn record(
         &self,
@@ -161,7 +183,7 @@ impl Metrics {
         code: Option<&'static str>,
         events: usize,
     ) {
-        let tenant = tenant.unwrap_or("");
+        let tenant = self.label(tenant);
         if let Ok(mut m) = self.messages.lock() {
             if !m.contains_key(tenant) {
                 m.insert(tenant.to_string(), BTreeMap::new());
@@ -189,7 +211,7 @@ impl Metrics {
         }
         if let Ok(mut s) = self.skipped.lock() {
             for code in codes {
-                *s.entry((tenant.unwrap_or("").to_string(), *code))
+                *s.entry((self.label(tenant).to_string(), *code))
                     .or_default() += 1;
             }
         }
@@ -306,5 +328,23 @@ mod tests {
         assert!(out.contains("x_bucket{le=\"4\"} 3\n"), "{out}");
         assert!(out.contains("x_bucket{le=\"+Inf\"} 4\n"), "{out}");
         assert!(out.contains("x_sum 13.5\nx_count 4\n"), "{out}");
+    }
+
+    #[test]
+    fn without_tenant_labels_every_tenant_counts_as_one() {
+        let m = Metrics::default();
+        m.record(Some("demo"), "stored", None, 2);
+        m.set_tenant_labels(false);
+        m.record(Some("demo"), "stored", None, 1);
+        m.record(Some("other"), "stored", None, 1);
+        m.skipped(Some("other"), &["MAPPING_INVALID_VALUE"]);
+        let tenants: Vec<String> = m.messages.lock().unwrap().keys().cloned().collect();
+        assert_eq!(
+            tenants,
+            ["*", "demo"],
+            "only what was counted before the switch names it"
+        );
+        assert_eq!(m.events.lock().unwrap().get("*"), Some(&2));
+        assert!(m.skipped.lock().unwrap().keys().all(|(t, _)| t == "*"));
     }
 }

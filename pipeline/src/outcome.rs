@@ -166,7 +166,7 @@ impl Outcome {
 /// 4 of a random number drawn once per process, 8 of a counter: two ACKs of one process
 /// share an id only if 2^32 were sent within one second. (A truncated UUIDv7 repeated:
 /// its random bits were cut off.)
-pub(crate) fn ack_control_id() -> String {
+pub fn ack_control_id() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::LazyLock;
     // The random tail of a UUIDv7 (its last bytes are random).

@@ -155,6 +155,9 @@ fn events(
         Input::Fhir { resource } => fhir::key(&tenant.name, resource),
     };
     learnt.key = Some(key.clone());
+    if let Input::Hl7 { message, .. } = &input {
+        tenant.hl7_limits.check(message)?;
+    }
     let mapped = match &input {
         Input::Hl7 { message, header } => tenant.rules.apply(message, header, tenant.timezone),
         Input::Fhir { resource } => tenant.fhir.rules.apply(resource, tenant.timezone),
@@ -202,7 +205,12 @@ fn decode<'t>(
             let Some(tenant) = &learnt.tenant else {
                 return Err(Rejection::new(Reason::UnknownTenant));
             };
-            let resource = fhir::decode::decode(&raw.bytes, raw.format, tenant.fhir.mode)?;
+            let resource = fhir::decode::decode_within(
+                &raw.bytes,
+                raw.format,
+                tenant.fhir.mode,
+                tenant.fhir.max_items,
+            )?;
             learnt.message_type = fhir::resource_type(&resource).map(str::to_string);
             Ok(Input::Fhir { resource })
         }
@@ -255,7 +263,8 @@ pub fn dead_letter(rejection: Rejection, tenant: Option<&Tenant>) -> Disposition
         Reason::FhirMalformed
         | Reason::FhirInvalid
         | Reason::FhirUnsafeXml
-        | Reason::FhirTooDeep => AckCode::Reject,
+        | Reason::FhirTooDeep
+        | Reason::FhirTooManyItems => AckCode::Reject,
         _ => match tenant.map(|t| t.ack_on_dead_letter).unwrap_or_default() {
             DeadLetterAck::Accept => AckCode::Accept,
             DeadLetterAck::Error => AckCode::Error,

@@ -59,6 +59,11 @@ pub enum Reason {
     MissingMessageType,
     /// MSH-10 (message control id) is empty.
     MissingControlId,
+    /// More segments than the tenant's `max_segments_per_message` (detail: the limit).
+    MessageTooManySegments,
+    /// A field with more repetitions than the tenant's `max_repetitions_per_field`
+    /// (detail: segment number, field and the limit).
+    FieldTooManyRepetitions,
     /// No tenant is bound to the listener or claims MSH-4/MSH-6 (detail: the MSH-4 and
     /// MSH-6 values seen, which are facility codes, not PHI).
     UnknownTenant,
@@ -86,13 +91,16 @@ pub enum Reason {
     FhirUnsafeXml,
     /// Nesting deeper than the engine accepts.
     FhirTooDeep,
+    /// More JSON values or XML elements than the tenant's `fhir.max_items` (detail: the
+    /// limit), refused before any tree is built.
+    FhirTooManyItems,
     /// The tenant has no rule for this FHIR resource type.
     UnmappedResourceType,
 }
 
 impl Reason {
     /// Every reason, in documentation order.
-    pub const ALL: [Reason; 24] = [
+    pub const ALL: [Reason; 27] = [
         Reason::NotHl7,
         Reason::EmptyMessage,
         Reason::BatchEnvelope,
@@ -104,6 +112,8 @@ impl Reason {
         Reason::MalformedMessage,
         Reason::MissingMessageType,
         Reason::MissingControlId,
+        Reason::MessageTooManySegments,
+        Reason::FieldTooManyRepetitions,
         Reason::UnknownTenant,
         Reason::UnmappedMessageType,
         Reason::MappingRequiredField,
@@ -116,6 +126,7 @@ impl Reason {
         Reason::FhirInvalid,
         Reason::FhirUnsafeXml,
         Reason::FhirTooDeep,
+        Reason::FhirTooManyItems,
         Reason::UnmappedResourceType,
     ];
 }
@@ -147,6 +158,9 @@ impl Reason {
             Reason::FhirInvalid => "FHIR_INVALID",
             Reason::FhirUnsafeXml => "FHIR_UNSAFE_XML",
             Reason::FhirTooDeep => "FHIR_TOO_DEEP",
+            Reason::FhirTooManyItems => "FHIR_TOO_MANY_ITEMS",
+            Reason::MessageTooManySegments => "MESSAGE_TOO_MANY_SEGMENTS",
+            Reason::FieldTooManyRepetitions => "FIELD_TOO_MANY_REPETITIONS",
             Reason::UnmappedResourceType => "UNMAPPED_RESOURCE_TYPE",
         }
     }
@@ -167,8 +181,10 @@ impl Reason {
             Reason::MalformedSegment
             | Reason::MalformedMessage
             | Reason::MissingMessageType
-            | Reason::MissingControlId => Stage::Parse,
-            Reason::FhirUnsafeXml | Reason::FhirTooDeep => Stage::Decode,
+            | Reason::MissingControlId
+            | Reason::MessageTooManySegments
+            | Reason::FieldTooManyRepetitions => Stage::Parse,
+            Reason::FhirUnsafeXml | Reason::FhirTooDeep | Reason::FhirTooManyItems => Stage::Decode,
             Reason::FhirMalformed | Reason::FhirInvalid => Stage::Parse,
             Reason::UnknownTenant => Stage::Route,
             Reason::UnmappedMessageType
@@ -200,6 +216,8 @@ impl Reason {
             Reason::MappingNoEvents => "101",
             Reason::MappingTooManyEvents => "207",
             Reason::FhirMalformed | Reason::FhirUnsafeXml | Reason::FhirTooDeep => "100",
+            Reason::FhirTooManyItems => "207",
+            Reason::MessageTooManySegments | Reason::FieldTooManyRepetitions => "207",
             Reason::FhirInvalid => "102",
             Reason::UnmappedResourceType => "201",
         }
@@ -231,6 +249,9 @@ impl Reason {
             Reason::FhirInvalid => "Not a valid FHIR R4 resource",
             Reason::FhirUnsafeXml => "XML with a DOCTYPE or entity declaration",
             Reason::FhirTooDeep => "Nesting too deep",
+            Reason::FhirTooManyItems => "Too many elements",
+            Reason::MessageTooManySegments => "Too many segments",
+            Reason::FieldTooManyRepetitions => "Too many repetitions in a field",
             Reason::UnmappedResourceType => "Unsupported FHIR resource type",
         }
     }

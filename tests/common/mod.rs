@@ -5,6 +5,7 @@
 //! [`on_each_backend!`] turns one test into two, `<name>::sqlite` and `<name>::postgres`.
 #![allow(dead_code, missing_docs)]
 
+pub mod certs;
 pub mod pg;
 
 use intake_adapters::mllp::client::MllpClient;

@@ -9,8 +9,12 @@ use std::time::Duration;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AmqpConfig {
-    /// `amqp://user:password@host:5672/%2f`; empty: no broker.
+    /// `amqp://user:password@host:5672/%2f`, or `amqps://…:5671/…` over TLS; empty: no
+    /// broker.
     pub url: String,
+    /// CA certificates (PEM) an `amqps://` broker's certificate must chain to; none: the
+    /// system's trusted roots.
+    pub ca_file: Option<std::path::PathBuf>,
     /// Topic exchange, declared durable on connect.
     pub exchange: String,
     /// Events claimed and published per round (confirms awaited per round).
@@ -29,6 +33,7 @@ impl Default for AmqpConfig {
     fn default() -> Self {
         AmqpConfig {
             url: String::new(),
+            ca_file: None,
             exchange: "intake.events".into(),
             batch: 256,
             retry_max_secs: 30,
@@ -76,20 +81,15 @@ impl AmqpConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum InvalidUrl {
     /// It does not parse.
-    #[error("the AMQP URL is not valid (expected amqp://user:password@host:port/vhost)")]
+    #[error(
+        "the AMQP URL is not valid (expected amqp:// or amqps://user:password@host:port/vhost)"
+    )]
     Syntax,
-    /// `amqps://`: this build has no TLS for AMQP.
-    #[error("amqps:// is not supported by this build (lapin without TLS); use amqp://")]
-    Tls,
 }
 
 /// Checks an AMQP URL without connecting.
 pub fn parse_url(url: &str) -> Result<AMQPUri, InvalidUrl> {
-    let uri = url.parse::<AMQPUri>().map_err(|_| InvalidUrl::Syntax)?;
-    if uri.scheme != lapin::uri::AMQPScheme::AMQP {
-        return Err(InvalidUrl::Tls);
-    }
-    Ok(uri)
+    url.parse::<AMQPUri>().map_err(|_| InvalidUrl::Syntax)
 }
 
 #[cfg(test)]
@@ -101,10 +101,10 @@ mod tests {
         assert!(parse_url("amqp://guest:guest@127.0.0.1:5672/%2f").is_ok());
         let err = parse_url("amqp://user:s3cret@[bad").unwrap_err();
         assert!(!err.to_string().contains("s3cret"));
-        assert!(matches!(
-            parse_url("amqps://u:p@host/%2f"),
-            Err(InvalidUrl::Tls)
-        ));
+        assert_eq!(
+            parse_url("amqps://u:p@host/%2f").unwrap().scheme,
+            lapin::uri::AMQPScheme::AMQPS
+        );
     }
 
     #[test]

@@ -36,6 +36,17 @@ impl ComponentConfig for AmqpConfig {
 
     async fn build(&self, env: &Env) -> Result<Built, StartError> {
         let uri = parse_url(&self.url).map_err(|e| StartError::Invalid(e.into()))?;
+        let ca_pem = match &self.ca_file {
+            None => None,
+            Some(path) => {
+                // Read and checked now, so a bad file stops serve with its name and reason.
+                crate::tls::read_certificates("AMQP CA", path)
+                    .map_err(|e| StartError::Invalid(e.into()))?;
+                Some(std::fs::read_to_string(path).map_err(|e| {
+                    StartError::Invalid(format!("AMQP CA {}: {e}", path.display()).into())
+                })?)
+            }
+        };
         let status = Arc::new(PublisherStatus::default());
         env.telemetry.register(Arc::new(OutboxReport {
             status: status.clone(),
@@ -44,6 +55,7 @@ impl ComponentConfig for AmqpConfig {
         let publisher = Publisher {
             config: self.clone(),
             uri,
+            ca_pem,
             store: env.store.clone(),
             holder: format!("intake-{}-{}", std::process::id(), uuid::Uuid::now_v7()),
             status,

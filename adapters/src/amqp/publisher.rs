@@ -27,6 +27,8 @@ pub struct Publisher {
     pub config: AmqpConfig,
     /// The checked broker URL.
     pub uri: AMQPUri,
+    /// The `ca_file` an `amqps://` broker is checked against (PEM text).
+    pub ca_pem: Option<String>,
     /// The store holding the outbox.
     pub store: Arc<dyn Store>,
     /// The lease holder's name (process id and a unique suffix).
@@ -103,7 +105,13 @@ impl Publisher {
 
     async fn connect(&self) -> Result<(Connection, Channel), lapin::Error> {
         let props = ConnectionProperties::default().with_connection_name("intake".into());
-        let conn = Connection::connect_uri(self.uri.clone(), props).await?;
+        let tls = lapin::tcp::OwnedTLSConfig {
+            identity: None,
+            cert_chain: self.ca_pem.clone(),
+        };
+        let runtime = lapin::runtime::default_runtime()?;
+        let conn =
+            Connection::connect_uri_with_config(self.uri.clone(), props, tls, runtime).await?;
         let channel = conn.create_channel().await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())

@@ -1,5 +1,6 @@
 //! `[http]`: the API server's settings.
 
+use crate::tls::TlsConfig;
 use serde::Deserialize;
 use std::net::SocketAddr;
 
@@ -18,9 +19,19 @@ pub struct HttpConfig {
     /// a scraper; keep it on loopback or a management network). On the API address
     /// `/metrics` needs the admin token.
     pub metrics_addr: Option<SocketAddr>,
+    /// Whether metrics series name the tenant (default); false: all tenants count as
+    /// `tenant="*"`, so whoever scrapes learns no tenant's name or volume.
+    pub metrics_tenant_labels: bool,
     /// Connections served at once; one more is accepted and closed at once, so HTTP
     /// clients cannot take the file descriptors MLLP senders need.
     pub max_connections: usize,
+    /// Requests per second one token may make (bursts of twice that); 0: no limit.
+    pub rate_limit_per_token: u32,
+    /// Requests per second one source address may make, with or without a token (bursts
+    /// of twice that); 0: no limit.
+    pub rate_limit_per_address: u32,
+    /// `[http.tls]`: HTTPS (and mutual TLS) on `addr`; the metrics address stays plain.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for HttpConfig {
@@ -30,7 +41,11 @@ impl Default for HttpConfig {
             header_read_timeout_ms: 10_000,
             request_timeout_ms: 60_000,
             metrics_addr: None,
+            metrics_tenant_labels: true,
             max_connections: 512,
+            tls: None,
+            rate_limit_per_token: 1000,
+            rate_limit_per_address: 1000,
         }
     }
 }

@@ -53,6 +53,9 @@ pub enum ApiError {
     RequestTimeout,
     /// The body's content type is not one the route reads.
     UnsupportedMediaType,
+    /// Over the rate limit of the token or of the source address; retry after this many
+    /// seconds (also in `Retry-After`).
+    RateLimited(u64),
 }
 
 impl ApiError {
@@ -79,6 +82,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -105,6 +109,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             ApiError::RequestTimeout => "REQUEST_TIMEOUT",
             ApiError::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            ApiError::RateLimited(_) => "RATE_LIMITED",
         }
     }
 
@@ -144,6 +149,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "this route does not take this method",
             ApiError::RequestTimeout => "the request took longer than its time limit",
             ApiError::UnsupportedMediaType => "this route does not read this content type",
+            ApiError::RateLimited(_) => "too many requests from this token or address; retry later",
         }
     }
 }
@@ -151,7 +157,13 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"code": self.code(), "message": self.message()}});
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(body)).into_response();
+        if let ApiError::RateLimited(seconds) = self {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

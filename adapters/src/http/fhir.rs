@@ -89,6 +89,7 @@ impl Outcome {
             StatusCode::FORBIDDEN => "forbidden",
             StatusCode::NOT_FOUND => "not-found",
             StatusCode::SERVICE_UNAVAILABLE => "transient",
+            StatusCode::TOO_MANY_REQUESTS => "throttled",
             _ => "processing",
         };
         Outcome::error(e.status(), code, format!("{}: {}", e.code(), e.message()))
@@ -190,7 +191,13 @@ pub(super) fn rejection(e: &ApiError, headers: &HeaderMap) -> Response {
     let sent_xml = accepted_content_type(headers);
     let mut outcome = Outcome::from_api(e);
     outcome.xml = answer_in_xml(headers, sent_xml.unwrap_or(false));
-    outcome.into_response()
+    let mut response = outcome.into_response();
+    if let ApiError::RateLimited(seconds) = e {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, (*seconds).into());
+    }
+    response
 }
 
 fn answer_in_xml(headers: &HeaderMap, sent_xml: bool) -> bool {
@@ -353,7 +360,7 @@ fn rejected(reason: Reason, detail: Option<&str>) -> Outcome {
         Reason::FhirMalformed => (StatusCode::BAD_REQUEST, "structure"),
         Reason::FhirInvalid => (StatusCode::BAD_REQUEST, "invalid"),
         Reason::FhirUnsafeXml => (StatusCode::BAD_REQUEST, "security"),
-        Reason::FhirTooDeep => (StatusCode::BAD_REQUEST, "too-costly"),
+        Reason::FhirTooDeep | Reason::FhirTooManyItems => (StatusCode::BAD_REQUEST, "too-costly"),
         Reason::UnmappedResourceType => (StatusCode::UNPROCESSABLE_ENTITY, "not-supported"),
         r if matches!(r.stage(), Stage::Decode | Stage::Parse) => {
             (StatusCode::BAD_REQUEST, "structure")

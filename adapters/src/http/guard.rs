@@ -1,5 +1,6 @@
 //! What every request goes through before its handler, so before any body is read:
-//! - [`auth_first`]: an `/api` request is refused on its headers alone (bad or missing
+//! - [`auth_first`]: over a rate limit (per source address, then per token) a request
+//!   gets 429; an `/api` request is refused on its headers alone (bad or missing
 //!   token, another tenant's token, no such tenant): no body is read, and a client that sent
 //!   `Expect: 100-continue` never gets `100 Continue`. The [`Caller`] goes into the
 //!   request for the route's scope check and its handler;
@@ -22,8 +23,16 @@ use axum::routing::MethodRouter;
 /// the path and that the tenant exists. Other routes (health, metrics) get the caller when
 /// the request names one.
 pub async fn auth_first(State(s): State<HttpState>, mut request: Request, next: Next) -> Response {
+    if let Err(e) = s.rates.address(&request) {
+        return refuse(e, &request);
+    }
     let path = request.uri().path();
     let caller = s.auth.caller(request.headers());
+    if let Ok(c) = &caller {
+        if let Err(e) = s.rates.token(c, &request) {
+            return refuse(e, &request);
+        }
+    }
     if let Some(rest) = path.strip_prefix("/api/") {
         let tenant = rest
             .strip_prefix("v1/tenants/")

@@ -66,3 +66,25 @@ impl TokensFileInvalid<'_> {
         tracing::error!(error = %self.error, code = "TOKENS_FILE_INVALID", "tokens file not reloaded; the last good one stays in force");
     }
 }
+
+/// A request was refused over a rate limit (429 `RATE_LIMITED`).
+pub struct RateLimitHit<'a> {
+    /// The client's address.
+    pub peer: std::net::SocketAddr,
+    /// The token's name, when the per-token limit refused it (names are not secrets).
+    pub token: Option<&'a str>,
+}
+
+impl RateLimitHit<'_> {
+    /// Logs it.
+    pub fn emit(self) {
+        match self.token {
+            Some(token) => {
+                tracing::info!(peer = %self.peer, token, code = "RATE_LIMITED", "request over the token's rate limit")
+            }
+            None => {
+                tracing::info!(peer = %self.peer, code = "RATE_LIMITED", "request over the address's rate limit")
+            }
+        }
+    }
+}

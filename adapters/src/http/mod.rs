@@ -21,6 +21,7 @@ pub mod hl7v2;
 mod internal_events;
 pub mod mappings;
 pub mod messages;
+pub mod rate_limit;
 pub mod remap;
 mod serve;
 pub mod state;
@@ -29,6 +30,7 @@ pub mod tokens;
 
 use crate::component::{Built, Component, ComponentConfig, Env, Shutdown, StartError};
 use crate::telemetry::Telemetry;
+use crate::tls::server::TlsServer;
 use auth::Auth;
 use axum::extract::DefaultBodyLimit;
 use axum::{middleware, Router};
@@ -82,6 +84,8 @@ pub struct HttpServer {
     mappings_dir: std::path::PathBuf,
     mapping_history: usize,
     limits: serve::Limits,
+    tls: Option<Arc<TlsServer>>,
+    rates: Arc<rate_limit::RateLimits>,
     request_timeout: std::time::Duration,
 }
 
@@ -103,7 +107,23 @@ impl ComponentConfig for HttpConfig {
             addr: self.addr,
             source,
         })?;
-        let mut banner = vec![format!("listening: http {addr}")];
+        let tls = match &self.tls {
+            None => None,
+            Some(tls) => Some(Arc::new(
+                TlsServer::load(
+                    tls.clone(),
+                    &[b"h2", b"http/1.1"],
+                    format!("http {}", self.addr),
+                )
+                .map_err(|source| StartError::Tls {
+                    what: "HTTP",
+                    addr: self.addr,
+                    source,
+                })?,
+            )),
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut banner = vec![format!("listening: {scheme} {addr}")];
         let metrics_listener = match self.metrics_addr {
             None => None,
             Some(at) => {
@@ -132,6 +152,11 @@ impl ComponentConfig for HttpConfig {
                 header_read: std::time::Duration::from_millis(self.header_read_timeout_ms.max(1)),
                 max_connections: self.max_connections,
             },
+            tls,
+            rates: Arc::new(rate_limit::RateLimits::new(
+                self.rate_limit_per_token,
+                self.rate_limit_per_address,
+            )),
             request_timeout: std::time::Duration::from_millis(self.request_timeout_ms.max(1)),
         };
         Ok(Built {
@@ -153,18 +178,19 @@ impl Component for HttpServer {
             mappings_dir: self.mappings_dir,
             mapping_history: self.mapping_history,
             sessions: Arc::default(),
+            rates: self.rates,
         };
         let metrics = self.metrics_listener.map(|listener| {
             let app = health::open_routes()
                 .fallback(|| async { ApiError::RouteNotFound })
                 .with_state(state.clone());
             let mut stop = shutdown.clone();
-            tokio::spawn(serve::serve(listener, app, self.limits, async move {
+            tokio::spawn(serve::serve(listener, None, app, self.limits, async move {
                 stop.requested().await;
             }))
         });
         let app = router(state, self.request_timeout);
-        serve::serve(self.listener, app, self.limits, async move {
+        serve::serve(self.listener, self.tls, app, self.limits, async move {
             shutdown.requested().await;
         })
         .await;

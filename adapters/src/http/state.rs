@@ -21,6 +21,8 @@ pub struct HttpState {
     pub mappings_dir: std::path::PathBuf,
     /// Mapping versions the history keeps per tenant.
     pub mapping_history: usize,
+    /// Rate limits per source address and per token.
+    pub rates: Arc<super::rate_limit::RateLimits>,
     /// The console's logged-in sessions.
     pub sessions: Arc<super::console::session::Sessions>,
 }

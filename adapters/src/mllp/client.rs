@@ -4,10 +4,10 @@
 //! ([`read_acks`]).
 
 use super::frame::{write_frame, Frame, FrameLimits, FrameReader};
+use crate::tls::client::TlsClient;
 use intake_pipeline::hl7::batch;
 use std::time::Duration;
-use tokio::net::tcp::OwnedReadHalf;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, ToSocketAddrs};
 
 /// Errors of the client.
@@ -24,10 +24,10 @@ pub enum ClientError {
 /// The largest acknowledgement accepted: a batch's answer holds one ACK per message.
 pub const MAX_ACK_BYTES: usize = 64 << 20;
 
-/// One MLLP connection.
+/// One MLLP connection, plain or over TLS.
 pub struct MllpClient {
-    reader: FrameReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+    reader: FrameReader<Box<dyn AsyncRead + Send + Unpin>>,
+    writer: Box<dyn AsyncWrite + Send + Unpin>,
 }
 
 impl MllpClient {
@@ -36,15 +36,40 @@ impl MllpClient {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         let (r, w) = stream.into_split();
+        Ok(Self::over(Box::new(r), Box::new(w), timeout))
+    }
+
+    /// Connects over TLS, checking the server's certificate for `server_name`; the
+    /// handshake and each ACK must come within `timeout`.
+    pub async fn connect_tls(
+        addr: impl ToSocketAddrs,
+        timeout: Duration,
+        tls: &TlsClient,
+        server_name: &str,
+    ) -> Result<Self, ClientError> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let stream = tokio::time::timeout(timeout, tls.connect(server_name, stream))
+            .await
+            .map_err(|_| ClientError::NoAck("TLS handshake timed out".into()))??;
+        let (r, w) = tokio::io::split(stream);
+        Ok(Self::over(Box::new(r), Box::new(w), timeout))
+    }
+
+    fn over(
+        reader: Box<dyn AsyncRead + Send + Unpin>,
+        writer: Box<dyn AsyncWrite + Send + Unpin>,
+        timeout: Duration,
+    ) -> Self {
         let limits = FrameLimits {
             max_frame_bytes: MAX_ACK_BYTES,
             idle_timeout: timeout,
             frame_timeout: timeout,
         };
-        Ok(MllpClient {
-            reader: FrameReader::new(r, limits),
-            writer: w,
-        })
+        MllpClient {
+            reader: FrameReader::new(reader, limits),
+            writer,
+        }
     }
 
     /// Sends one message and waits for its acknowledgement.

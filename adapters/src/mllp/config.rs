@@ -1,6 +1,7 @@
 //! `[[mllp]]`: one MLLP listener's settings.
 
 use super::frame::FrameLimits;
+use crate::tls::TlsConfig;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -32,6 +33,14 @@ pub struct MllpConfig {
     /// (at least one full frame); a connection whose frame would pass it waits.
     #[serde(default = "default_max_buffered")]
     pub max_buffered_bytes: usize,
+    /// Messages per second one source address may send over all its connections (bursts
+    /// of twice that); past it the listener reads the next frame later (the senders wait
+    /// for their ACKs a little longer: nothing is refused). 0: no limit.
+    #[serde(default)]
+    pub max_messages_per_second_per_address: u32,
+    /// TLS (and mutual TLS) on this listener; absent: plain TCP.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
 }
 
 fn default_max_frame() -> usize {
@@ -60,6 +69,8 @@ impl Default for MllpConfig {
             frame_timeout_secs: default_frame_timeout(),
             max_connections: default_max_connections(),
             max_buffered_bytes: default_max_buffered(),
+            max_messages_per_second_per_address: 0,
+            tls: None,
         }
     }
 }

@@ -35,16 +35,21 @@ impl ConnectionRefused {
     }
 }
 
-/// A connection was accepted.
-pub struct ConnectionOpened {
+/// A connection was accepted (and its TLS handshake, if any, done).
+pub struct ConnectionOpened<'a> {
     /// The sender's address.
     pub peer: SocketAddr,
+    /// Under mutual TLS, the name on the client's certificate (a system name, not PHI).
+    pub client: Option<&'a str>,
 }
 
-impl ConnectionOpened {
+impl ConnectionOpened<'_> {
     /// Logs it.
     pub fn emit(self) {
-        tracing::debug!(peer = %self.peer, "connection opened");
+        match self.client {
+            Some(client) => tracing::debug!(peer = %self.peer, client, "connection opened"),
+            None => tracing::debug!(peer = %self.peer, "connection opened"),
+        }
     }
 }
 
@@ -73,5 +78,19 @@ impl AckNotSent<'_> {
     /// Logs it.
     pub fn emit(self) {
         tracing::info!(peer = %self.peer, error = %self.error, "could not send ACK; connection closed");
+    }
+}
+
+/// A connection's sender went past the listener's messages-per-second limit per address:
+/// its next frames are read later (logged once per connection).
+pub struct MessagesPaced {
+    /// The sender's address.
+    pub peer: SocketAddr,
+}
+
+impl MessagesPaced {
+    /// Logs it.
+    pub fn emit(self) {
+        tracing::info!(peer = %self.peer, code = "RATE_LIMITED", "sender over its rate limit: reading its messages more slowly");
     }
 }

@@ -5,16 +5,20 @@
 use super::config::MllpConfig;
 use super::frame::{write_frame, Frame, FrameError, FrameReader};
 use super::internal_events::{
-    AcceptFailed, AckNotSent, ConnectionEnded, ConnectionOpened, ConnectionRefused,
+    AcceptFailed, AckNotSent, ConnectionEnded, ConnectionOpened, ConnectionRefused, MessagesPaced,
 };
 use crate::component::{Component, Shutdown};
+use crate::rate::RateLimiter;
+use crate::tls::server::TlsServer;
 use intake_pipeline::hl7::ack::{build_ack, AckCode, AckError};
 use intake_pipeline::hl7::sniff_header;
 use intake_pipeline::ingest::Ingest;
+use intake_pipeline::outcome::ack_control_id;
 use intake_pipeline::{Format, RawMessage};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
@@ -22,13 +26,19 @@ use tokio::task::JoinSet;
 pub struct MllpListener {
     listener: TcpListener,
     config: MllpConfig,
+    tls: Option<Arc<TlsServer>>,
 }
 
 impl MllpListener {
-    /// Binds the address (port 0 picks a free port; see [`MllpListener::local_addr`]).
-    pub async fn bind(config: MllpConfig) -> std::io::Result<Self> {
+    /// Binds the address (port 0 picks a free port; see [`MllpListener::local_addr`]);
+    /// with `tls`, every connection starts with a TLS handshake.
+    pub async fn bind(config: MllpConfig, tls: Option<Arc<TlsServer>>) -> std::io::Result<Self> {
         let listener = TcpListener::bind(config.addr).await?;
-        Ok(MllpListener { listener, config })
+        Ok(MllpListener {
+            listener,
+            config,
+            tls,
+        })
     }
 
     /// The bound address.
@@ -46,6 +56,8 @@ impl Component for MllpListener {
         let channel: Arc<str> = Arc::from(format!("mllp:{addr}"));
         let mut connections = JoinSet::new();
         let budget = self.config.frame_budget();
+        let rate = self.config.max_messages_per_second_per_address;
+        let pace = RateLimiter::new(rate, rate.saturating_mul(2)).map(Arc::new);
         loop {
             tokio::select! {
                 _ = shutdown.requested() => break,
@@ -56,9 +68,10 @@ impl Component for MllpListener {
                     }
                     Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
-                        connections.spawn(connection(
-                            stream, peer, ingest.clone(), self.config.clone(), channel.clone(), shutdown.clone(), budget.clone(),
-                        ));
+                        let served = Served {
+                            peer, ingest: ingest.clone(), config: self.config.clone(), channel: channel.clone(), shutdown: shutdown.clone(), budget: budget.clone(), pace: pace.clone(),
+                        };
+                        connections.spawn(serve_socket(stream, self.tls.clone(), served));
                     }
                     Err(error) => {
                         AcceptFailed { error: &error }.emit();
@@ -72,18 +85,59 @@ impl Component for MllpListener {
     }
 }
 
-async fn connection(
-    stream: TcpStream,
+/// What a connection's task needs besides its socket.
+struct Served {
     peer: SocketAddr,
     ingest: Ingest,
     config: MllpConfig,
     channel: Arc<str>,
-    mut shutdown: Shutdown,
+    shutdown: Shutdown,
     budget: Arc<tokio::sync::Semaphore>,
-) {
-    let (read, mut write) = stream.into_split();
+    /// The listener's messages-per-second limit per source address.
+    pace: Option<Arc<RateLimiter<IpAddr>>>,
+}
+
+/// Serves an accepted socket: plain, or after a TLS handshake (a refused handshake is
+/// logged with its code and the socket closed).
+async fn serve_socket(stream: TcpStream, tls: Option<Arc<TlsServer>>, served: Served) {
+    match tls {
+        None => {
+            let (read, write) = stream.into_split();
+            connection(read, write, None, served).await
+        }
+        Some(tls) => match tls.accept(stream).await {
+            Ok((stream, client)) => {
+                let (read, write) = tokio::io::split(stream);
+                connection(read, write, client, served).await
+            }
+            Err(refusal) => refusal.emit(served.peer),
+        },
+    }
+}
+
+/// Reads frames and answers each one, in order, until the sender closes, a limit ends
+/// the connection, or shutdown is asked for. `client` is the mutual-TLS client's name.
+async fn connection<R, W>(read: R, mut write: W, client: Option<String>, served: Served)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let Served {
+        peer,
+        ingest,
+        config,
+        channel,
+        mut shutdown,
+        budget,
+        pace,
+    } = served;
+    let mut paced = false;
     let mut reader = FrameReader::new(read, config.frame_limits()).with_budget(budget);
-    ConnectionOpened { peer }.emit();
+    ConnectionOpened {
+        peer,
+        client: client.as_deref(),
+    }
+    .emit();
     loop {
         let frame = tokio::select! {
             _ = shutdown.requested() => break,
@@ -92,6 +146,15 @@ async fn connection(
         let ack = match frame {
             Ok(None) => break,
             Ok(Some(Frame::Message(bytes))) => {
+                if let Some(limiter) = &pace {
+                    while let Err(wait) = limiter.take(&peer.ip()) {
+                        if !paced {
+                            paced = true;
+                            MessagesPaced { peer }.emit();
+                        }
+                        tokio::time::sleep(wait).await;
+                    }
+                }
                 let raw = RawMessage::new(
                     config.tenant.clone(),
                     Format::Hl7v2,
@@ -115,7 +178,7 @@ async fn connection(
                     header.as_ref(),
                     AckCode::Reject,
                     Some(&err),
-                    &ack_id(),
+                    &ack_control_id(),
                     now(),
                 )
             }
@@ -140,11 +203,6 @@ async fn connection(
         }
     }
     ConnectionEnded { peer }.emit();
-}
-
-/// A unique control id for an ACK (20 characters, time-ordered).
-fn ack_id() -> String {
-    uuid::Uuid::now_v7().simple().to_string()[..20].to_string()
 }
 
 fn now() -> chrono::DateTime<chrono::FixedOffset> {

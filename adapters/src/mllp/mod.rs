@@ -7,8 +7,10 @@ mod internal_events;
 pub mod listener;
 
 use crate::component::{Built, ComponentConfig, Env, StartError};
+use crate::tls::server::TlsServer;
 use config::MllpConfig;
 use listener::MllpListener;
+use std::sync::Arc;
 
 #[async_trait::async_trait]
 impl ComponentConfig for MllpConfig {
@@ -21,11 +23,26 @@ impl ComponentConfig for MllpConfig {
             addr: self.addr,
             source,
         };
-        let listener = MllpListener::bind(self.clone()).await.map_err(bind_error)?;
+        let tls = match &self.tls {
+            None => None,
+            Some(tls) => Some(Arc::new(
+                TlsServer::load(tls.clone(), &[], format!("mllp {}", self.addr)).map_err(
+                    |source| StartError::Tls {
+                        what: "MLLP listener",
+                        addr: self.addr,
+                        source,
+                    },
+                )?,
+            )),
+        };
+        let scheme = if tls.is_some() { "mllp+tls" } else { "mllp" };
+        let listener = MllpListener::bind(self.clone(), tls)
+            .await
+            .map_err(bind_error)?;
         let addr = listener.local_addr().map_err(bind_error)?;
         let banner = match &self.tenant {
-            Some(t) => format!("listening: mllp {addr} tenant={t}"),
-            None => format!("listening: mllp {addr} routed"),
+            Some(t) => format!("listening: {scheme} {addr} tenant={t}"),
+            None => format!("listening: {scheme} {addr} routed"),
         };
         Ok(Built {
             component: Box::new(listener),

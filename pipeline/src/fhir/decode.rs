@@ -26,6 +26,12 @@ use serde_json::Value;
 /// The deepest nesting accepted: JSON objects and arrays, or XML elements.
 pub const MAX_DEPTH: usize = 100;
 
+/// The default of a tenant's `fhir.max_items`: JSON values (counted as objects, arrays
+/// and commas) or XML elements in one body. A 10 MiB Bundle of real resources holds a few
+/// hundred thousand; a body of a million tiny array items is refused before any tree is
+/// built (such a tree costs about 60 times the body in memory).
+pub const DEFAULT_MAX_ITEMS: usize = 500_000;
+
 /// How strictly a tenant's FHIR input is validated (fhirbolt's deserialization modes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -58,11 +64,22 @@ impl Mode {
 /// Strict mode also refuses codes outside a required value set and dates that name no
 /// day ([`super::bindings`]), as `FHIR_INVALID` at the element.
 pub fn decode(bytes: &[u8], format: Format, mode: Mode) -> Result<Value, Rejection> {
+    decode_within(bytes, format, mode, DEFAULT_MAX_ITEMS)
+}
+
+/// [`decode`], refusing a body of more than `max_items` JSON values or XML elements as
+/// `FHIR_TOO_MANY_ITEMS` (found by the same flat scan as the depth).
+pub fn decode_within(
+    bytes: &[u8],
+    format: Format,
+    mode: Mode,
+    max_items: usize,
+) -> Result<Value, Rejection> {
     let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let first = body.iter().position(|b| !b.is_ascii_whitespace());
     let value = match (format, first.map(|i| body[i])) {
-        (Format::FhirJson, Some(b'{')) => decode_json(body, mode),
-        (Format::FhirXml, Some(b'<')) => decode_xml(body, mode),
+        (Format::FhirJson, Some(b'{')) => decode_json(body, mode, max_items),
+        (Format::FhirXml, Some(b'<')) => decode_xml(body, mode, max_items),
         (_, Some(_)) => Err(malformed_at(body, first.unwrap_or(0))),
         (_, None) => Err(Rejection::with_detail(Reason::FhirMalformed, "empty body")),
     }?;
@@ -99,10 +116,14 @@ fn too_deep() -> Rejection {
     Rejection::with_detail(Reason::FhirTooDeep, format!("depth > {MAX_DEPTH}"))
 }
 
+fn too_many(max_items: usize) -> Rejection {
+    Rejection::with_detail(Reason::FhirTooManyItems, format!("items > {max_items}"))
+}
+
 // ---------------------------------------------------------------- JSON
 
-fn decode_json(body: &[u8], mode: Mode) -> Result<Value, Rejection> {
-    json_depth_ok(body)?;
+fn decode_json(body: &[u8], mode: Mode, max_items: usize) -> Result<Value, Rejection> {
+    json_shape_ok(body, max_items)?;
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         if e.to_string().starts_with("recursion limit exceeded") {
             too_deep()
@@ -129,9 +150,11 @@ fn decode_json(body: &[u8], mode: Mode) -> Result<Value, Rejection> {
     }
 }
 
-/// Nesting depth of JSON objects and arrays, by a flat scan (no recursion, strings skipped).
-fn json_depth_ok(body: &[u8]) -> Result<(), Rejection> {
+/// Nesting depth of JSON objects and arrays, and the number of values (objects, arrays and
+/// commas), by a flat scan (no recursion, strings skipped).
+fn json_shape_ok(body: &[u8], max_items: usize) -> Result<(), Rejection> {
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    let mut items = 0usize;
     for &b in body {
         if in_string {
             match (escaped, b) {
@@ -146,12 +169,17 @@ fn json_depth_ok(body: &[u8]) -> Result<(), Rejection> {
             b'"' => in_string = true,
             b'{' | b'[' => {
                 depth += 1;
+                items += 1;
                 if depth > MAX_DEPTH {
                     return Err(too_deep());
                 }
             }
+            b',' => items += 1,
             b'}' | b']' => depth = depth.saturating_sub(1),
             _ => {}
+        }
+        if items > max_items {
+            return Err(too_many(max_items));
         }
     }
     Ok(())
@@ -315,8 +343,8 @@ fn render(path: &[Step]) -> String {
 
 // ---------------------------------------------------------------- XML
 
-fn decode_xml(body: &[u8], mode: Mode) -> Result<Value, Rejection> {
-    let root = xml_prescan(body)?;
+fn decode_xml(body: &[u8], mode: Mode, max_items: usize) -> Result<Value, Rejection> {
+    let root = xml_prescan(body, max_items)?;
     match fhirbolt::xml::from_slice::<Resource>(body, Some(mode.config())) {
         Ok(resource) => to_json(resource, &root),
         Err(e) => {
@@ -451,7 +479,7 @@ fn locate_xml(body: &[u8], mode: Mode, message: &str) -> String {
 
 /// Refuses DOCTYPE and entity declarations and over-deep nesting, checks well-formedness
 /// (with a position), and returns the root element's name (when shaped like a type).
-fn xml_prescan(body: &[u8]) -> Result<String, Rejection> {
+fn xml_prescan(body: &[u8], max_items: usize) -> Result<String, Rejection> {
     use quick_xml::events::Event;
     // Anywhere in the body, before any parser sees it: a DTD is never needed in FHIR.
     let upper = |b: &u8| b.to_ascii_uppercase();
@@ -471,11 +499,18 @@ fn xml_prescan(body: &[u8]) -> Result<String, Rejection> {
     let mut reader = quick_xml::Reader::from_reader(body);
     reader.check_end_names(true).check_comments(true);
     let (mut depth, mut root, mut seen_root) = (0usize, None, false);
+    let mut items = 0usize;
     loop {
         let before = reader.buffer_position();
         let event = reader
             .read_event()
             .map_err(|_| malformed_at(body, reader.buffer_position().max(before)))?;
+        if matches!(event, Event::Start(_) | Event::Empty(_)) {
+            items += 1;
+            if items > max_items {
+                return Err(too_many(max_items));
+            }
+        }
         match event {
             Event::Start(e) | Event::Empty(e) if depth == 0 && seen_root => {
                 let _ = e;
@@ -615,6 +650,44 @@ mod tests {
             "[".repeat(500)
         );
         assert!(sniffed(s.as_bytes(), Mode::Strict).is_ok());
+    }
+
+    #[test]
+    fn bodies_of_too_many_items_are_refused_before_a_tree_is_built() {
+        let json = format!(
+            r#"{{"resourceType":"Patient","id":"x","name":[{{"given":[{}"a"]}}]}}"#,
+            "\"a\",".repeat(100)
+        );
+        let within = |b: &str, n| {
+            decode_within(
+                b.as_bytes(),
+                Format::sniff_fhir(b.as_bytes()),
+                Mode::Strict,
+                n,
+            )
+        };
+        assert!(within(&json, 1_000).is_ok());
+        let r = within(&json, 50).unwrap_err();
+        assert_eq!(
+            (r.reason, r.detail.as_deref()),
+            (Reason::FhirTooManyItems, Some("items > 50"))
+        );
+        // Commas inside strings are text, not items.
+        let text = format!(
+            r#"{{"resourceType":"Patient","id":"x","name":[{{"text":"{}"}}]}}"#,
+            ",".repeat(500)
+        );
+        assert!(within(&text, 50).is_ok());
+        let xml = format!(
+            r#"<Patient xmlns="http://hl7.org/fhir"><id value="x"/><name>{}</name></Patient>"#,
+            r#"<given value="a"/>"#.repeat(100)
+        );
+        assert!(within(&xml, 1_000).is_ok());
+        let r = within(&xml, 50).unwrap_err();
+        assert_eq!(
+            (r.reason, r.detail.as_deref()),
+            (Reason::FhirTooManyItems, Some("items > 50"))
+        );
     }
 
     #[test]

@@ -25,6 +25,57 @@ pub struct Hl7Message<'m> {
     delimiters: Delimiters,
 }
 
+/// Bounds on one HL7 v2 message: a tenant's `max_segments_per_message` and
+/// `max_repetitions_per_field`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most segments a message may hold.
+    pub max_segments: usize,
+    /// Most repetitions a field may hold.
+    pub max_repetitions: usize,
+}
+
+impl Limits {
+    /// Fails with `MESSAGE_TOO_MANY_SEGMENTS` or `FIELD_TOO_MANY_REPETITIONS` (detail: the
+    /// place and the limit, never a value). Linear in the message: a segment with fewer
+    /// repetition separators in all than the limit is passed after one count.
+    pub fn check(&self, message: &Hl7Message<'_>) -> Result<(), Rejection> {
+        if message.segments.len() > self.max_segments {
+            return Err(Rejection::with_detail(
+                Reason::MessageTooManySegments,
+                format!("limit {}", self.max_segments),
+            ));
+        }
+        let d = &message.delimiters;
+        for (i, segment) in message.segments.iter().enumerate() {
+            let text = segment.raw_value();
+            if text.matches(d.repetition).count() < self.max_repetitions {
+                continue;
+            }
+            let msh = segment.name == "MSH";
+            for (k, field) in text.split(d.field).enumerate() {
+                // MSH-2 (the encoding characters) holds the repetition separator itself.
+                if msh && k == 1 {
+                    continue;
+                }
+                if field.matches(d.repetition).count() + 1 > self.max_repetitions {
+                    let n = if msh { k + 1 } else { k };
+                    return Err(Rejection::with_detail(
+                        Reason::FieldTooManyRepetitions,
+                        format!(
+                            "segment {} ({}-{n}), limit {}",
+                            i + 1,
+                            segment.name,
+                            self.max_repetitions
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The MSH fields intake needs for routing, idempotency and acknowledgement, decoded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Header {
@@ -277,6 +328,37 @@ mod tests {
         let mut s = s.to_string();
         normalize_encoding_chars(&mut s);
         s
+    }
+
+    #[test]
+    fn segment_and_repetition_limits_name_the_place_and_the_limit() {
+        let text = format!(
+            "MSH|^~\\&|A|F|||20260101||ADT^A01|C1|P|2.5\rPID|1||{}||Doe\rNTE|1\rNTE|2",
+            vec!["ID^^^F^MR"; 5].join("~")
+        );
+        let m = Hl7Message::parse(&text).unwrap();
+        let limits = |max_segments, max_repetitions| Limits {
+            max_segments,
+            max_repetitions,
+        };
+        assert!(limits(4, 5).check(&m).is_ok());
+        let e = limits(3, 5).check(&m).unwrap_err();
+        assert_eq!(
+            (e.reason, e.detail.as_deref()),
+            (Reason::MessageTooManySegments, Some("limit 3"))
+        );
+        let e = limits(4, 4).check(&m).unwrap_err();
+        assert_eq!(
+            (e.reason, e.detail.as_deref()),
+            (
+                Reason::FieldTooManyRepetitions,
+                Some("segment 2 (PID-3), limit 4")
+            )
+        );
+        // MSH-2 holds the separator itself: it is not a repeated field.
+        assert!(limits(4, 1)
+            .check(&Hl7Message::parse("MSH|^~\\&|A\rPID|1").unwrap())
+            .is_ok());
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub(super) struct Settings {
     pub timezone: chrono_tz::Tz,
     pub ack_on_dead_letter: DeadLetterAck,
     pub max_events_per_message: usize,
+    pub hl7_limits: crate::hl7::Limits,
+    pub fhir_max_items: usize,
     /// Every routing claim, located (the tenant's claim lists and the check across
     /// tenants both come from it).
     pub claims: Vec<Claim>,
@@ -108,6 +110,11 @@ pub(super) fn settings(file: &FsPath, text: &str) -> Result<Settings, Vec<LoadEr
         timezone,
         ack_on_dead_letter: s.ack_on_dead_letter,
         max_events_per_message: s.max_events_per_message.max(1),
+        hl7_limits: crate::hl7::Limits {
+            max_segments: s.max_segments_per_message.max(1),
+            max_repetitions: s.max_repetitions_per_field.max(1),
+        },
+        fhir_max_items: s.fhir.max_items.max(1),
         claims,
         plugins: s.plugins,
     })

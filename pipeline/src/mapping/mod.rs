@@ -64,6 +64,8 @@ pub struct Tenant {
     pub timezone: chrono_tz::Tz,
     /// ACK policy for dead letters.
     pub ack_on_dead_letter: DeadLetterAck,
+    /// Bounds on an HL7 v2 message's segments and repetitions.
+    pub hl7_limits: crate::hl7::Limits,
     /// MSH-4 values this tenant claims.
     pub sending_facilities: Vec<String>,
     /// MSH-6 values this tenant claims.
@@ -91,6 +93,8 @@ pub struct Tenant {
 pub struct FhirSettings {
     /// How strictly resources are validated.
     pub mode: crate::fhir::decode::Mode,
+    /// Most JSON values or XML elements in one body (`fhir.max_items`).
+    pub max_items: usize,
     /// The compiled FHIR rules.
     pub rules: RuleSet<Fhir>,
 }
@@ -345,6 +349,7 @@ fn load_tenant(
     rules.max_events = settings.max_events_per_message;
     let mut fhir = FhirSettings {
         mode: settings.fhir_mode,
+        max_items: settings.fhir_max_items,
         rules: RuleSet::new(Fhir::new(settings.identifiers.clone()), tables),
     };
     fhir.rules.max_events = settings.max_events_per_message;
@@ -361,6 +366,7 @@ fn load_tenant(
         name,
         timezone: settings.timezone,
         ack_on_dead_letter: settings.ack_on_dead_letter,
+        hl7_limits: settings.hl7_limits,
         sending_facilities: routing::values(&settings.claims, routing::Field::Sending),
         receiving_facilities: routing::values(&settings.claims, routing::Field::Receiving),
         rules,

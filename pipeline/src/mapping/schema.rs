@@ -24,6 +24,12 @@ pub(super) struct SettingsFile {
     /// Most events (and `for_each` items) one message may give.
     #[serde(default = "default_max_events")]
     pub max_events_per_message: usize,
+    /// Most segments one HL7 v2 message may hold.
+    #[serde(default = "default_max_segments")]
+    pub max_segments_per_message: usize,
+    /// Most repetitions one HL7 v2 field may hold.
+    #[serde(default = "default_max_repetitions")]
+    pub max_repetitions_per_field: usize,
     #[serde(default)]
     pub routing: Routing,
     #[serde(default)]
@@ -39,15 +45,43 @@ pub(super) fn default_max_events() -> usize {
     10_000
 }
 
+/// The default of `max_segments_per_message`: an ORU at the event limit with a note per
+/// result fits (about 20,000), a 1 MiB frame of empty segments (about 250,000) does not.
+pub(super) fn default_max_segments() -> usize {
+    50_000
+}
+
+/// The default of `max_repetitions_per_field`: far above any real identifier list.
+pub(super) fn default_max_repetitions() -> usize {
+    1_000
+}
+
+fn default_max_items() -> usize {
+    crate::fhir::decode::DEFAULT_MAX_ITEMS
+}
+
 /// The `fhir:` block of `tenant.yaml`.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct FhirSpec {
     #[serde(default)]
     pub mode: crate::fhir::decode::Mode,
+    /// Most JSON values or XML elements one body may hold.
+    #[serde(default = "default_max_items")]
+    pub max_items: usize,
     /// Identifier systems by name (`mrn`, `visit`), used in paths as `%mrn`.
     #[serde(default)]
     pub identifiers: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for FhirSpec {
+    fn default() -> Self {
+        FhirSpec {
+            mode: Default::default(),
+            max_items: default_max_items(),
+            identifiers: BTreeMap::new(),
+        }
+    }
 }
 
 /// The `routing:` block of `tenant.yaml`.
