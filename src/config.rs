@@ -52,6 +52,8 @@ pub struct WriterSettings {
     pub max_batch: usize,
     /// Microseconds to wait for more messages before committing (0: no wait).
     pub max_wait_us: u64,
+    /// Most events per transaction (a message with more is committed alone).
+    pub max_batch_events: usize,
 }
 
 /// `[mappings]`.
@@ -103,6 +105,7 @@ impl Default for WriterSettings {
         WriterSettings {
             max_batch: 512,
             max_wait_us: 0,
+            max_batch_events: 4096,
         }
     }
 }

@@ -67,10 +67,14 @@ pub async fn serve(config: Config) -> Result<ExitCode> {
     let writer_config = WriterConfig {
         max_batch: config.writer.max_batch,
         max_wait: Duration::from_micros(config.writer.max_wait_us),
+        max_batch_events: config.writer.max_batch_events,
         ..WriterConfig::default()
     };
     let (writer, writer_task) = Writer::spawn(store, writer_config);
     let ingest = Ingest::new(tenants.clone(), writer);
+    ingest
+        .metrics()
+        .set_tenant_labels(config.http.metrics_tenant_labels);
     let (stop, shutdown) = Stop::new();
     // The census read model, kept current from the events as they commit.
     let census = intake_pipeline::census::spawn_runner(

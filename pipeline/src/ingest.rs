@@ -11,6 +11,10 @@ use crate::pipeline::process;
 use crate::writer::Writer;
 use std::sync::Arc;
 
+/// Messages larger than this are parsed and mapped on the blocking pool, so a huge one
+/// never holds up a runtime worker that other connections are served by.
+const OFF_WORKER_BYTES: usize = 64 * 1024;
+
 /// Processing plus storage, shared by all listeners.
 #[derive(Clone)]
 pub struct Ingest {
@@ -59,7 +63,14 @@ impl Ingest {
         // One snapshot per message: a reload never splits a message across versions.
         let started = std::time::Instant::now();
         let tenants = self.tenants.current();
-        let processed = process(raw, &tenants);
+        let processed = if raw.bytes.len() > OFF_WORKER_BYTES {
+            match tokio::task::spawn_blocking(move || process(raw, &tenants)).await {
+                Ok(processed) => processed,
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            }
+        } else {
+            process(raw, &tenants)
+        };
         let skipped: Vec<&'static str> = processed.skipped.iter().map(|s| s.code).collect();
         let out = self.writer.submit(processed).await;
         self.metrics.ack_latency.observe_duration(started.elapsed());

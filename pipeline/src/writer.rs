@@ -3,7 +3,9 @@
 //! Every adapter submits processed messages here. The writer takes whatever has queued
 //! up (bounded by `max_batch`, optionally waiting up to `max_wait` for more), commits it
 //! in one transaction, and only then answers each submitter — so an acknowledgement
-//! never leaves before its commit, and many connections share one fsync.
+//! never leaves before its commit, and many connections share one fsync. A batch also
+//! stops at `max_batch_events` events: a message with thousands of events is committed
+//! in a batch of its own, and the small messages queued around it do not wait for it.
 
 use crate::metrics::{Histogram, BATCH_BOUNDS};
 use crate::outcome::Outcome;
@@ -21,6 +23,9 @@ use tokio::time::Instant;
 pub struct WriterConfig {
     /// Most messages in one transaction.
     pub max_batch: usize,
+    /// Most events in one transaction, unless one message alone holds more (it is then
+    /// committed alone).
+    pub max_batch_events: usize,
     /// How long to wait for more messages once one is queued (0: commit what is there;
     /// messages that arrive during a commit form the next batch anyway).
     pub max_wait: Duration,
@@ -32,6 +37,7 @@ impl Default for WriterConfig {
     fn default() -> Self {
         WriterConfig {
             max_batch: 512,
+            max_batch_events: 4096,
             max_wait: Duration::ZERO,
             queue: 8192,
         }
@@ -124,20 +130,37 @@ async fn run(
     committed: Arc<Notify>,
 ) {
     let max = config.max_batch.max(1);
+    let max_events = config.max_batch_events.max(1);
     let mut items: Vec<Processed> = Vec::with_capacity(max);
     let mut replies = Vec::with_capacity(max);
-    while let Some(first) = rx.recv().await {
+    // A message that would have made the last batch too heavy starts the next one.
+    let mut carried: Option<Job> = None;
+    loop {
+        let first = match carried.take() {
+            Some(j) => j,
+            None => match rx.recv().await {
+                Some(j) => j,
+                None => break,
+            },
+        };
+        let mut events = weight(&first.item);
         take(first, &mut items, &mut replies);
         let deadline = Instant::now() + config.max_wait;
         while items.len() < max {
-            match rx.try_recv() {
-                Ok(j) => take(j, &mut items, &mut replies),
+            let next = match rx.try_recv() {
+                Ok(j) => j,
                 Err(_) if config.max_wait.is_zero() => break,
                 Err(_) => match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(j)) => take(j, &mut items, &mut replies),
+                    Ok(Some(j)) => j,
                     _ => break,
                 },
+            };
+            if events + weight(&next.item) > max_events {
+                carried = Some(next);
+                break;
             }
+            events += weight(&next.item);
+            take(next, &mut items, &mut replies);
         }
         let result = store.commit_batch(&items).await;
         let n = items.len();
@@ -165,6 +188,14 @@ async fn run(
 }
 
 type Reply = oneshot::Sender<Outcome>;
+
+/// What a message weighs in a batch: its events (at least 1).
+fn weight(item: &Processed) -> usize {
+    match &item.disposition {
+        crate::pipeline::Disposition::Events(events) => events.len().max(1),
+        _ => 1,
+    }
+}
 
 fn take(j: Job, items: &mut Vec<Processed>, replies: &mut Vec<Reply>) {
     items.push(j.item);

@@ -109,6 +109,8 @@ pub async fn run(config: &Config, opts: Options) -> Result<ExitCode> {
     let writer_config = WriterConfig {
         max_batch: config.writer.max_batch.max(MAX_BATCH),
         max_wait: Duration::ZERO,
+        // No one waits on an ACK here: batches are as large as throughput wants.
+        max_batch_events: usize::MAX,
         queue: IN_FLIGHT,
     };
     let (writer, writer_task) = Writer::spawn(store.clone(), writer_config);
