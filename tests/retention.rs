@@ -17,7 +17,9 @@ const DAYS: i64 = 30;
 
 /// A session as the engine's role on PostgreSQL, in the engine's cross-tenant scope.
 async fn engine_session(server: &Server) -> sqlx::PgConnection {
-    let mut c = sqlx::PgConnection::connect(&server.database_url).await.unwrap();
+    let mut c = sqlx::PgConnection::connect(&server.database_url)
+        .await
+        .unwrap();
     sqlx::query("SELECT set_config('app.tenant_id', '*', false)")
         .execute(&mut c)
         .await
@@ -35,7 +37,9 @@ async fn raws(server: &Server) -> BTreeMap<String, (Vec<u8>, bool)> {
             sqlx::query_as(sql).fetch_all(&mut c).await.unwrap()
         }
         common::Backend::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(&server.database_url).await.unwrap();
+            let mut c = sqlx::SqliteConnection::connect(&server.database_url)
+                .await
+                .unwrap();
             sqlx::query_as(sql).fetch_all(&mut c).await.unwrap()
         }
     };
@@ -47,11 +51,19 @@ async fn exec(server: &Server, sql: &str) -> Result<u64, String> {
     let done = match common::backend() {
         common::Backend::Postgres => {
             let mut c = engine_session(server).await;
-            sqlx::query(sql).execute(&mut c).await.map(|r| r.rows_affected())
+            sqlx::query(sql)
+                .execute(&mut c)
+                .await
+                .map(|r| r.rows_affected())
         }
         common::Backend::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(&server.database_url).await.unwrap();
-            sqlx::query(sql).execute(&mut c).await.map(|r| r.rows_affected())
+            let mut c = sqlx::SqliteConnection::connect(&server.database_url)
+                .await
+                .unwrap();
+            sqlx::query(sql)
+                .execute(&mut c)
+                .await
+                .map(|r| r.rows_affected())
         }
     };
     done.map_err(|e| e.to_string())
