@@ -177,6 +177,12 @@ pub enum Command {
         #[command(flatten)]
         remap: crate::remap::RemapArgs,
     },
+    /// Retention: empty the raw bytes of messages older than each tenant's
+    /// `retention: raw_messages_days` (rows, events and open dead letters' raws stay).
+    Prune {
+        #[command(flatten)]
+        prune: crate::prune::PruneArgs,
+    },
     /// Support operations on dead letters: list, replay, discard.
     Dlq {
         #[command(subcommand)]

@@ -91,6 +91,7 @@ pub async fn run(config_file: Option<&Path>, command: Command) -> Result<ExitCod
         Command::Dlq { command } => crate::dlq::run(&config, command).await,
         Command::Messages { find } => crate::messages::run(&config, find).await,
         Command::Remap { remap } => crate::remap::run(&config, remap).await,
+        Command::Prune { prune } => crate::prune::run(&config, prune).await,
         Command::Mappings { command } => crate::deploy::run(&config, command).await,
         Command::Token { command } => crate::token::run(&config, command),
         Command::Events {

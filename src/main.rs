@@ -17,6 +17,7 @@ mod import;
 mod junit;
 mod mapping;
 mod messages;
+mod prune;
 mod remap;
 mod send;
 mod serve;

@@ -83,7 +83,7 @@ pub async fn run(config: &Config, r: RemapArgs) -> Result<ExitCode> {
     };
     eprintln!(
         "{} message(s) compared with version {}: {} unchanged, {} would change \
-         ({} event(s) added, {} removed, {} changed); {} appended",
+         ({} event(s) added, {} removed, {} changed); {} appended; {} skipped (raw pruned)",
         report.messages,
         report.version,
         report.unchanged,
@@ -92,6 +92,7 @@ pub async fn run(config: &Config, r: RemapArgs) -> Result<ExitCode> {
         count(|d| d.removed.len()),
         count(|d| d.changed.len()),
         report.appended,
+        report.pruned,
     );
     if let Some(next) = report.next_before {
         eprintln!("more with --before {next}");

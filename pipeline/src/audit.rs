@@ -1,5 +1,5 @@
 //! The audit trail of support work: every replay, discard, raw-message view, mapping
-//! rollback and re-map appends one event to its tenant's `Audit` stream, saying who did
+//! rollback, re-map and prune appends one event to its tenant's `Audit` stream, saying who did
 //! what, when, to which ids, by which filter, with what result.
 //!
 //! The events hold no message content: ids, codes, counts, versions, the actor's name and
@@ -78,6 +78,8 @@ pub enum AuditAction {
     /// Stored messages were re-mapped with another mapping version and correction events
     /// appended.
     MessagesRemapped,
+    /// The raw bytes of old messages were emptied by the tenant's retention policy.
+    RawMessagesPruned,
 }
 
 impl AuditAction {
@@ -89,6 +91,7 @@ impl AuditAction {
             AuditAction::RawMessageViewed => "RawMessageViewed",
             AuditAction::MappingRolledBack => "MappingRolledBack",
             AuditAction::MessagesRemapped => "MessagesRemapped",
+            AuditAction::RawMessagesPruned => "RawMessagesPruned",
         }
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! The comparison is by event id, which depends on the message and the event's index, not
 //! on the mapping: the same message's n-th event has the same id under every version.
-//! Reports name event types, streams and field names; they never hold values.
+//! Reports name event types, streams and field names; they never hold values. Messages
+//! whose raw bytes retention emptied cannot be mapped again: they are counted, not compared.
 
 use crate::audit::{audit_event, Actor, AuditAction};
 use crate::event::{EventEnvelope, NewEvent};
@@ -81,6 +82,8 @@ pub struct RemapReport {
     pub version: String,
     /// Messages compared.
     pub messages: usize,
+    /// Messages selected but not compared: retention emptied their raw bytes.
+    pub pruned: usize,
     /// Of those, messages the new version maps exactly as stored.
     pub unchanged: usize,
     /// The messages with differences.
@@ -117,7 +120,12 @@ pub async fn remap(
         .version
         .clone();
     let hits = store.find_messages(query).await?;
-    let ids: Vec<Uuid> = hits.iter().map(|h| h.id).collect();
+    let ids: Vec<Uuid> = hits
+        .iter()
+        .filter(|h| h.raw_pruned_at.is_none())
+        .map(|h| h.id)
+        .collect();
+    let pruned = hits.len() - ids.len();
     let inputs = store.message_inputs(&tenant, &ids).await?;
     let mut stored: HashMap<String, Vec<EventEnvelope>> = HashMap::new();
     for e in store.message_events(&tenant, &ids).await? {
@@ -162,7 +170,7 @@ pub async fn remap(
             }
             let details = json!({
                 "version": version,
-                "counts": {"messages": hits.len(), "appended": additions.len()},
+                "counts": {"messages": ids.len(), "pruned": pruned, "appended": additions.len()},
                 "ids": diffs.iter().filter(|d| !d.added.is_empty()).map(|d| d.message_id).collect::<Vec<_>>(),
             });
             let at = chrono::Utc::now();
@@ -173,8 +181,9 @@ pub async fn remap(
     };
     Ok(RemapReport {
         version,
-        messages: hits.len(),
-        unchanged: hits.len() - diffs.len(),
+        messages: ids.len(),
+        pruned,
+        unchanged: ids.len() - diffs.len(),
         diffs,
         appended,
         next_before: (hits.len() as i64 == query.limit)

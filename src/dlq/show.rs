@@ -1,8 +1,9 @@
-//! `intake dlq show`: one letter's facts and masked shape, or (audited) its exact bytes.
+//! `intake dlq show`: one letter's facts and masked shape, or (audited) its exact bytes;
+//! once retention pruned the message, its facts and when (`--raw`: `RAW_PRUNED`, exit 1).
 
 use anyhow::{bail, Result};
 use intake_pipeline::audit::{self, UNROUTED_TENANT};
-use intake_pipeline::store::{ExpectedVersion, Store};
+use intake_pipeline::store::{ExpectedVersion, Store, StoredRaw, RAW_PRUNED};
 use serde_json::json;
 use std::process::ExitCode;
 use uuid::Uuid;
@@ -28,6 +29,18 @@ pub async fn run(
                 .map(|t| format!(" of tenant {t}"))
                 .unwrap_or_default()
         );
+    };
+    let message = match message {
+        StoredRaw::Kept(bytes) => bytes,
+        StoredRaw::Pruned(at) if raw => bail!(
+            "{RAW_PRUNED}: the raw message of dead letter {id} was pruned at {at} by its \
+             tenant's retention policy"
+        ),
+        StoredRaw::Pruned(at) => {
+            let facts = json!({"dead_letter": letter, "raw_pruned_at": at, "structure": null});
+            out!("{}", serde_json::to_string_pretty(&facts)?);
+            return Ok(ExitCode::SUCCESS);
+        }
     };
     if raw {
         // The record comes first: no raw bytes leave without their audit entry.

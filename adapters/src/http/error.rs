@@ -27,6 +27,8 @@ pub enum ApiError {
     DeadLetterNotOpen,
     /// No event of this tenant is on this stream.
     StreamNotFound,
+    /// The tenant's retention policy emptied this message's raw bytes.
+    RawPruned,
     /// The query string is not valid; the message says what is expected.
     InvalidQuery(&'static str),
     /// The body is not valid; the message says what is expected.
@@ -69,6 +71,7 @@ impl ApiError {
             | ApiError::DeadLetterNotFound
             | ApiError::DeadLetterNotOpen
             | ApiError::StreamNotFound => StatusCode::NOT_FOUND,
+            ApiError::RawPruned => StatusCode::GONE,
             ApiError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::InvalidQuery(_) | ApiError::InvalidBody(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -96,6 +99,7 @@ impl ApiError {
             ApiError::StoreUnavailable => "STORE_UNAVAILABLE",
             ApiError::DeadLetterNotFound | ApiError::DeadLetterNotOpen => "DEAD_LETTER_NOT_FOUND",
             ApiError::StreamNotFound => "STREAM_NOT_FOUND",
+            ApiError::RawPruned => intake_pipeline::store::RAW_PRUNED,
             ApiError::InvalidQuery(_) => "INVALID_QUERY",
             ApiError::InvalidBody(_) => "INVALID_BODY",
             ApiError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
@@ -123,6 +127,9 @@ impl ApiError {
             ApiError::StoreUnavailable => "the event store is unavailable",
             ApiError::DeadLetterNotFound => "no dead letter with this id for this tenant",
             ApiError::DeadLetterNotOpen => "no open dead letter with this id for this tenant",
+            ApiError::RawPruned => {
+                "the raw message was pruned by the tenant's retention policy; its facts and events remain"
+            }
             ApiError::StreamNotFound => "this tenant has no events on this stream",
             ApiError::InvalidQuery(m) | ApiError::InvalidBody(m) | ApiError::PayloadTooLarge(m) => {
                 m

@@ -28,7 +28,13 @@ pub(super) struct Settings {
     pub identifiers: BTreeMap<String, Vec<String>>,
     /// The plugins it enables, located.
     pub plugins: Vec<serde_saphyr::Spanned<String>>,
+    /// Days raw messages are kept (None: forever).
+    pub raw_retention_days: Option<u32>,
 }
+
+/// The longest retention a tenant may set: a hundred years (longer is a typo, and
+/// forever is the absent setting).
+const MAX_RETENTION_DAYS: u32 = 36_525;
 
 fn at(file: &FsPath, loc: &Location, offset: usize, message: String) -> LoadError {
     LoadError {
@@ -101,10 +107,25 @@ pub(super) fn settings(file: &FsPath, text: &str) -> Result<Settings, Vec<LoadEr
             });
         }
     }
+    if let Some(days) = s.retention.as_ref().map(|r| &r.raw_messages_days) {
+        if !(1..=MAX_RETENTION_DAYS).contains(&days.value) {
+            errors.push(at(
+                file,
+                &days.referenced,
+                0,
+                format!(
+                    "retention.raw_messages_days: {} is not 1 to {MAX_RETENTION_DAYS} days \
+                     (leave retention out to keep raw messages forever)",
+                    days.value
+                ),
+            ));
+        }
+    }
     if !errors.is_empty() {
         return Err(errors);
     }
     Ok(Settings {
+        raw_retention_days: s.retention.map(|r| r.raw_messages_days.value),
         fhir_mode: s.fhir.mode,
         identifiers: s.fhir.identifiers,
         timezone,

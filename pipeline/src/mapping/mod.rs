@@ -1,7 +1,8 @@
 //! Tenants and their mapping files (data, not code).
 //!
 //! ```text
-//! mappings/<tenant>/tenant.yaml   settings: time zone, ACK policy, routing (MSH-4 / MSH-6 claims)
+//! mappings/<tenant>/tenant.yaml   settings: time zone, ACK policy, routing (MSH-4 / MSH-6 claims),
+//!                                 retention of raw messages
 //! mappings/<tenant>/*.yaml        rule files: `rules:` matched on MSH-9, emitting events,
 //!                                 or `resources:` matched on the FHIR resource type
 //! mappings/<tenant>/tables/*.csv  code tables (or .yaml), used by fields with `table:`
@@ -84,6 +85,9 @@ pub struct Tenant {
     /// The files this version was loaded from (path below the tenant folder → text): what
     /// the version history keeps, and a rollback restores.
     pub files: Arc<BTreeMap<String, String>>,
+    /// Days its raw messages are kept after receipt (`retention: raw_messages_days` in
+    /// tenant.yaml); None: forever. `intake prune` applies it.
+    pub raw_retention_days: Option<u32>,
     /// The routing claims, located (for the check across tenants of a staged reload).
     claims: Vec<routing::Claim>,
 }
@@ -376,6 +380,7 @@ fn load_tenant(
         catalogue: Arc::new(catalogue.into_owned()),
         files: Arc::new(sources),
         claims: settings.claims.clone(),
+        raw_retention_days: settings.raw_retention_days,
     };
     Ok((tenant, settings.claims))
 }

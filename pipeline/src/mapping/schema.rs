@@ -37,6 +37,17 @@ pub(super) struct SettingsFile {
     /// The plugins this tenant enables, by name (`plugins/<name>/manifest.yaml`).
     #[serde(default)]
     pub plugins: Vec<Spanned<String>>,
+    /// How long raw messages are kept (absent: forever).
+    #[serde(default)]
+    pub retention: Option<RetentionSpec>,
+}
+
+/// The `retention:` block of `tenant.yaml`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RetentionSpec {
+    /// Days a raw message is kept after its receipt; `intake prune` empties older ones.
+    pub raw_messages_days: Spanned<u32>,
 }
 
 /// The default of `max_events_per_message`: well above any real ORU, far below what a

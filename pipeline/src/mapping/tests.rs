@@ -442,3 +442,34 @@ fn a_message_over_the_tenants_event_limit_is_refused_before_it_is_all_mapped() {
     // Skipped items count too: a flood of bad items is refused as well.
     assert_eq!(run(&tenants, &oru(4, 3)).unwrap_err(), refused);
 }
+
+#[test]
+fn a_retention_policy_is_days_of_one_to_a_hundred_years_located_when_wrong() {
+    let rules = "rules: []\n";
+    let load = |settings: &str| {
+        let dir = folder(&[("tenant.yaml", settings), ("rules.yaml", rules)]);
+        match Tenants::load(dir.path()) {
+            Ok(t) => Ok(t.get("t1").unwrap().raw_retention_days),
+            Err(_) => Err(load_errors(dir.path())),
+        }
+    };
+    assert_eq!(load("timezone: UTC\n"), Ok(None), "absent: kept forever");
+    assert_eq!(
+        load("timezone: UTC\nretention:\n  raw_messages_days: 30\n"),
+        Ok(Some(30))
+    );
+    let zero = load("timezone: UTC\nretention:\n  raw_messages_days: 0\n").unwrap_err();
+    assert_eq!(zero.len(), 1);
+    assert!(
+        zero[0].starts_with("3:22: retention.raw_messages_days: 0 is not 1 to 36525 days"),
+        "{zero:?}"
+    );
+    for bad in [
+        "timezone: UTC\nretention:\n  raw_messages_days: -3\n",
+        "timezone: UTC\nretention:\n  raw_messages_days: soon\n",
+        "timezone: UTC\nretention:\n  raw_days: 3\n",
+    ] {
+        let e = load(bad).unwrap_err();
+        assert!(e[0].starts_with("3:"), "{bad}: located on its line: {e:?}");
+    }
+}

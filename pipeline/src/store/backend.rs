@@ -72,6 +72,7 @@ pub(crate) trait Tx:
     + CursorSql
     + VersionSql
     + ProjectionSql
+    + RetentionSql
     + Send
     + 'static
 {
@@ -130,7 +131,7 @@ pub(crate) trait DeadLetterSql {
     async fn list_dead_letters(&mut self, tenant: Option<&str>) -> Res<Vec<DeadLetter>>;
 
     /// The raw message of dead letter `id` (of `tenant`, when given).
-    async fn dead_letter_raw(&mut self, tenant: Option<&str>, id: Uuid) -> Res<Option<Vec<u8>>>;
+    async fn dead_letter_raw(&mut self, tenant: Option<&str>, id: Uuid) -> Res<Option<RawRow>>;
 
     /// The open letters `filter` selects, in id order, with their inbound messages. With
     /// `claim`, exclusively: letters another unit of work holds are skipped. Without, a
@@ -171,7 +172,7 @@ pub(crate) trait MessageSql {
     /// The same events whole.
     async fn message_events(&mut self, ids: &[Uuid]) -> Res<Vec<EventEnvelope>>;
 
-    /// The inbound messages `ids`, as received.
+    /// The inbound messages `ids`, as received, but those whose raw was pruned.
     async fn inbound_inputs(&mut self, ids: &[Uuid]) -> Res<Vec<ClaimedLetter>>;
 }
 
@@ -250,6 +251,25 @@ pub(crate) trait ProjectionSql {
 
     /// The global position of the newest event (0 when there is none).
     async fn head_position(&mut self) -> Res<i64>;
+}
+
+/// Statements of raw-message retention.
+#[async_trait::async_trait]
+pub(crate) trait RetentionSql {
+    /// Up to `limit` messages of `tenant` received before `cutoff` whose raw is kept and
+    /// that have no open dead letter, after `after` in id order: each one's id and raw
+    /// length in bytes.
+    async fn prunable(
+        &mut self,
+        tenant: &str,
+        cutoff: DateTime<Utc>,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Res<Vec<(Uuid, i64)>>;
+
+    /// Empties the raw of messages `ids` and records the unit of work's time as their
+    /// `pruned_at`.
+    async fn prune(&mut self, ids: &[Uuid]) -> Res<()>;
 }
 
 /// Statements on the history of mapping versions.
@@ -346,6 +366,25 @@ pub(crate) struct StoredAnswer {
     pub ack_code: String,
     /// The reason code when it was dead-lettered.
     pub reason_code: Option<String>,
+}
+
+/// A message's raw column and when retention emptied it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct RawRow {
+    /// The bytes (empty once pruned).
+    pub raw: Vec<u8>,
+    /// When they were pruned (RFC 3339), if they were.
+    pub pruned_at: Option<String>,
+}
+
+impl RawRow {
+    /// What the row holds, for callers.
+    pub(crate) fn into_stored(self) -> super::StoredRaw {
+        match self.pruned_at {
+            Some(at) => super::StoredRaw::Pruned(at),
+            None => super::StoredRaw::Kept(self.raw),
+        }
+    }
 }
 
 /// A dead letter claimed by a replay, with its inbound message.

@@ -11,7 +11,7 @@ use super::backend::{
 };
 use super::derive::derivers;
 use super::messages::key_rows;
-use super::{DeadLetter, DeadLetterFilter, DeadLetters, Preview, Remap, Replayed};
+use super::{DeadLetter, DeadLetterFilter, DeadLetters, Preview, Remap, Replayed, StoredRaw};
 use crate::audit::{audit_event, Actor, AuditAction, AUDIT_CREATED_BY, UNROUTED_TENANT};
 use crate::event::NewEvent;
 use crate::pipeline::Disposition;
@@ -30,11 +30,11 @@ impl<B: Backend> DeadLetters for B {
         Ok(letters)
     }
 
-    async fn dead_letter_message(&self, tenant: Option<&str>, id: Uuid) -> Res<Option<Vec<u8>>> {
+    async fn dead_letter_message(&self, tenant: Option<&str>, id: Uuid) -> Res<Option<StoredRaw>> {
         let mut tx = self.begin(Scope::of(tenant), Work::Single).await?;
         let raw = tx.dead_letter_raw(tenant, id).await?;
         tx.commit().await?;
-        Ok(raw)
+        Ok(raw.map(|r| r.into_stored()))
     }
 
     async fn preview_dead_letters(

@@ -136,6 +136,10 @@ pub struct MessageHit {
     pub events: Vec<EventRef>,
     /// Its dead letter, if it had one.
     pub dead_letter: Option<LetterRef>,
+    /// When the tenant's retention policy emptied its raw bytes (RFC 3339); absent while
+    /// they are kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_pruned_at: Option<String>,
 }
 
 /// An event a message produced: where to find it, not what it says.
@@ -190,6 +194,7 @@ pub(crate) struct MessageRow {
     pub dl_reason_code: Option<String>,
     pub dl_detail: Option<String>,
     pub dl_attempts: Option<i32>,
+    pub pruned_at: Option<String>,
 }
 
 /// A business-key row the writer inserts.
@@ -321,5 +326,6 @@ fn hit(r: MessageRow, events: &mut HashMap<Uuid, Vec<EventRef>>) -> MessageHit {
         ack_code: r.ack_code,
         reason: r.reason_code.or(r.detail),
         dead_letter,
+        raw_pruned_at: r.pruned_at,
     }
 }

@@ -6,6 +6,7 @@
 //! - `log`, `append`, `dead_letters`, `messages`, `outbox`: the orchestration, written once over any
 //!   backend: group commit with its one-by-one fallback, dedupe, version planning,
 //!   outcomes, the expected-version check, replay.
+//! - [`retention`]: emptying old raw messages by each tenant's policy.
 //! - `sqlite`, `postgres`: the SQL of each database, and its connection glue.
 
 mod append;
@@ -18,6 +19,7 @@ pub mod messages;
 mod outbox;
 mod postgres;
 pub mod projections;
+pub mod retention;
 mod sqlite;
 mod traits;
 mod versions;
@@ -25,6 +27,7 @@ mod versions;
 pub use error::StoreError;
 pub use postgres::PostgresStore;
 pub use projections::Projections;
+pub use retention::{PruneRequest, Pruned, Retention};
 pub use sqlite::SqliteStore;
 pub use traits::{Cursors, DeadLetters, EventLog, MappingHistory, Messages, Outbox, Store};
 pub use versions::MappingVersion;
@@ -95,6 +98,18 @@ pub struct EventQuery {
     /// Maximum number of events.
     pub limit: i64,
 }
+
+/// A stored message's raw bytes, or the fact that retention emptied them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredRaw {
+    /// The bytes as received.
+    Kept(Vec<u8>),
+    /// Emptied by the tenant's retention policy (`intake prune`) at this time (RFC 3339).
+    Pruned(String),
+}
+
+/// The stable code of a raw message that retention emptied (HTTP 410).
+pub const RAW_PRUNED: &str = "RAW_PRUNED";
 
 /// A dead letter, as support staff see it (no raw bytes, no PHI).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]

@@ -5,7 +5,7 @@
 use super::messages::{MessageHit, MessageQuery};
 use super::{
     DeadLetter, DeadLetterFilter, EventQuery, ExpectedVersion, MappingVersion, Preview, Remap,
-    Replayed, StoreError,
+    Replayed, StoreError, StoredRaw,
 };
 use crate::audit::Actor;
 use crate::event::{EventEnvelope, NewEvent};
@@ -45,12 +45,13 @@ pub trait DeadLetters: Send + Sync {
     async fn dead_letters(&self, tenant: Option<&str>) -> Result<Vec<DeadLetter>, StoreError>;
 
     /// The raw message of a dead letter (of `tenant`, when given), as received: what
-    /// support staff inspect to fix a mapping.
+    /// support staff inspect to fix a mapping; [`StoredRaw::Pruned`] once retention
+    /// emptied it (never while the letter is open).
     async fn dead_letter_message(
         &self,
         tenant: Option<&str>,
         id: Uuid,
-    ) -> Result<Option<Vec<u8>>, StoreError>;
+    ) -> Result<Option<StoredRaw>, StoreError>;
 
     /// What a replay of the open letters `filter` selects would do: each one's events, as
     /// `remap` maps them now, and how many of those are not stored yet. A plain read: it
@@ -90,7 +91,8 @@ pub trait Messages: Send + Sync {
     async fn find_messages(&self, query: &MessageQuery) -> Result<Vec<MessageHit>, StoreError>;
 
     /// The inbound messages `ids` of `tenant`, as received (same id, channel, format and
-    /// receipt time, so that mapping one again gives its events their first ids).
+    /// receipt time, so that mapping one again gives its events their first ids). Messages
+    /// whose raw bytes retention emptied are left out.
     async fn message_inputs(
         &self,
         tenant: &str,
@@ -184,7 +186,15 @@ pub trait MappingHistory: Send + Sync {
 /// A whole store: every concern, plus the database's lifecycle.
 #[async_trait::async_trait]
 pub trait Store:
-    EventLog + DeadLetters + Messages + Outbox + Cursors + MappingHistory + super::Projections + 'static
+    EventLog
+    + DeadLetters
+    + Messages
+    + Outbox
+    + Cursors
+    + MappingHistory
+    + super::Projections
+    + super::Retention
+    + 'static
 {
     /// Applies pending schema migrations.
     async fn migrate(&self) -> Result<(), StoreError>;

@@ -12,7 +12,7 @@ use axum::response::Response;
 use axum::Form;
 use intake_pipeline::audit::{self, Actor};
 use intake_pipeline::process;
-use intake_pipeline::store::{DeadLetterFilter, ExpectedVersion};
+use intake_pipeline::store::{DeadLetterFilter, ExpectedVersion, StoredRaw};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -49,6 +49,14 @@ fn unavailable() -> Response {
     problem(
         StatusCode::SERVICE_UNAVAILABLE,
         "The event store did not answer. Nothing was changed.",
+    )
+}
+
+/// The answer for a raw message that retention emptied.
+pub(super) fn pruned() -> Response {
+    problem(
+        StatusCode::GONE,
+        "RAW_PRUNED: the tenant's retention policy emptied this raw message; its facts and events remain.",
     )
 }
 
@@ -198,8 +206,10 @@ pub async fn raw(
             "The raw message needs a token with the phi scope.",
         );
     }
-    let Ok(Some(bytes)) = s.store.dead_letter_message(Some(&tenant), id).await else {
-        return not_found();
+    let bytes = match s.store.dead_letter_message(Some(&tenant), id).await {
+        Ok(Some(StoredRaw::Kept(bytes))) => bytes,
+        Ok(Some(StoredRaw::Pruned(_))) => return pruned(),
+        _ => return not_found(),
     };
     let event = audit::raw_view(&actor, &tenant, id, "console");
     if s.store

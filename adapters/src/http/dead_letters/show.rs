@@ -1,6 +1,8 @@
 //! `GET …/dead-letters/{id}`: a letter's facts and its message's masked structure. With
 //! `?raw=true` (phi scope) also the message itself: decoded by its own MSH-18 charset,
 //! and as the exact original bytes in base64. A raw view is audited before it is sent.
+//! Once retention pruned the message, the letter shows `raw_pruned_at` and no structure,
+//! and a raw view answers 410 `RAW_PRUNED`.
 
 use super::super::auth::Caller;
 use super::super::error::ApiError;
@@ -13,7 +15,7 @@ use axum::Json;
 use base64::Engine as _;
 use intake_pipeline::audit;
 use intake_pipeline::hl7::charset;
-use intake_pipeline::store::ExpectedVersion;
+use intake_pipeline::store::{ExpectedVersion, StoredRaw};
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -52,6 +54,14 @@ pub(super) async fn show(
         .await
         .map_err(|_| ApiError::StoreUnavailable)?
         .ok_or(ApiError::DeadLetterNotFound)?;
+    let raw = match raw {
+        StoredRaw::Kept(raw) => raw,
+        StoredRaw::Pruned(_) if p.raw => return Err(ApiError::RawPruned),
+        StoredRaw::Pruned(at) => {
+            let body = json!({"dead_letter": letter, "raw_pruned_at": at, "structure": null});
+            return Ok(Json(body).into_response());
+        }
+    };
     let structure = intake_pipeline::hl7::mask::masked_structure(&raw);
     let mut body = json!({
         "dead_letter": letter,

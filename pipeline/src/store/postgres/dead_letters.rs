@@ -3,7 +3,7 @@
 //! other does not hold, and none waits for the other.
 
 use super::PgTx;
-use crate::store::backend::{ClaimedLetter, DeadLetterSql, Res};
+use crate::store::backend::{ClaimedLetter, DeadLetterSql, RawRow, Res};
 use crate::store::{DeadLetter, DeadLetterFilter, StoreError};
 use sqlx::postgres::PgArguments;
 use sqlx::Arguments;
@@ -56,9 +56,11 @@ impl DeadLetterSql for PgTx {
         .await?)
     }
 
-    async fn dead_letter_raw(&mut self, tenant: Option<&str>, id: Uuid) -> Res<Option<Vec<u8>>> {
-        Ok(sqlx::query_scalar(
-            "SELECT i.raw FROM dead_letters d JOIN inbound_messages i ON i.id = d.inbound_id \
+    async fn dead_letter_raw(&mut self, tenant: Option<&str>, id: Uuid) -> Res<Option<RawRow>> {
+        Ok(sqlx::query_as(
+            "SELECT i.raw, \
+             to_char(i.pruned_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') \
+             AS pruned_at FROM dead_letters d JOIN inbound_messages i ON i.id = d.inbound_id \
              WHERE d.id = $1 AND ($2::text IS NULL OR d.tenant_id = $2)",
         )
         .bind(id)

@@ -39,7 +39,9 @@ impl MessageSql for PgTx {
              AS received_at, i.channel, i.format, i.message_type, i.sending_facility, \
              i.control_id, i.outcome, i.ack_code, i.reason_code, i.detail, \
              d.status AS dl_status, d.reason_code AS dl_reason_code, d.detail AS dl_detail, \
-             d.attempts AS dl_attempts \
+             d.attempts AS dl_attempts, \
+             to_char(i.pruned_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') \
+             AS pruned_at \
              FROM inbound_messages i LEFT JOIN dead_letters d ON d.inbound_id = i.id \
              WHERE ($1::text IS NULL OR i.tenant_id = $1) \
              AND ($2::text IS NULL OR i.outcome = $2) \
@@ -93,7 +95,7 @@ impl MessageSql for PgTx {
     async fn inbound_inputs(&mut self, ids: &[Uuid]) -> Res<Vec<ClaimedLetter>> {
         Ok(sqlx::query_as(
             "SELECT id, tenant_id, channel, raw, received_at, format FROM inbound_messages \
-             WHERE id = ANY($1)",
+             WHERE pruned_at IS NULL AND id = ANY($1)",
         )
         .bind(ids)
         .fetch_all(&mut *self.tx)

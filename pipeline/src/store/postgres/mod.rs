@@ -22,6 +22,7 @@ mod events;
 mod messages;
 mod outbox;
 mod projections;
+mod retention;
 mod versions;
 
 use super::backend::{Backend, Res, Scope, Tx, Work};

@@ -3,7 +3,7 @@
 //! transaction (SQLite has one writer at a time; there is nothing to skip).
 
 use super::{chunks, push_list, rfc3339, SqliteTx};
-use crate::store::backend::{ClaimedLetter, DeadLetterSql, Res};
+use crate::store::backend::{ClaimedLetter, DeadLetterSql, RawRow, Res};
 use crate::store::{DeadLetter, DeadLetterFilter};
 use sqlx::{QueryBuilder, Sqlite};
 use uuid::Uuid;
@@ -57,9 +57,9 @@ impl DeadLetterSql for SqliteTx {
         .await?)
     }
 
-    async fn dead_letter_raw(&mut self, tenant: Option<&str>, id: Uuid) -> Res<Option<Vec<u8>>> {
-        Ok(sqlx::query_scalar(
-            "SELECT i.raw FROM dead_letters d JOIN inbound_messages i ON i.id = d.inbound_id \
+    async fn dead_letter_raw(&mut self, tenant: Option<&str>, id: Uuid) -> Res<Option<RawRow>> {
+        Ok(sqlx::query_as(
+            "SELECT i.raw AS raw, i.pruned_at AS pruned_at FROM dead_letters d JOIN inbound_messages i ON i.id = d.inbound_id \
              WHERE d.id = ?1 AND (?2 IS NULL OR d.tenant_id = ?2)",
         )
         .bind(id)

@@ -33,7 +33,7 @@ impl MessageSql for SqliteTx {
              i.sending_facility AS sending_facility, i.control_id AS control_id, \
              i.outcome AS outcome, i.ack_code AS ack_code, i.reason_code AS reason_code, \
              i.detail AS detail, d.status AS dl_status, d.reason_code AS dl_reason_code, \
-             d.detail AS dl_detail, d.attempts AS dl_attempts \
+             d.detail AS dl_detail, d.attempts AS dl_attempts, i.pruned_at AS pruned_at \
              FROM inbound_messages i LEFT JOIN dead_letters d ON d.inbound_id = i.id WHERE 1 = 1",
         );
         if let Some(t) = &m.tenant {
@@ -95,7 +95,7 @@ impl MessageSql for SqliteTx {
     async fn inbound_inputs(&mut self, ids: &[Uuid]) -> Res<Vec<ClaimedLetter>> {
         let mut q = QueryBuilder::<Sqlite>::new(
             "SELECT id, tenant_id, channel, raw, received_at, format FROM inbound_messages \
-             WHERE id IN ",
+             WHERE pruned_at IS NULL AND id IN ",
         );
         push_list(&mut q, ids.iter().copied());
         Ok(q.build_query_as().fetch_all(self.conn.get()).await?)

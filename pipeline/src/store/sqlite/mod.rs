@@ -16,6 +16,7 @@ mod events;
 mod messages;
 mod outbox;
 mod projections;
+mod retention;
 #[cfg(test)]
 mod tests;
 mod versions;

@@ -7,6 +7,7 @@ use crate::http::state::HttpState;
 use crate::http::tokens::Scope;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
+use intake_pipeline::store::StoredRaw;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -126,8 +127,10 @@ pub async fn dead_letter(
     let Some(d) = letters.into_iter().find(|d| d.id == id) else {
         return not_found();
     };
-    let Ok(Some(raw)) = s.store.dead_letter_message(Some(&tenant), id).await else {
-        return not_found();
+    let (raw, pruned_at) = match s.store.dead_letter_message(Some(&tenant), id).await {
+        Ok(Some(StoredRaw::Kept(raw))) => (raw, None),
+        Ok(Some(StoredRaw::Pruned(at))) => (Vec::new(), Some(at)),
+        _ => return not_found(),
     };
     let facts: Vec<Vec<String>> = [
         ("status", esc(&d.status)),
@@ -140,7 +143,10 @@ pub async fn dead_letter(
         ("channel", esc(&d.channel)),
         ("received", esc(&d.received_at)),
         ("attempts", d.attempts.to_string()),
-        ("bytes", raw.len().to_string()),
+        match &pruned_at {
+            None => ("bytes", raw.len().to_string()),
+            Some(at) => ("raw message", format!("pruned at {} (retention)", esc(at))),
+        },
     ]
     .into_iter()
     .map(|(k, v)| vec![esc(k), v])
@@ -165,7 +171,7 @@ pub async fn dead_letter(
              <button type=\"submit\">Discard</button></form>"
         ));
     }
-    if viewer.caller.has(Scope::Phi) {
+    if viewer.caller.has(Scope::Phi) && pruned_at.is_none() {
         actions.push_str(&format!(
             "<h2>Raw message</h2><form method=\"post\" action=\"{base}/raw\">{csrf}\
              <label for=\"raw-reason\">Reason (recorded in the audit log)</label>\

@@ -153,7 +153,10 @@ async fn browse(s: HttpState, tenant: String, viewer: Viewer, f: MessageFilter) 
                 opt(&h.message_type),
                 opt(&h.control_id),
                 opt(&h.sending_facility),
-                esc(h.outcome),
+                match h.raw_pruned_at {
+                    None => esc(h.outcome),
+                    Some(_) => format!("{} (raw pruned)", esc(h.outcome)),
+                },
                 opt(&h.reason),
                 events.join("<br>"),
                 letter,
