@@ -188,6 +188,18 @@ pub enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// Exit 0 when a running `intake serve` answers GET /healthz with 200 (the container
+    /// image's HEALTHCHECK).
+    #[command(hide = true)]
+    Healthcheck {
+        /// The HTTP address to ask (default: the configured one; 0.0.0.0 is asked on
+        /// 127.0.0.1).
+        #[arg(long)]
+        addr: Option<std::net::SocketAddr>,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+    },
 }
 
 /// `intake streams show`.

@@ -89,6 +89,13 @@ pub async fn run(config_file: Option<&Path>, command: Command) -> Result<ExitCod
             crate::import::run(&config, opts).await
         }
         Command::Dlq { command } => crate::dlq::run(&config, command).await,
+        Command::Healthcheck { addr, timeout } => {
+            crate::health::run(
+                addr.unwrap_or(config.http.addr),
+                Duration::from_secs(timeout),
+            )
+            .await
+        }
         Command::Messages { find } => crate::messages::run(&config, find).await,
         Command::Remap { remap } => crate::remap::run(&config, remap).await,
         Command::Prune { prune } => crate::prune::run(&config, prune).await,

@@ -13,6 +13,7 @@ mod deploy;
 mod dlq;
 mod events;
 mod golden;
+mod health;
 mod import;
 mod junit;
 mod mapping;
