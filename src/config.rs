@@ -30,6 +30,9 @@ pub struct Config {
     /// The named, scoped tokens, stored hashed (`intake token create` writes it; a
     /// running server reads it again when it changes).
     pub tokens_file: PathBuf,
+    /// Connections all listeners (MLLP and HTTP) may hold together; one more is closed at
+    /// once (`CONNECTION_LIMIT`), so sockets never take the descriptors the store needs.
+    pub max_connections_total: usize,
     /// The HTTP server.
     pub http: HttpConfig,
     /// MLLP listeners.
@@ -90,6 +93,7 @@ impl Default for Config {
             admin_token: None,
             tenant_tokens: BTreeMap::new(),
             tokens_file: "data/tokens.toml".into(),
+            max_connections_total: 4096,
             http: HttpConfig::default(),
             mllp: vec![MllpConfig::default()],
             writer: WriterSettings::default(),

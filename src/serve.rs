@@ -9,7 +9,7 @@
 use crate::config::Config;
 use crate::context::{load_tenants, open_store};
 use anyhow::{Context, Result};
-use intake_adapters::component::{Env, Stop};
+use intake_adapters::component::{ConnectionBudget, Env, Stop};
 use intake_adapters::http::auth::Auth;
 use intake_adapters::telemetry::Telemetry;
 use intake_pipeline::ingest::Ingest;
@@ -50,6 +50,7 @@ pub async fn serve(config: Config) -> Result<ExitCode> {
             .context("reading the tokens")?,
         ),
         telemetry: Telemetry::default(),
+        connections: ConnectionBudget::new(config.max_connections_total),
     };
     // A token for a tenant that does not exist is a typo waiting to become a leak.
     for tenant in config.tenant_tokens.keys() {

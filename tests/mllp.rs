@@ -685,6 +685,76 @@ on_each_backend! {
     }
 }
 
+#[tokio::test]
+async fn the_total_connection_limit_spans_every_listener_and_http() {
+    use tokio::io::AsyncReadExt;
+    let server = Server::start_with(Options {
+        top_config: "max_connections_total = 3".into(),
+        log: Some("warn".into()),
+        ..Default::default()
+    });
+    let mut a = server.client().await;
+    let mut b = server.client().await;
+    let mut routed = server.routed_client().await;
+    for (c, ctrl) in [(&mut a, "T1"), (&mut b, "T2")] {
+        let adt = Adt {
+            control_id: ctrl,
+            visit: ctrl,
+            ..Default::default()
+        };
+        assert_eq!(msa(&c.ack(adt).await).0, "AA");
+    }
+    let adt = Adt {
+        control_id: "T3",
+        visit: "T3",
+        ..Default::default()
+    };
+    assert_eq!(msa(&routed.ack(adt).await).0, "AA");
+    // A fourth connection, on either listener or on HTTP, is closed at once.
+    for addr in [server.mllp[0], server.mllp[1], server.http] {
+        let mut extra = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(Duration::from_secs(5), extra.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "{addr} closed: {read:?}"
+        );
+    }
+    // One leaves: HTTP gets its place.
+    drop(routed);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut s = tokio::net::TcpStream::connect(server.http).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: intake\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer).await;
+        if answer.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a freed place was never reused"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let adt = Adt {
+        control_id: "T4",
+        visit: "T4",
+        ..Default::default()
+    };
+    assert_eq!(
+        msa(&a.ack(adt).await).0,
+        "AA",
+        "the others are served throughout"
+    );
+    assert!(
+        server.log.lock().unwrap().contains("limit=3"),
+        "logged with the total limit"
+    );
+}
+
 on_each_backend! {
     async fn an_oru_over_the_event_limit_is_dead_lettered_and_others_are_served() {
         let server = Server::start_with(Options {

@@ -66,6 +66,37 @@ pub struct Env {
     pub auth: Arc<Auth>,
     /// Where components register their `/metrics` series and `/readyz` sections.
     pub telemetry: Telemetry,
+    /// The connections all listeners may hold together.
+    pub connections: ConnectionBudget,
+}
+
+/// The connections all listeners of a process may hold together (`max_connections_total`):
+/// each accepted socket takes a permit and gives it back when it closes.
+#[derive(Debug, Clone)]
+pub struct ConnectionBudget {
+    permits: Arc<tokio::sync::Semaphore>,
+    limit: usize,
+}
+
+impl ConnectionBudget {
+    /// A budget of `limit` connections (at least 1).
+    pub fn new(limit: usize) -> Self {
+        let limit = limit.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        ConnectionBudget {
+            permits: Arc::new(tokio::sync::Semaphore::new(limit)),
+            limit,
+        }
+    }
+
+    /// A permit for one more connection, or none when all are taken.
+    pub fn try_take(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.permits.clone().try_acquire_owned().ok()
+    }
+
+    /// The limit.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
 }
 
 impl Env {

@@ -138,6 +138,8 @@ pub struct Options {
     pub amqp_extra: String,
     /// Appended to the config file as is (top-level tables).
     pub extra_config: String,
+    /// Top-level keys, written before the first table (e.g. `max_connections_total = 3`).
+    pub top_config: String,
 }
 
 /// Every file under `dir`, at any depth, sorted.
@@ -219,13 +221,14 @@ pub fn prepare(dir: &Path, opts: &Options) -> Option<pg::Database> {
     );
     let config =
         format!(
-        "database_url = \"{database_url}\"\nmappings_dir = \"{maps}\"\nadmin_token = \"{ADMIN}\"\n\
+        "database_url = \"{database_url}\"\nmappings_dir = \"{maps}\"\nadmin_token = \"{ADMIN}\"\n{top}\n\
          [tenant_tokens]\ndemo = \"{DEMO_TOKEN}\"\n{strict}\
          [http]\naddr = \"127.0.0.1:0\"\n{http}\n{mappings}\
          [[mllp]]\naddr = \"127.0.0.1:0\"\ntenant = \"demo\"\n{extra}\n\
          [[mllp]]\naddr = \"127.0.0.1:0\"\n{extra}\n",
         maps = if opts.shipped_mappings { repo().join("mappings") } else { maps }.display(),
         extra = opts.mllp_extra,
+        top = opts.top_config,
         http = opts.http_extra,
         // The shipped mappings hold no `strict` tenant, and a token for a missing tenant
         // stops serve.

@@ -151,6 +151,7 @@ impl ComponentConfig for HttpConfig {
             limits: serve::Limits {
                 header_read: std::time::Duration::from_millis(self.header_read_timeout_ms.max(1)),
                 max_connections: self.max_connections,
+                total: env.connections.clone(),
             },
             tls,
             rates: Arc::new(rate_limit::RateLimits::new(
@@ -185,9 +186,15 @@ impl Component for HttpServer {
                 .fallback(|| async { ApiError::RouteNotFound })
                 .with_state(state.clone());
             let mut stop = shutdown.clone();
-            tokio::spawn(serve::serve(listener, None, app, self.limits, async move {
-                stop.requested().await;
-            }))
+            tokio::spawn(serve::serve(
+                listener,
+                None,
+                app,
+                self.limits.clone(),
+                async move {
+                    stop.requested().await;
+                },
+            ))
         });
         let app = router(state, self.request_timeout);
         serve::serve(self.listener, self.tls, app, self.limits, async move {

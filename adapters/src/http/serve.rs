@@ -6,6 +6,7 @@
 
 use super::error::ApiError;
 use super::internal_events::{ConnectionRefused, ServeFailed};
+use crate::component::ConnectionBudget;
 use crate::tls::server::TlsServer;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
@@ -28,12 +29,14 @@ use tokio::sync::Semaphore;
 const DRAIN: Duration = Duration::from_secs(10);
 
 /// How a listener bounds its clients.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// How long a client may take to send a request's headers.
     pub header_read: Duration,
     /// Connections served at once; one more is closed at once.
     pub max_connections: usize,
+    /// The connections all listeners of the process may hold together.
+    pub total: ConnectionBudget,
 }
 
 /// Serves `app` on `listener` (over TLS when `tls` is set) until `shutdown` completes,
@@ -59,11 +62,15 @@ pub async fn serve(
     loop {
         let (socket, peer, permit) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((socket, peer)) => match open.clone().try_acquire_owned() {
-                    Ok(permit) => (socket, peer, permit),
-                    Err(_) => {
+                Ok((socket, peer)) => match (open.clone().try_acquire_owned(), limits.total.try_take()) {
+                    (Ok(permit), Some(total)) => (socket, peer, (permit, total)),
+                    (listener_permit, _) => {
                         drop(socket);
-                        ConnectionRefused { peer, limit: limits.max_connections }.emit();
+                        let limit = match listener_permit {
+                            Ok(_) => limits.total.limit(),
+                            Err(_) => limits.max_connections,
+                        };
+                        ConnectionRefused { peer, limit }.emit();
                         continue;
                     }
                 },

@@ -7,7 +7,7 @@ use super::frame::{write_frame, Frame, FrameError, FrameReader};
 use super::internal_events::{
     AcceptFailed, AckNotSent, ConnectionEnded, ConnectionOpened, ConnectionRefused, MessagesPaced,
 };
-use crate::component::{Component, Shutdown};
+use crate::component::{Component, ConnectionBudget, Shutdown};
 use crate::rate::RateLimiter;
 use crate::tls::server::TlsServer;
 use intake_pipeline::hl7::ack::{build_ack, AckCode, AckError};
@@ -27,17 +27,24 @@ pub struct MllpListener {
     listener: TcpListener,
     config: MllpConfig,
     tls: Option<Arc<TlsServer>>,
+    total: ConnectionBudget,
 }
 
 impl MllpListener {
     /// Binds the address (port 0 picks a free port; see [`MllpListener::local_addr`]);
-    /// with `tls`, every connection starts with a TLS handshake.
-    pub async fn bind(config: MllpConfig, tls: Option<Arc<TlsServer>>) -> std::io::Result<Self> {
+    /// with `tls`, every connection starts with a TLS handshake. Each connection also
+    /// takes a permit of the process-wide `total`.
+    pub async fn bind(
+        config: MllpConfig,
+        tls: Option<Arc<TlsServer>>,
+        total: ConnectionBudget,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(config.addr).await?;
         Ok(MllpListener {
             listener,
             config,
             tls,
+            total,
         })
     }
 
@@ -67,9 +74,14 @@ impl Component for MllpListener {
                         ConnectionRefused { peer, limit: self.config.max_connections }.emit();
                     }
                     Ok((stream, peer)) => {
+                        let Some(permit) = self.total.try_take() else {
+                            drop(stream);
+                            ConnectionRefused { peer, limit: self.total.limit() }.emit();
+                            continue;
+                        };
                         let _ = stream.set_nodelay(true);
                         let served = Served {
-                            peer, ingest: ingest.clone(), config: self.config.clone(), channel: channel.clone(), shutdown: shutdown.clone(), budget: budget.clone(), pace: pace.clone(),
+                            peer, ingest: ingest.clone(), config: self.config.clone(), channel: channel.clone(), shutdown: shutdown.clone(), budget: budget.clone(), pace: pace.clone(), _permit: permit,
                         };
                         connections.spawn(serve_socket(stream, self.tls.clone(), served));
                     }
@@ -95,6 +107,8 @@ struct Served {
     budget: Arc<tokio::sync::Semaphore>,
     /// The listener's messages-per-second limit per source address.
     pace: Option<Arc<RateLimiter<IpAddr>>>,
+    /// This connection's share of `max_connections_total`, given back when it ends.
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// Serves an accepted socket: plain, or after a TLS handshake (a refused handshake is
@@ -130,6 +144,7 @@ where
         mut shutdown,
         budget,
         pace,
+        _permit,
     } = served;
     let mut paced = false;
     let mut reader = FrameReader::new(read, config.frame_limits()).with_budget(budget);

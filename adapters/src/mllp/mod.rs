@@ -36,7 +36,7 @@ impl ComponentConfig for MllpConfig {
             )),
         };
         let scheme = if tls.is_some() { "mllp+tls" } else { "mllp" };
-        let listener = MllpListener::bind(self.clone(), tls)
+        let listener = MllpListener::bind(self.clone(), tls, env.connections.clone())
             .await
             .map_err(bind_error)?;
         let addr = listener.local_addr().map_err(bind_error)?;
