@@ -7,7 +7,6 @@ mod out;
 mod census;
 mod cli;
 mod commands;
-mod config;
 mod context;
 mod deploy;
 mod dlq;
@@ -26,6 +25,9 @@ mod stage;
 mod token;
 
 use clap::Parser;
+// The configuration lives in the library target (`src/lib.rs`), where the fuzz targets
+// reach it; `crate::config` keeps naming it here.
+use intake::config;
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();

@@ -26,6 +26,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{timeout_at, Instant};
 
+#[cfg(any(test, feature = "testing"))]
+pub mod chunked;
+
 /// MLLP start-of-block byte (vertical tab).
 pub const START: u8 = 0x0B;
 
@@ -365,8 +368,9 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, payload: &[u8]) -> st
 
 #[cfg(test)]
 mod tests {
+    use super::chunked::{assert_split_invariant, Chunks};
     use super::*;
-    use std::collections::VecDeque;
+    use proptest::prelude::*;
     use std::io;
     use std::pin::Pin;
     use std::task::{Context, Poll};
@@ -381,34 +385,6 @@ mod tests {
             max_frame_bytes: max,
             idle_timeout: Duration::from_secs(5),
             frame_timeout: Duration::from_secs(5),
-        }
-    }
-
-    /// A reader that hands out exactly one pre-cut chunk per read.
-    struct Chunks(VecDeque<Vec<u8>>);
-
-    impl Chunks {
-        fn new(chunks: Vec<Vec<u8>>) -> Self {
-            assert!(chunks.iter().all(|c| !c.is_empty()), "empty chunk = EOF");
-            Chunks(chunks.into())
-        }
-    }
-
-    impl AsyncRead for Chunks {
-        fn poll_read(
-            mut self: Pin<&mut Self>,
-            _cx: &mut Context<'_>,
-            buf: &mut ReadBuf<'_>,
-        ) -> Poll<io::Result<()>> {
-            if let Some(mut c) = self.0.pop_front() {
-                let n = c.len().min(buf.remaining());
-                buf.put_slice(&c[..n]);
-                if n < c.len() {
-                    let rest = c.split_off(n);
-                    self.0.push_front(rest);
-                }
-            }
-            Poll::Ready(Ok(()))
         }
     }
 
@@ -922,6 +898,46 @@ mod tests {
         ] {
             let s = format!("{e} {e:?}");
             assert!(!s.contains("SECRET"));
+        }
+    }
+
+    /// Bytes that matter to the framing (start, end, CR, LF) far more often than chance.
+    fn framing_byte() -> impl Strategy<Value = u8> {
+        prop_oneof![
+            3 => Just(START),
+            3 => Just(END[0]),
+            3 => Just(END[1]),
+            1 => Just(b'\n'),
+            2 => Just(b'A'),
+            1 => any::<u8>(),
+        ]
+    }
+
+    /// Streams of whole frames with some noise around and inside them.
+    fn framed_stream() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            3 => prop::collection::vec(framing_byte(), 0..24).prop_map(|p| encode(&p)),
+            1 => prop::collection::vec(framing_byte(), 0..8),
+        ];
+        prop::collection::vec(piece, 0..8).prop_map(|ps| ps.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Any byte string split at any points gives the same frames, error and skipped
+        /// count as read whole (and byte by byte), under any size limit.
+        #[test]
+        fn frames_do_not_depend_on_how_reads_split_the_bytes(
+            bytes in prop_oneof![
+                prop::collection::vec(framing_byte(), 0..256),
+                framed_stream(),
+                prop::collection::vec(any::<u8>(), 0..256),
+            ],
+            cuts in prop::collection::vec(0usize..300, 0..12),
+            max in prop_oneof![0usize..8, 8usize..64, Just(1024)],
+        ) {
+            assert_split_invariant(&bytes, &cuts, max);
         }
     }
 }
