@@ -234,6 +234,13 @@ on_each_backend! {
                 (400, "too-costly", None),
             ),
             (
+                "an empty array (found by fuzzing: the R4 parser panicked on it)",
+                vec![("Content-Type", JSON)],
+                Some(DEMO_TOKEN),
+                br#"{"resourceType":"Bundle","type":"batch","entry":[]}"#.to_vec(),
+                (400, "invalid", Some("Bundle.entry")),
+            ),
+            (
                 "malformed JSON",
                 vec![("Content-Type", JSON)],
                 Some(DEMO_TOKEN),

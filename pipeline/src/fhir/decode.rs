@@ -116,6 +116,15 @@ fn too_deep() -> Rejection {
     Rejection::with_detail(Reason::FhirTooDeep, format!("depth > {MAX_DEPTH}"))
 }
 
+/// Runs fhirbolt's R4 parser, whose reader unwraps in places on malformed input (found by
+/// fuzzing: an empty JSON array, an XML namespace that is not UTF-8; both are now refused
+/// before it runs). Any other such panic refuses the body as `FHIR_INVALID` at the root
+/// instead of ending the caller's task.
+fn guarded<T>(root: &str, parse: impl FnOnce() -> T) -> Result<T, Rejection> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(parse))
+        .map_err(|_| Rejection::with_detail(Reason::FhirInvalid, root.to_string()))
+}
+
 fn too_many(max_items: usize) -> Rejection {
     Rejection::with_detail(Reason::FhirTooManyItems, format!("items > {max_items}"))
 }
@@ -135,7 +144,17 @@ fn decode_json(body: &[u8], mode: Mode, max_items: usize) -> Result<Value, Rejec
         }
     })?;
     let root = root_type(&value);
-    match fhirbolt::json::from_json_value::<Resource>(value, Some(mode.config())) {
+    // FHIR JSON arrays have at least one item; the R4 parser panics on an empty one.
+    if let Some(path) = empty_array(&value) {
+        return Err(Rejection::with_detail(
+            Reason::FhirInvalid,
+            format!("{root}{path}"),
+        ));
+    }
+    let parsed = guarded(&root, || {
+        fhirbolt::json::from_json_value::<Resource>(value, Some(mode.config()))
+    })?;
+    match parsed {
         Ok(resource) => to_json(resource, &root),
         Err(e) => {
             // The error path only: parse again and walk to the offending element.
@@ -183,6 +202,29 @@ fn json_shape_ok(body: &[u8], max_items: usize) -> Result<(), Rejection> {
         }
     }
     Ok(())
+}
+
+/// The path below the root (`.entry`, `.name[0].given`) of the first empty array, found
+/// without recursion (the depth was bounded before).
+fn empty_array(value: &Value) -> Option<String> {
+    let mut stack: Vec<(&Value, String)> = vec![(value, String::new())];
+    while let Some((v, path)) = stack.pop() {
+        match v {
+            Value::Array(items) if items.is_empty() => return Some(path),
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate().rev() {
+                    stack.push((item, format!("{path}[{i}]")));
+                }
+            }
+            Value::Object(members) => {
+                for (key, member) in members.iter().rev() {
+                    stack.push((member, format!("{path}.{key}")));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 fn root_type(value: &Value) -> String {
@@ -246,10 +288,10 @@ fn locate(value: &Value, mode: Mode, message: &str) -> String {
     let probes = std::cell::Cell::new(0usize);
     let fails_the_same = |doc: &Value| {
         probes.set(probes.get() + 1);
-        match fhirbolt::json::from_json_value::<Resource>(doc.clone(), Some(mode.config())) {
-            Ok(_) => false,
-            Err(e) => e.to_string() == message,
-        }
+        let probe = guarded("", || {
+            fhirbolt::json::from_json_value::<Resource>(doc.clone(), Some(mode.config()))
+        });
+        matches!(probe, Ok(Err(e)) if e.to_string() == message)
     };
     let mut doc = value.clone();
     let mut path: Vec<Step> = Vec::new();
@@ -345,7 +387,10 @@ fn render(path: &[Step]) -> String {
 
 fn decode_xml(body: &[u8], mode: Mode, max_items: usize) -> Result<Value, Rejection> {
     let root = xml_prescan(body, max_items)?;
-    match fhirbolt::xml::from_slice::<Resource>(body, Some(mode.config())) {
+    let parsed = guarded(&root, || {
+        fhirbolt::xml::from_slice::<Resource>(body, Some(mode.config()))
+    })?;
+    match parsed {
         Ok(resource) => to_json(resource, &root),
         Err(e) => {
             use fhirbolt::xml::Error as X;
@@ -429,10 +474,10 @@ fn locate_xml(body: &[u8], mode: Mode, message: &str) -> String {
     };
     let fails_the_same = |cut: (usize, usize)| {
         let probe = [&body[..cut.0], &body[cut.1..]].concat();
-        match fhirbolt::xml::from_slice::<Resource>(&probe, Some(mode.config())) {
-            Ok(_) => false,
-            Err(e) => e.to_string() == message,
-        }
+        let parsed = guarded("", || {
+            fhirbolt::xml::from_slice::<Resource>(&probe, Some(mode.config()))
+        });
+        matches!(parsed, Ok(Err(e)) if e.to_string() == message)
     };
     let mut path = String::new();
     let mut node = &root;
@@ -481,6 +526,13 @@ fn locate_xml(body: &[u8], mode: Mode, message: &str) -> String {
 /// (with a position), and returns the root element's name (when shaped like a type).
 fn xml_prescan(body: &[u8], max_items: usize) -> Result<String, Rejection> {
     use quick_xml::events::Event;
+    // FHIR XML is UTF-8; bytes that are not are refused here, before any parser reads them.
+    if std::str::from_utf8(body).is_err() {
+        return Err(Rejection::with_detail(
+            Reason::FhirMalformed,
+            "encoding (UTF-8 only)",
+        ));
+    }
     // Anywhere in the body, before any parser sees it: a DTD is never needed in FHIR.
     let upper = |b: &u8| b.to_ascii_uppercase();
     let has = |needle: &[u8]| {
@@ -650,6 +702,26 @@ mod tests {
             "[".repeat(500)
         );
         assert!(sniffed(s.as_bytes(), Mode::Strict).is_ok());
+    }
+
+    #[test]
+    fn bodies_the_r4_parser_panics_on_are_refused_not_crashed_on() {
+        // Found by fuzzing: fhirbolt unwraps on an empty array, and on a namespace that is
+        // not UTF-8.
+        assert_eq!(
+            code(br#"{"resourceType":"Bundle","entry":[]}"#),
+            (Reason::FhirInvalid, Some("Bundle.entry".into()))
+        );
+        assert_eq!(
+            code(br#"{"resourceType":"Patient","id":"x","name":[{"given":["a"]},{"given":[]}]}"#),
+            (Reason::FhirInvalid, Some("Patient.name[1].given".into()))
+        );
+        let xml =
+            b"<Encounter xmlns=\"http://hl7\xff.org/fhir\"><status value=\"planned\"/></Encounter>";
+        assert_eq!(
+            code(xml),
+            (Reason::FhirMalformed, Some("encoding (UTF-8 only)".into()))
+        );
     }
 
     #[test]
