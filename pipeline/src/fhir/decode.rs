@@ -205,20 +205,43 @@ fn json_shape_ok(body: &[u8], max_items: usize) -> Result<(), Rejection> {
 }
 
 /// The path below the root (`.entry`, `.name[0].given`) of the first empty array, found
-/// without recursion (the depth was bounded before).
+/// without recursion (the depth was bounded before). Each node costs one entry in a trail
+/// of (parent, step); the path is spelled out only for the array found.
 fn empty_array(value: &Value) -> Option<String> {
-    let mut stack: Vec<(&Value, String)> = vec![(value, String::new())];
-    while let Some((v, path)) = stack.pop() {
+    enum Step<'v> {
+        Key(&'v str),
+        Index(usize),
+    }
+    let mut trail: Vec<(Option<usize>, Step<'_>)> = Vec::new();
+    let mut stack: Vec<(&Value, Option<usize>)> = vec![(value, None)];
+    while let Some((v, at)) = stack.pop() {
         match v {
-            Value::Array(items) if items.is_empty() => return Some(path),
+            Value::Array(items) if items.is_empty() => {
+                let mut steps = Vec::new();
+                let mut node = at;
+                while let Some(i) = node {
+                    steps.push(&trail[i].1);
+                    node = trail[i].0;
+                }
+                let mut path = String::new();
+                for step in steps.into_iter().rev() {
+                    match step {
+                        Step::Key(k) => path.push_str(&format!(".{k}")),
+                        Step::Index(i) => path.push_str(&format!("[{i}]")),
+                    }
+                }
+                return Some(path);
+            }
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate().rev() {
-                    stack.push((item, format!("{path}[{i}]")));
+                    trail.push((at, Step::Index(i)));
+                    stack.push((item, Some(trail.len() - 1)));
                 }
             }
             Value::Object(members) => {
                 for (key, member) in members.iter().rev() {
-                    stack.push((member, format!("{path}.{key}")));
+                    trail.push((at, Step::Key(key)));
+                    stack.push((member, Some(trail.len() - 1)));
                 }
             }
             _ => {}
