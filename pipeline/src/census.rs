@@ -129,9 +129,12 @@ pub async fn census_at(
 /// How many events the runner folds per step.
 pub const STEP: i64 = 500;
 
-/// Runs the census projection until `shutdown`: folds new events as they are committed
-/// (polling every `idle` when caught up; errors are logged and retried). Its position is
-/// in the store, so a restart resumes where it stopped.
+/// Runs the census projection until `shutdown`: every `idle` it folds the events committed
+/// since its last step, and straight on while a full [`STEP`] shows a backlog (errors are
+/// logged and retried). Under load each step folds many writer batches in one
+/// transaction, instead of one small write transaction per batch competing with the
+/// writer for the database's one write lock and fsync. Its position is in the store, so
+/// a restart resumes where it stopped.
 pub fn spawn_runner(
     store: Arc<dyn Store>,
     tenants: TenantsHandle,
@@ -146,7 +149,7 @@ pub fn spawn_runner(
                 metrics.census.set(position, head);
             }
             let wait = match step {
-                Ok(a) if a.to > a.from => Duration::ZERO,
+                Ok(a) if a.to - a.from >= STEP => Duration::ZERO,
                 Ok(_) => idle,
                 Err(e) => {
                     tracing::warn!(code = e.code(), "census projection step failed; retrying");

@@ -81,7 +81,11 @@ impl<B: Backend> Projections for B {
                 folded: 0,
             });
         }
-        let mut tx = self.begin(Scope::All, Work::Atomic).await?;
+        // Read and fold outside any write transaction: the writer's commits do not wait
+        // while a step decodes and folds hundreds of events. The write at the end moves
+        // the position only from where this step read it, so a step that raced another
+        // instance's is undone, never applied twice.
+        let mut tx = self.begin(Scope::All, Work::Single).await?;
         let from = tx.projection_position(CENSUS).await?;
         let q = EventQuery {
             tenant: None,
@@ -139,6 +143,8 @@ impl<B: Backend> Projections for B {
                 row
             })
             .collect();
+        tx.commit().await?;
+        let mut tx = self.begin(Scope::All, Work::Atomic).await?;
         if !rows.is_empty() {
             tx.put_stream_states(&rows).await?;
         }
