@@ -98,6 +98,54 @@ on_each_backend! {
     }
 }
 
+on_each_backend! {
+    async fn a_visit_another_process_appended_to_is_read_again_before_its_next_derivation() {
+        // The server keeps each visit's folded state between messages; when another
+        // process (here `intake import`) appends to the visit, the kept state is stale and
+        // must not decide what the next message derives.
+        let server = Server::start_with(common::Options {
+            reload_interval_ms: Some(100),
+            ..Default::default()
+        });
+        let file = server.dir.join("mappings/demo/adt.yaml");
+        let yaml = std::fs::read_to_string(&file).unwrap() + A08_RULE;
+        std::fs::write(&file, yaml).unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await; // the server reloads the rule
+        let mut c = server.client().await;
+        let admit = Adt { control_id: "K1", location: "WARD1^101^A", ..Default::default() };
+        assert_eq!(msa(&c.ack(admit).await).0, "AA");
+        let first = Adt { trigger: "A08", control_id: "K2", location: "WARD2^201^B", ..Default::default() };
+        assert_eq!(msa(&c.ack(first).await).0, "AA");
+        assert_eq!(of_type(&server.events("demo").await, "V1", "LocationChanged").len(), 1);
+
+        // Another process moves the patient on to WARD3.
+        let moved = Adt { trigger: "A08", control_id: "K3", location: "WARD3^301^C", ..Default::default() };
+        let path = server.dir.join("moved.hl7");
+        std::fs::write(&path, moved.build()).unwrap();
+        let (ok, out, err) = server.cli(&["import", "--tenant", "demo", "--quiet", path.to_str().unwrap()]);
+        assert!(ok, "{out}{err}");
+        let events = server.events("demo").await;
+        let changes = of_type(&events, "V1", "LocationChanged");
+        assert_eq!(changes.len(), 2, "{events:#?}");
+        assert_eq!(changes[1].data["from_location"], "WARD2");
+
+        // An A08 at WARD3 is no move: the server reads the visit again, it does not
+        // fold onto the WARD2 it kept. One back to WARD1 moves from WARD3.
+        let same = Adt { trigger: "A08", control_id: "K4", location: "WARD3^301^C", ..Default::default() };
+        assert_eq!(msa(&c.ack(same).await).0, "AA");
+        let back = Adt { trigger: "A08", control_id: "K5", location: "WARD1^101^A", ..Default::default() };
+        assert_eq!(msa(&c.ack(back).await).0, "AA");
+        let events = server.events("demo").await;
+        let changes = of_type(&events, "V1", "LocationChanged");
+        let moves: Vec<_> = changes
+            .iter()
+            .map(|e| (e.data["from_location"].as_str().unwrap(), e.data["to_location"].as_str().unwrap()))
+            .collect();
+        assert_eq!(moves, [("WARD1", "WARD2"), ("WARD2", "WARD3"), ("WARD3", "WARD1")]);
+        assert_eq!(of_type(&events, "V1", "PatientUpdated").len(), 4);
+    }
+}
+
 /// An ORU with one OBX: `code^text^system` and value `value` (type `ty`).
 fn oru(control: &str, code: &str, ty: &str, value: &str) -> Vec<u8> {
     format!(

@@ -2,7 +2,8 @@
 //! version planning (each event at its stream's next version, gap-free).
 
 use super::backend::{Backend, EventRow, EventSql, Res, Scope, Tx, Work};
-use super::derive::{derive, Derivers};
+use super::derive::{derive, Derived, Derivers};
+use super::state_cache::{FoldedState, StateCache};
 use super::{ExpectedVersion, StoreError};
 use crate::event::NewEvent;
 use std::collections::{HashMap, HashSet};
@@ -53,7 +54,7 @@ pub(super) async fn append_events<T: Tx>(
     tx: &mut T,
     events: &[(&NewEvent, &str)],
 ) -> Res<HashMap<Uuid, i64>> {
-    Ok(append_deriving(tx, events, &Derivers::new())
+    Ok(append_deriving(tx, events, &Derivers::new(), None)
         .await?
         .positions)
 }
@@ -65,15 +66,19 @@ pub(super) async fn append_events<T: Tx>(
 pub(crate) struct Appended {
     pub(crate) positions: HashMap<Uuid, i64>,
     pub(crate) derived: HashMap<Uuid, Vec<i64>>,
+    /// The folded states of the streams the rules read, at their new heads: for the
+    /// [`StateCache`] once the unit of work has committed.
+    pub(crate) states: HashMap<Uuid, FoldedState>,
 }
 
 /// [`append_events`], with the plugins' stateful rules of `derivers` run over the new
 /// events: each derived event is appended right after the event it derives from, by the
-/// same writer ([`super::derive`]).
+/// same writer ([`super::derive`]), onto the states `cache` holds where they are current.
 pub(super) async fn append_deriving<T: Tx>(
     tx: &mut T,
     events: &[(&NewEvent, &str)],
     derivers: &Derivers<'_>,
+    cache: Option<&StateCache>,
 ) -> Res<Appended> {
     if events.is_empty() {
         return Ok(Appended::default());
@@ -90,11 +95,15 @@ pub(super) async fn append_deriving<T: Tx>(
     }
     // With plugins, each derived event goes right after its trigger; without, none is
     // looked for.
-    let derived = match derivers.is_empty() {
-        true => Vec::new(),
+    let Derived {
+        events: derived,
+        mut states,
+        heads,
+    } = match derivers.is_empty() {
+        true => Derived::default(),
         false => {
             let new: Vec<&NewEvent> = events.iter().map(|(e, _)| *e).collect();
-            derive(tx, &new, derivers).await?
+            derive(tx, &new, derivers, cache).await?
         }
     };
     let mut ordered: Vec<(&NewEvent, &str)> = Vec::with_capacity(events.len());
@@ -112,7 +121,15 @@ pub(super) async fn append_deriving<T: Tx>(
     let mut streams: Vec<Uuid> = events.iter().map(|(e, _)| e.stream_id).collect();
     streams.sort_unstable();
     streams.dedup();
-    let mut version: HashMap<Uuid, i64> = tx.stream_heads(&streams).await?.into_iter().collect();
+    // Heads the rules read already are not read again.
+    let unread: Vec<Uuid> = streams
+        .into_iter()
+        .filter(|s| !heads.contains_key(s))
+        .collect();
+    let mut version = heads;
+    if !unread.is_empty() {
+        version.extend(tx.stream_heads(&unread).await?);
+    }
     let rows: Vec<EventRow<'_>> = events
         .iter()
         .map(|&(event, created_by)| {
@@ -125,6 +142,9 @@ pub(super) async fn append_deriving<T: Tx>(
             }
         })
         .collect();
+    // A folded state is kept only if it is exactly the stream's new head (a derived event
+    // skipped as a repeat would make it differ).
+    states.retain(|stream, s| version.get(stream).copied().unwrap_or(0) == s.version);
     let positions: HashMap<Uuid, i64> = tx.insert_events(&rows).await?.into_iter().collect();
     let mut by_message: HashMap<Uuid, Vec<i64>> = HashMap::new();
     for d in derived.iter().flatten() {
@@ -135,5 +155,6 @@ pub(super) async fn append_deriving<T: Tx>(
     Ok(Appended {
         positions,
         derived: by_message,
+        states,
     })
 }

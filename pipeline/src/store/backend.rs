@@ -31,6 +31,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// Applies pending schema migrations.
     async fn run_migrations(&self) -> Res<()>;
+
+    /// The committed stream states the plugins' rules fold onto (one per store).
+    fn state_cache(&self) -> &super::state_cache::StateCache;
 }
 
 /// Which tenants' rows a unit of work sees (PostgreSQL enforces it by row-level security).

@@ -123,7 +123,9 @@ async fn replay<B: Backend>(
         .flat_map(|(_, _, events)| events.iter().map(|e| (e, REPLAY_CREATED_BY)))
         .collect();
     let derivers = derivers(mapped_by.iter().map(|t| t.as_ref()));
-    let positions = append_deriving(&mut tx, &rows, &derivers).await?.positions;
+    let positions = append_deriving(&mut tx, &rows, &derivers, Some(b.state_cache()))
+        .await?
+        .positions;
     let keys: Vec<_> = results
         .iter()
         .flat_map(|(r, _, events)| key_rows(r.id, events))

@@ -5,14 +5,17 @@
 //! events and, in a group commit, the earlier events of the same batch. So the append
 //! folds the streams that new trigger events go on, in commit order, under the append
 //! lock that also plans their versions, and asks each tenant's plugins what the trigger
-//! derives. Streams no rule looks at are not read at all.
+//! derives. Streams no rule looks at are not read at all, and a stream whose committed
+//! state the [`StateCache`] holds at its stored head is not read either: the batch folds
+//! onto that state.
 
 use super::backend::{Res, Tx};
+use super::state_cache::{FoldedState, StateCache};
 use crate::event::NewEvent;
 use crate::mapping::catalogue::Catalogue;
 use crate::mapping::Tenant;
 use serde_json::{Map, Value};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 /// The tenant versions whose plugins may derive, by tenant id.
@@ -26,48 +29,92 @@ pub(super) fn derivers<'a>(mapped_by: impl Iterator<Item = &'a Tenant>) -> Deriv
         .collect()
 }
 
+/// What the plugins' rules derived from a batch.
+#[derive(Debug, Default)]
+pub(super) struct Derived {
+    /// For each new event (in append order), the events it derives.
+    pub events: Vec<Vec<NewEvent>>,
+    /// The states of the streams folded, each at the version it reaches once everything
+    /// folded is appended: for the cache, after the commit.
+    pub states: HashMap<Uuid, FoldedState>,
+    /// The stored head version of every stream folded (0 for one with no events yet),
+    /// read under the append lock: the append plans versions from them.
+    pub heads: HashMap<Uuid, i64>,
+}
+
 /// For each of `events` (new, in append order), the events its tenant's stateful rules
-/// derive from it.
+/// derive from it; with `cache`, stream states are taken from it where current.
 pub(super) async fn derive<T: Tx>(
     tx: &mut T,
     events: &[&NewEvent],
     derivers: &Derivers<'_>,
-) -> Res<Vec<Vec<NewEvent>>> {
+    cache: Option<&StateCache>,
+) -> Res<Derived> {
     let mut derived = vec![Vec::new(); events.len()];
-    if derivers.is_empty() {
-        return Ok(derived);
-    }
-    let tracked: HashSet<Uuid> = events
+    // The streams a rule reads, each with its tenant's mapping version.
+    let tracked: HashMap<Uuid, &str> = events
         .iter()
-        .filter(|e| {
-            derivers
-                .get(e.tenant_id.as_str())
-                .is_some_and(|t| t.plugins.reads_state_for(&e.event_type, &e.stream_type))
+        .filter_map(|e| {
+            let t = derivers.get(e.tenant_id.as_str())?;
+            t.plugins
+                .reads_state_for(&e.event_type, &e.stream_type)
+                .then_some((e.stream_id, t.version.as_str()))
         })
-        .map(|e| e.stream_id)
         .collect();
     if tracked.is_empty() {
-        return Ok(derived);
+        return Ok(Derived {
+            events: derived,
+            ..Derived::default()
+        });
     }
-    let mut ids: Vec<Uuid> = tracked.iter().copied().collect();
+    let mut ids: Vec<Uuid> = tracked.keys().copied().collect();
     ids.sort_unstable();
     let catalogue = |tenant: &str| -> &Catalogue {
         derivers
             .get(tenant)
             .map_or(Catalogue::shipped(), |t| t.catalogue.as_ref())
     };
-    let mut states: HashMap<Uuid, Map<String, Value>> = HashMap::new();
-    for stored in tx.stream_events(&ids).await? {
-        let state = states.entry(stored.stream_id).or_default();
-        catalogue(&stored.tenant_id).fold_event(state, &stored);
+    let mut heads: HashMap<Uuid, i64> = tx.stream_heads(&ids).await?.into_iter().collect();
+    for id in &ids {
+        heads.entry(*id).or_insert(0);
+    }
+    let mut states: HashMap<Uuid, FoldedState> = HashMap::new();
+    let mut unread = Vec::new();
+    for id in &ids {
+        let head = heads[id];
+        let mapping = tracked.get(id).copied().unwrap_or_default();
+        match cache.and_then(|c| c.current(*id, head, mapping)) {
+            Some(state) => {
+                states.insert(*id, state);
+            }
+            None => {
+                states.insert(
+                    *id,
+                    FoldedState {
+                        version: head,
+                        mapping: mapping.to_owned(),
+                        state: Map::new(),
+                    },
+                );
+                if head > 0 {
+                    unread.push(*id);
+                }
+            }
+        }
+    }
+    if !unread.is_empty() {
+        for stored in tx.stream_events(&unread).await? {
+            if let Some(s) = states.get_mut(&stored.stream_id) {
+                catalogue(&stored.tenant_id).fold_event(&mut s.state, &stored);
+            }
+        }
     }
     for (i, e) in events.iter().enumerate() {
-        if !tracked.contains(&e.stream_id) {
+        let Some(s) = states.get_mut(&e.stream_id) else {
             continue;
-        }
-        let state = states.entry(e.stream_id).or_default();
+        };
         if let Some(t) = derivers.get(e.tenant_id.as_str()) {
-            derived[i] = t.plugins.derive_stateful(state, e);
+            derived[i] = t.plugins.derive_stateful(&s.state, e);
         }
         let c = catalogue(&e.tenant_id);
         for folded in std::iter::once(*e).chain(&derived[i]) {
@@ -76,8 +123,18 @@ pub(super) async fn derive<T: Tx>(
                 .get("effective_at")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            c.fold(state, &folded.event_type, &folded.data, at);
+            c.fold(&mut s.state, &folded.event_type, &folded.data, at);
+            // Folded here but appended to another stream: a read of this stream would not
+            // see it, so this state must never be taken for the stream's stored one.
+            s.version = match folded.stream_id == e.stream_id {
+                true => s.version.saturating_add(1),
+                false => i64::MIN,
+            };
         }
     }
-    Ok(derived)
+    Ok(Derived {
+        events: derived,
+        states,
+        heads,
+    })
 }

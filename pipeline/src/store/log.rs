@@ -81,7 +81,8 @@ async fn commit_all<B: Backend>(b: &B, batch: &[Processed]) -> Res<Vec<Outcome>>
         .flat_map(|(p, by)| events_of(p).iter().map(move |e| (e, by.as_str())))
         .collect();
     let derivers = derivers(fresh.iter().filter_map(|p| p.mapped_by.as_deref()));
-    let appended = append_deriving(&mut tx, &events, &derivers).await?;
+    let mut appended = append_deriving(&mut tx, &events, &derivers, Some(b.state_cache())).await?;
+    let states = std::mem::take(&mut appended.states);
     let keys: Vec<_> = fresh
         .iter()
         .flat_map(|p| key_rows(p.raw.id, events_of(p)))
@@ -118,6 +119,7 @@ async fn commit_all<B: Backend>(b: &B, batch: &[Processed]) -> Res<Vec<Outcome>>
         })
         .collect::<Res<Vec<_>>>()?;
     tx.commit().await?;
+    b.state_cache().put(states);
     Ok(outcomes)
 }
 

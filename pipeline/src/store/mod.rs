@@ -21,6 +21,7 @@ mod postgres;
 pub mod projections;
 pub mod retention;
 mod sqlite;
+mod state_cache;
 mod traits;
 mod versions;
 

@@ -86,9 +86,12 @@ impl EventSql for PgTx {
     }
 
     async fn stream_heads(&mut self, streams: &[Uuid]) -> Res<Vec<(Uuid, i64)>> {
+        // One index probe per stream (its last version), not a scan of every version: a
+        // long visit's thousandth event costs what its first did.
         Ok(sqlx::query_as(
-            "SELECT stream_id, MAX(event_version) FROM events WHERE stream_id = ANY($1) \
-             GROUP BY stream_id",
+            "SELECT s.id, h.v FROM UNNEST($1::uuid[]) AS s(id) CROSS JOIN LATERAL \
+             (SELECT event_version AS v FROM events WHERE stream_id = s.id \
+              ORDER BY event_version DESC LIMIT 1) AS h",
         )
         .bind(streams)
         .fetch_all(&mut *self.tx)

@@ -26,11 +26,13 @@ mod retention;
 mod versions;
 
 use super::backend::{Backend, Res, Scope, Tx, Work};
+use super::state_cache::StateCache;
 use super::{StoreError, StoreOptions};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgDatabaseError, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The schema, applied by `intake migrate` as the tables' owner.
@@ -41,6 +43,8 @@ static MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
 pub struct PostgresStore {
     pool: PgPool,
     options: StoreOptions,
+    /// Committed stream states for the plugins' rules, shared by every clone.
+    states: Arc<StateCache>,
 }
 
 impl PostgresStore {
@@ -52,7 +56,11 @@ impl PostgresStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(connect)
             .await?;
-        Ok(PostgresStore { pool, options })
+        Ok(PostgresStore {
+            pool,
+            options,
+            states: Arc::default(),
+        })
     }
 
     /// The connection pool (tests use it for hand-written queries).
@@ -90,6 +98,10 @@ impl Backend for PostgresStore {
             locked: false,
             outbox: self.options.outbox,
         })
+    }
+
+    fn state_cache(&self) -> &StateCache {
+        &self.states
     }
 
     async fn check_serving(&self) -> Res<()> {

@@ -93,11 +93,21 @@ impl EventSql for SqliteTx {
     async fn stream_heads(&mut self, streams: &[Uuid]) -> Res<Vec<(Uuid, i64)>> {
         let mut heads = Vec::with_capacity(streams.len());
         for chunk in chunks(streams) {
+            // One index probe per stream (MAX of one stream's versions reads the last
+            // entry), not a scan of every version that GROUP BY would make: a long
+            // visit's thousandth event costs what its first did.
             let mut q = QueryBuilder::new(
-                "SELECT stream_id, MAX(event_version) FROM events WHERE stream_id IN ",
+                "SELECT id, v FROM (SELECT s.column1 AS id, \
+                 (SELECT MAX(event_version) FROM events WHERE stream_id = s.column1) AS v \
+                 FROM (VALUES ",
             );
-            push_list(&mut q, chunk);
-            q.push(" GROUP BY stream_id");
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push("(")
+                    .push_bind_unseparated(*id)
+                    .push_unseparated(")");
+            }
+            q.push(") AS s) WHERE v IS NOT NULL");
             heads.extend(
                 q.build_query_as::<(Uuid, i64)>()
                     .fetch_all(self.conn.get())

@@ -22,6 +22,7 @@ mod tests;
 mod versions;
 
 use super::backend::{Backend, Res, Scope, Tx, Work};
+use super::state_cache::StateCache;
 use super::{StoreError, StoreOptions};
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::migrate::Migrator;
@@ -56,6 +57,8 @@ pub struct SqliteStore {
     /// connection's write invalidates it), so commits do not re-read index pages.
     writes: SqlitePool,
     options: StoreOptions,
+    /// Committed stream states for the plugins' rules, shared by every clone.
+    states: Arc<StateCache>,
     /// Held while the store is in use: the checkpoint task stops once every clone is gone.
     _alive: Arc<()>,
 }
@@ -103,6 +106,7 @@ impl SqliteStore {
             pool,
             writes,
             options,
+            states: Arc::default(),
             _alive: alive,
         })
     }
@@ -173,6 +177,10 @@ impl Backend for SqliteStore {
 
     async fn run_migrations(&self) -> Res<()> {
         Ok(MIGRATIONS.run(&self.pool).await?)
+    }
+
+    fn state_cache(&self) -> &StateCache {
+        &self.states
     }
 }
 
