@@ -83,24 +83,16 @@ pub(super) async fn derive<T: Tx>(
     for id in &ids {
         let head = heads[id];
         let mapping = tracked.get(id).copied().unwrap_or_default();
-        match cache.and_then(|c| c.current(*id, head, mapping)) {
-            Some(state) => {
-                states.insert(*id, state);
-            }
-            None => {
-                states.insert(
-                    *id,
-                    FoldedState {
-                        version: head,
-                        mapping: mapping.to_owned(),
-                        state: Map::new(),
-                    },
-                );
-                if head > 0 {
-                    unread.push(*id);
-                }
-            }
+        let kept = cache.and_then(|c| c.current(*id, head, mapping));
+        if kept.is_none() && head > 0 {
+            unread.push(*id);
         }
+        let state = kept.unwrap_or_else(|| FoldedState {
+            version: head,
+            mapping: mapping.to_owned(),
+            state: Map::new(),
+        });
+        states.insert(*id, state);
     }
     if !unread.is_empty() {
         for stored in tx.stream_events(&unread).await? {
